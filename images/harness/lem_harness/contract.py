@@ -1,0 +1,247 @@
+"""Host <-> container contract: ``RunSpec`` in, ``RunResult`` out (pydantic only).
+
+Both files travel as JSON on mounted volumes. ``CONTRACT_VERSION`` is bumped on any
+incompatible change; readers reject a major version they do not know. Every stored
+field carries its SI unit in its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lem_harness.experiment import ExperimentConfig
+
+CONTRACT_VERSION = "1.0.0"
+SPEC_FILE = "spec.json"
+RESULT_FILE = "result.json"
+TIMELINE_FILE = "timeline.csv"
+
+# Columns of the power timeline CSV, one row per GPU per sample.
+TIMELINE_COLUMNS: tuple[str, ...] = (
+    "t_s",  # seconds since the run's time origin (monotonic clock)
+    "unix_time_s",
+    "phase",  # baseline | load | warmup | measure | idle
+    "gpu_index",
+    "gpu_uuid",
+    "power_w",
+    "temperature_c",
+    "sm_clock_mhz",
+    "memory_used_bytes",
+    "utilization_pct",
+    "throttle_reasons",  # NVML clocks-event reasons bitmask (int)
+)
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def config_hash(config: ExperimentConfig) -> str:
+    """Stable 12-hex id of a configuration's canonical form (name and schema version excluded)."""
+    canonical = config.model_dump(mode="json", exclude={"name", "schema_version"})
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class ImageInfo(ContractModel):
+    name: str | None = None
+    id: str | None = None
+    digest: str | None = None
+
+
+class RunSpec(ContractModel):
+    """Everything the harness needs for one run. Never contains secrets."""
+
+    schema_version: str = CONTRACT_VERSION
+    run_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    campaign_id: str | None = None
+    config_id: str
+    config_name: str
+    cycle: int = Field(1, ge=1)
+    config: ExperimentConfig
+    baseline_cache_dir: str | None = None  # a mounted dir that survives containers
+    engine_cache_dir: str | None = None  # TensorRT-LLM engine cache (mounted volume)
+    image: ImageInfo | None = None
+
+
+# --------------------------------------------------------------------------- result
+
+
+class ErrorInfo(ContractModel):
+    type: str
+    message: str
+
+
+class Flag(ContractModel):
+    """A validity flag: the run is kept, and its readers are told why to be careful."""
+
+    code: Literal[
+        "SHORT_WINDOW",
+        "THROTTLING",
+        "ENERGY_DISCREPANCY",
+        "LOW_SAMPLE_COVERAGE",
+        "BASELINE_FROM_CACHE",
+        "STALE_BASELINE",
+        "NO_ENERGY_SENSOR",
+        "SIMULATED_ENERGY",
+        "WARMUP_NOT_CONVERGED",
+    ]
+    message: str
+
+
+class InferenceMetrics(ContractModel):
+    num_prompts: int
+    num_batches: int
+    input_tokens: int
+    output_tokens: int
+    duration_s: float
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+    batch_latency_p50_s: float
+    batch_latency_p90_s: float
+    batch_latency_p99_s: float
+    request_latency_p50_s: float | None = None
+    request_latency_p90_s: float | None = None
+    request_latency_p99_s: float | None = None
+    ttft_mean_s: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p99_s: float | None = None
+    itl_mean_s: float | None = None
+    itl_p50_s: float | None = None
+    itl_p99_s: float | None = None
+    peak_memory_bytes: int | None = None
+
+
+class GpuEnergy(ContractModel):
+    gpu_uuid: str
+    counter_energy_j: float | None = None
+    integrated_energy_j: float | None = None
+
+
+EnergySource = Literal["nvml_counter", "power_integral", "simulated", "none"]
+
+
+class EnergyMetrics(ContractModel):
+    """Energy of the measured inference window only (not load, warmup or baseline)."""
+
+    energy_source: EnergySource
+    gross_energy_j: float | None = None
+    integrated_energy_j: float | None = None  # trapezoid of the sampled power (cross-check)
+    counter_vs_integral_pct: float | None = None
+    idle_power_w: float | None = None
+    adjusted_energy_j: float | None = None  # gross - idle_power_w * window_duration_s
+    window_duration_s: float | None = None
+    avg_power_w: float | None = None
+    energy_per_output_token_j: float | None = None
+    adjusted_energy_per_output_token_j: float | None = None
+    output_tokens_per_j: float | None = None
+    cpu_energy_j: float | None = None  # RAPL package energy, where readable
+    sample_coverage: float | None = None  # share of expected samples received (0..1)
+    per_gpu: list[GpuEnergy] = Field(default_factory=list)
+
+
+class SetupMetrics(ContractModel):
+    load_duration_s: float | None = None
+    load_energy_j: float | None = None
+    build_duration_s: float | None = None  # engine build (TensorRT-LLM)
+    build_energy_j: float | None = None
+    engine_cache_hit: bool | None = None
+
+
+class WarmupMetrics(ContractModel):
+    mode: Literal["fixed", "convergence", "disabled"]
+    iterations: int
+    prompts: int
+    duration_s: float
+    final_cv: float | None = None
+    converged: bool | None = None
+    timed_out: bool = False
+
+
+class BaselineMetrics(ContractModel):
+    idle_power_w: float | None = None
+    duration_s: float | None = None
+    samples: int = 0
+    from_cache: bool = False
+    age_s: float | None = None
+    per_gpu_idle_power_w: dict[str, float] = Field(default_factory=dict)
+    idle_temperature_c: dict[str, float] = Field(default_factory=dict)
+
+
+class Phase(ContractModel):
+    """A span of the timeline, in the timeline's ``t_s`` clock."""
+
+    name: Literal["baseline", "load", "build", "warmup", "measure"]
+    start_s: float
+    end_s: float
+
+
+class GpuInfo(ContractModel):
+    index: int  # NVML index on this machine (inside the container)
+    uuid: str
+    name: str
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None
+    power_limit_w: float | None = None
+    sm_clock_mhz: float | None = None
+    max_sm_clock_mhz: float | None = None
+    memory_clock_mhz: float | None = None
+    memory_total_bytes: int | None = None
+    persistence_mode: bool | None = None
+    compute_capability: str | None = None
+    supports_energy_counter: bool | None = None
+
+
+class Provenance(ContractModel):
+    harness_version: str
+    python_version: str
+    packages: dict[str, str] = Field(default_factory=dict)
+    cuda_version: str | None = None
+    driver_version: str | None = None
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    hostname: str
+    config_hash: str
+    seed: int
+    image: ImageInfo | None = None
+    device_kind: str  # nvml | simulated | none
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES as seen
+
+
+class RunResult(ContractModel):
+    schema_version: str = CONTRACT_VERSION
+    run_id: str
+    campaign_id: str | None = None
+    config_id: str
+    config_name: str
+    cycle: int
+    backend: str
+    status: Literal["ok", "failed"]
+    error: ErrorInfo | None = None
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    config: ExperimentConfig | None = None
+    metrics: InferenceMetrics | None = None
+    energy: EnergyMetrics | None = None
+    setup: SetupMetrics = Field(default_factory=SetupMetrics)
+    warmup: WarmupMetrics | None = None
+    baseline: BaselineMetrics | None = None
+    phases: list[Phase] = Field(default_factory=list)
+    flags: list[Flag] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    timeline_file: str | None = None
+    provenance: Provenance | None = None
+
+
+def contract_major(version: str) -> int:
+    """Major number of a contract version string; -1 when it cannot be read."""
+    try:
+        return int(version.split(".", 1)[0])
+    except ValueError:
+        return -1

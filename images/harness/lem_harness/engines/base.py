@@ -1,0 +1,108 @@
+"""The engine verbs. The runner owns measurement; an engine owns inference only.
+
+Every engine module is the only importer of its framework and imports it lazily
+(inside ``load_tokenizer``/``load``), so that ``lem_harness`` imports anywhere.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lem_harness.experiment import ExperimentConfig
+
+
+class EngineUnavailableError(RuntimeError):
+    """The engine's framework is not installed here (wrong image)."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One request's outcome; token counts come from the engine's token ids."""
+
+    input_tokens: int
+    output_tokens: int
+    latency_s: float | None = None  # request end-to-end, where the engine reports it
+    ttft_s: float | None = None  # streaming only
+    itl_s: tuple[float, ...] = ()  # streaming only: gap before each token after the first
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    generations: list[Generation]
+    latency_s: float  # wall time of the whole batch (host clock, after synchronise)
+
+
+@dataclass
+class SetupInfo:
+    """What an engine reports about its setup (TensorRT-LLM engine build, cache)."""
+
+    built: bool = False
+    engine_cache_hit: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Tokenizer(ABC):
+    @abstractmethod
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, without padding or truncation."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def special_ids(self) -> frozenset[int]: ...
+
+
+class Engine(ABC):
+    """load_tokenizer → build → load → plan_batches/generate … → close."""
+
+    name: str = ""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def load_tokenizer(self) -> Tokenizer:
+        """The model's tokenizer, loadable before the model (for prompt preparation)."""
+
+    def build(self) -> SetupInfo:
+        """Compile or fetch a cached engine before loading (TensorRT-LLM); default: nothing."""
+        return SetupInfo()
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights onto the device."""
+
+    @abstractmethod
+    def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Indices of ``prompts`` grouped into the batches this engine will run."""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        """Generate for one batch of token-id prompts; returns after a device synchronise."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait for all queued device work (called before energy counters are read)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every device byte and worker process. Idempotent."""
+
+    def peak_memory_bytes(self) -> int | None:
+        return None
+
+    def reset_peak_memory(self) -> None:
+        return None
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages this engine uses."""
+        return {}
+
+    def notes(self) -> list[str]:
+        """How the engine departed from the config (e.g. a dtype fallback); copied into the result's warnings."""
+        return []

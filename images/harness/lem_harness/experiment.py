@@ -1,0 +1,288 @@
+"""Experiment configuration schema (pydantic only; shared by host and harness).
+
+Every model is closed (unknown keys are errors) and every number is bounded. The
+host adds YAML loading, "did you mean" messages and advisory warnings on top of
+these models (``lem.config``); the harness receives a validated instance inside
+its ``RunSpec``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CURRENT_SCHEMA_VERSION = "3.0.0"
+
+Backend = Literal["pytorch", "vllm", "tensorrt"]
+BACKENDS: tuple[Backend, ...] = ("pytorch", "vllm", "tensorrt")
+Precision = Literal["float32", "float16", "bfloat16"]
+DecoderPreset = Literal["deterministic", "standard", "creative", "factual"]
+
+# Sampling settings of each decoder preset; explicit keys in ``decoder`` override them.
+DECODER_PRESETS: dict[str, dict[str, Any]] = {
+    "deterministic": {"do_sample": False, "temperature": 0.0, "top_p": 1.0, "top_k": 0},
+    "standard": {"do_sample": True, "temperature": 1.0, "top_p": 0.95, "top_k": 50},
+    "creative": {"do_sample": True, "temperature": 1.2, "top_p": 0.95, "top_k": 0},
+    "factual": {"do_sample": True, "temperature": 0.3, "top_p": 0.9, "top_k": 40},
+}
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+class HubDataset(StrictModel):
+    """A Hugging Face hub dataset (read through the HF cache)."""
+
+    source: Literal["ai_energy_score"] = "ai_energy_score"
+    name: str = "AIEnergyScore/text_generation"
+    split: str = "train"
+    column: str = "text"
+    sample_size: int = Field(100, ge=1, le=1_000_000)
+
+
+class JsonlDataset(StrictModel):
+    """A local JSON-lines file, one prompt per line under ``field``."""
+
+    source: Literal["jsonl"]
+    path: str
+    field: str = "prompt"
+    sample_size: int = Field(100, ge=1, le=1_000_000)
+
+
+class SyntheticDataset(StrictModel):
+    """Seeded synthetic prompts with exact token lengths."""
+
+    source: Literal["synthetic"]
+    sample_size: int = Field(100, ge=1, le=1_000_000)
+    input_len_distribution: Literal["fixed", "uniform", "normal"] = "fixed"
+    input_len: int = Field(512, ge=1, le=131_072)
+    input_len_min: int = Field(16, ge=1, le=131_072)
+    input_len_max: int = Field(1024, ge=1, le=131_072)
+    input_len_std: float = Field(64.0, ge=0, le=65_536)
+
+    @model_validator(mode="after")
+    def _range(self) -> SyntheticDataset:
+        if self.input_len_min > self.input_len_max:
+            raise ValueError("dataset.input_len_min must be <= dataset.input_len_max")
+        return self
+
+
+DatasetConfig = Annotated[HubDataset | JsonlDataset | SyntheticDataset, Field(discriminator="source")]
+
+
+# --------------------------------------------------------------------------- common sections
+
+
+class DecoderConfig(StrictModel):
+    preset: DecoderPreset = "deterministic"
+    do_sample: bool | None = None
+    temperature: float | None = Field(None, ge=0.0, le=5.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=0, le=100_000)
+    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
+
+    def resolved(self) -> dict[str, Any]:
+        """The preset's settings with every explicitly given key laid over them."""
+        out: dict[str, Any] = dict(DECODER_PRESETS[self.preset])
+        out["repetition_penalty"] = 1.0
+        for key in ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class WarmupConfig(StrictModel):
+    """Warmup before the measured window.
+
+    ``fixed`` runs exactly ``max_prompts`` prompts; ``convergence`` stops once the
+    coefficient of variation of the last ``window_size`` per-batch latencies is at
+    most ``target_cv`` (never before ``min_prompts``, never after ``max_prompts``
+    or ``timeout_seconds``).
+    """
+
+    enabled: bool = True
+    mode: Literal["fixed", "convergence"] = "convergence"
+    min_prompts: int = Field(5, ge=0, le=10_000)
+    max_prompts: int = Field(20, ge=0, le=10_000)
+    window_size: int = Field(5, ge=2, le=1_000)
+    target_cv: float = Field(0.05, gt=0.0, le=1.0)
+    timeout_seconds: float = Field(120.0, gt=0.0, le=86_400.0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WarmupConfig:
+        if self.min_prompts > self.max_prompts:
+            raise ValueError("warmup.min_prompts must be <= warmup.max_prompts")
+        return self
+
+
+class BaselineConfig(StrictModel):
+    enabled: bool = True
+    method: Literal["fresh", "cache"] = "cache"
+    duration_seconds: float = Field(30.0, ge=1.0, le=3_600.0)
+    cache_ttl_seconds: float = Field(3_600.0, ge=0.0, le=30 * 86_400.0)
+
+
+class TimeseriesConfig(StrictModel):
+    enabled: bool = True
+    sample_rate_hz: float = Field(5.0, gt=0.0, le=20.0)
+
+
+class MeasurementConfig(StrictModel):
+    """Which energy source to use. ``simulated`` is for tests and demos only."""
+
+    device: Literal["auto", "nvml", "simulated"] = "auto"
+
+
+class DockerConfig(StrictModel):
+    """The only container settings a config may pass (validated, no raw arguments)."""
+
+    shm_size: str = Field("8g", pattern=r"^[1-9][0-9]{0,5}[kmg]?$")
+    env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")], ...] = ()
+
+
+# --------------------------------------------------------------------------- backend sections
+
+
+class PyTorchConfig(StrictModel):
+    batch_size: int = Field(1, ge=1, le=4_096)
+    batching_strategy: Literal["static", "dynamic"] = "static"
+    max_tokens_per_batch: int | None = Field(None, ge=1, le=10_000_000)
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    torch_compile: Literal[False, "default", "reduce-overhead", "max-autotune"] = False
+    torch_compile_backend: str = "inductor"
+    use_cache: bool = True
+    low_cpu_mem_usage: bool = True
+
+
+class VLLMConfig(StrictModel):
+    max_num_seqs: int = Field(256, ge=1, le=65_536)
+    max_num_batched_tokens: int | None = Field(None, ge=1, le=10_000_000)
+    max_model_len: int | None = Field(None, ge=1, le=1_048_576)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(1, ge=1, le=64)
+    pipeline_parallel_size: int = Field(1, ge=1, le=64)
+    enable_prefix_caching: bool = False
+    enable_chunked_prefill: bool = False
+    enforce_eager: bool = False
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
+    block_size: Literal[8, 16, 32, 64, 128] = 16
+    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
+
+
+class TensorRTConfig(StrictModel):
+    max_batch_size: int = Field(8, ge=1, le=4_096)
+    max_input_len: int | None = Field(None, ge=1, le=1_048_576)
+    max_seq_len: int | None = Field(None, ge=1, le=1_048_576)
+    max_num_tokens: int | None = Field(None, ge=1, le=10_000_000)
+    builder_opt_level: int = Field(3, ge=0, le=5)
+    tp_size: int = Field(1, ge=1, le=64)
+    pp_size: int = Field(1, ge=1, le=64)
+    quantization: Literal["none", "fp8", "int8_sq", "int4_awq"] = "none"
+    paged_kv_cache: bool = True
+    enable_chunked_context: bool = False
+    enable_block_reuse: bool = False
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    force_rebuild: bool = False
+    engine_cache_dir: str | None = None
+
+
+BACKEND_SECTIONS: dict[str, type[StrictModel]] = {
+    "pytorch": PyTorchConfig,
+    "vllm": VLLMConfig,
+    "tensorrt": TensorRTConfig,
+}
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: a model, a workload and one backend's settings."""
+
+    schema_version: str | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=1_000)
+    backend: Backend = "pytorch"
+    gpus: tuple[Annotated[int, Field(ge=0, le=1_023)], ...] = Field((0,), min_length=1, max_length=64)
+    max_input_tokens: int = Field(512, ge=1, le=1_048_576)
+    max_output_tokens: int = Field(128, ge=1, le=1_048_576)
+    min_output_tokens: int = Field(0, ge=0, le=1_048_576)
+    fp_precision: Precision = "float16"
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    dataset: DatasetConfig = Field(default_factory=HubDataset)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    streaming: bool = False
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
+    measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
+    docker: DockerConfig = Field(default_factory=DockerConfig)
+    pytorch: PyTorchConfig | None = None
+    vllm: VLLMConfig | None = None
+    tensorrt: TensorRTConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("dataset"), str):
+            data = {**data, "dataset": {"source": data["dataset"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ExperimentConfig:
+        for other in BACKENDS:
+            if other != self.backend and getattr(self, other) is not None:
+                raise ValueError(
+                    f"section '{other}' given but backend is '{self.backend}': "
+                    f"remove '{other}' or set backend: {other}"
+                )
+        if self.min_output_tokens > self.max_output_tokens:
+            raise ValueError("min_output_tokens must be <= max_output_tokens")
+        if len(set(self.gpus)) != len(self.gpus):
+            raise ValueError(f"gpus lists a GPU twice: {list(self.gpus)}; list each id once")
+        self._check_parallelism()
+        if self.backend == "tensorrt" and self.fp_precision == "float32":
+            raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
+        if self.vllm is not None and self.vllm.max_model_len is not None:
+            needed = self.max_input_tokens + self.max_output_tokens
+            if self.vllm.max_model_len < needed:
+                raise ValueError(
+                    f"vllm.max_model_len ({self.vllm.max_model_len}) must be >= max_input_tokens + "
+                    f"max_output_tokens ({needed})"
+                )
+        return self
+
+    def _check_parallelism(self) -> None:
+        n = len(self.gpus)
+        sizes: list[tuple[str, int]] = []
+        if self.vllm is not None:
+            sizes = [("vllm.tensor_parallel_size", self.vllm.tensor_parallel_size),
+                     ("vllm.pipeline_parallel_size", self.vllm.pipeline_parallel_size)]
+            if self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size > n:
+                raise ValueError(
+                    f"vllm.tensor_parallel_size x vllm.pipeline_parallel_size needs "
+                    f"{self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size} GPUs but gpus lists {n}"
+                )
+        if self.tensorrt is not None:
+            sizes = [("tensorrt.tp_size", self.tensorrt.tp_size), ("tensorrt.pp_size", self.tensorrt.pp_size)]
+            if self.tensorrt.tp_size * self.tensorrt.pp_size > n:
+                raise ValueError(
+                    f"tensorrt.tp_size x tensorrt.pp_size needs "
+                    f"{self.tensorrt.tp_size * self.tensorrt.pp_size} GPUs but gpus lists {n}"
+                )
+        for key, size in sizes:
+            if size > n:
+                raise ValueError(f"{key} ({size}) must be <= the number of gpus ({n})")
+
+    def backend_section(self) -> StrictModel:
+        """This backend's section, or its defaults when the file omits it."""
+        section = getattr(self, self.backend)
+        return section if section is not None else BACKEND_SECTIONS[self.backend]()
