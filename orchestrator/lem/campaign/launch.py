@@ -1,0 +1,168 @@
+"""Starting a campaign: images checked, results directory opened, orphans removed, runs executed.
+
+``launch_campaign`` is the API behind ``lem campaign run``. In order: every backend image
+the campaign needs is checked (a missing one stops everything, with the command that builds
+it); the campaign registers itself as live on this host; the manifest is created, or loaded
+for ``--resume``; this tool's containers of campaigns that are not live (including this
+campaign's own, left by a process that died) are removed; the host GPUs are looked up for the
+containers and the thermal gaps; then the executor runs what is left to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lem.campaign.clock import Clock
+from lem.campaign.coldstart import DROP_CACHES, PageCacheDropper
+from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
+from lem.campaign.expand import Expansion
+from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
+from lem.campaign.hostgpus import host_gpu_inventory
+from lem.campaign.liveness import LiveCampaign, live_campaign_ids, registry_dir
+from lem.campaign.manifest import definition_hash
+from lem.campaign.plan import PlannedRun
+from lem.campaign.progress import ProgressSink
+from lem.campaign.session import campaign_id_for, open_campaign
+from lem.campaign.specs import CampaignSpecs
+from lem.config.campaign import CampaignConfig
+from lem.runtime.images import Flavour, image_name
+from lem.runtime.spec import Runtime
+
+Inventory = Callable[[Collection[int]], tuple[dict[int, str], str | None]]
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What to run and how (everything the command line decides)."""
+
+    campaign: CampaignConfig
+    campaign_file: Path
+    expansion: Expansion
+    runs: Sequence[PlannedRun]
+    results_root: Path
+    resume: bool = False
+    fail_fast: bool = False
+    flavour: Flavour = "gpu"
+    project_root: Path = field(default_factory=Path.cwd)
+
+
+@dataclass
+class LaunchServices:
+    """The side effects a campaign needs; tests replace them with fakes."""
+
+    runtime: Runtime
+    clock: Clock
+    stop: threading.Event
+    progress: ProgressSink
+    probe_factory: ProbeFactory = NvmlProbe
+    inventory: Inventory = host_gpu_inventory
+    registry: Path = field(default_factory=registry_dir)
+    host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    page_cache_path: Path = DROP_CACHES
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    report: CampaignReport
+    campaign_dir: Path
+    campaign_id: str
+    resumed: bool
+    orphans_removed: tuple[str, ...]
+
+
+def campaign_images(campaign_runs: Sequence[PlannedRun], flavour: Flavour) -> dict[str, str]:
+    """Backend → image for every backend the plan uses."""
+    return {backend: image_name(backend, flavour) for backend in {run.backend for run in campaign_runs}}
+
+
+def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchResult:
+    """Run (or resume) the campaign; raises ``LemRuntimeError``, ``ManifestError``, ``CampaignBusy``."""
+    images = campaign_images(request.runs, request.flavour)
+    services.runtime.check(sorted(set(images.values())))
+    name = request.campaign.campaign_name
+    campaign_id = campaign_id_for(name, definition_hash(name, request.runs))
+    specs = _specs(request, services, campaign_id, images)
+    _check_specs(request, specs)
+    with LiveCampaign(services.registry, campaign_id):
+        opened = open_campaign(
+            request.campaign,
+            request.expansion,
+            request.runs,
+            request.results_root,
+            resume=request.resume,
+            now=services.clock.time(),
+        )
+        try:
+            removed = _cleanup(services, campaign_id)
+            executor = CampaignExecutor(
+                opened.plan, opened.manifest, _services(request, services, specs), fail_fast=request.fail_fast
+            )
+            report = executor.run()
+        finally:
+            opened.manifest.close()
+    return LaunchResult(report, opened.plan.campaign_dir, campaign_id, opened.resumed, tuple(removed))
+
+
+def _cleanup(services: LaunchServices, campaign_id: str) -> list[str]:
+    """Remove this tool's containers of campaigns not live here (this campaign's own leftovers too)."""
+    others_live = live_campaign_ids(services.registry) - {campaign_id}
+    removed = services.runtime.cleanup_orphans(others_live)
+    for orphan in removed:
+        services.progress.note(f"removed orphan container {orphan}")
+    return removed
+
+
+def _specs(
+    request: LaunchRequest, services: LaunchServices, campaign_id: str, images: dict[str, str]
+) -> CampaignSpecs:
+    configs = request.expansion.configs
+    wanted = {i for c in configs if c.config.measurement.device != "simulated" for i in c.config.gpus}
+    inventory, why = services.inventory(wanted)
+    if why is not None:
+        services.progress.note(f"no NVIDIA GPU found on this host ({why}); runs get no GPU")
+    return CampaignSpecs(
+        campaign_id=campaign_id,
+        images=images,
+        results_root=request.results_root,
+        project_root=request.project_root,
+        timeout_s=request.campaign.execution.timeout_seconds,
+        extra_roots=(request.campaign_file.resolve().parent,),
+        gpu_uuids_by_index=inventory,
+        host_env=services.host_env,
+    )
+
+
+def _check_specs(request: LaunchRequest, specs: CampaignSpecs) -> None:
+    """Build every run's container spec once, so a path or GPU problem stops the campaign before it starts."""
+    configs = {c.config_id: c for c in request.expansion.configs}
+    campaign_dir = request.results_root / request.campaign.campaign_name
+    for run in request.runs:
+        specs.container_spec(run, configs[run.config_id], campaign_dir / run.run_id)
+
+
+def _services(request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs) -> Services:
+    note = services.progress.note
+    gaps = open_gap_waiter(
+        request.campaign.execution,
+        specs.gpu_uuids({c.config_id: c for c in request.expansion.configs}),
+        clock=services.clock,
+        stop=services.stop,
+        warn=note,
+        probe_factory=services.probe_factory,
+    )
+    page_cache = PageCacheDropper(
+        request.campaign.cold_start.drop_page_cache, note, path=services.page_cache_path
+    )
+    return Services(
+        runtime=services.runtime,
+        specs=specs,
+        clock=services.clock,
+        stop=services.stop,
+        gaps=gaps,
+        progress=services.progress,
+        page_cache=page_cache,
+    )

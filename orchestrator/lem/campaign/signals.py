@@ -1,0 +1,66 @@
+"""Ctrl-C and SIGTERM during a campaign.
+
+The first signal sets the campaign's stop event: the runtime kills the running container,
+the run is marked ``interrupted``, the manifest is saved and the command exits 130. A second
+signal exits at once (130); the manifest on disk is still whole (every write is atomic) and
+the run it shows as ``running`` is run again by ``--resume``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+EXIT_INTERRUPTED = 130
+_HANDLED = (signal.SIGINT, signal.SIGTERM)
+_Handler = Callable[[int, FrameType | None], object] | int | None
+
+
+class StopOnSignal:
+    """Signal handler: first call → stop event and a notice; second → ``force_exit(130)``."""
+
+    def __init__(
+        self,
+        stop: threading.Event,
+        notify: Callable[[str], None],
+        force_exit: Callable[[int], object] = os._exit,
+    ) -> None:
+        self.stop = stop
+        self._notify = notify
+        self._force_exit = force_exit
+        self.received: list[str] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        self.received.append(name)
+        if len(self.received) > 1:
+            self._notify(f"{name} again: exiting now; `--resume` runs the unfinished run again")
+            self._force_exit(EXIT_INTERRUPTED)
+            return
+        self.stop.set()
+        self._notify(f"{name}: stopping the running container and saving the manifest (again to force)")
+
+
+@contextmanager
+def stop_on_signals(
+    stop: threading.Event,
+    notify: Callable[[str], None],
+    force_exit: Callable[[int], object] = os._exit,
+) -> Iterator[StopOnSignal]:
+    """Install the handler for SIGINT and SIGTERM (main thread only); restore the old ones after."""
+    handler = StopOnSignal(stop, notify, force_exit)
+    if threading.current_thread() is not threading.main_thread():
+        yield handler
+        return
+    previous: dict[signal.Signals, _Handler] = {sig: signal.getsignal(sig) for sig in _HANDLED}
+    for sig in _HANDLED:
+        signal.signal(sig, handler)
+    try:
+        yield handler
+    finally:
+        for old_sig, old in previous.items():
+            signal.signal(old_sig, old if old is not None else signal.SIG_DFL)

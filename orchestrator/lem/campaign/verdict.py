@@ -1,0 +1,78 @@
+"""How a run ended: the runtime's outcome and the ``result.json`` the harness left, judged together.
+
+A run is ``done`` only when the runtime says ``ok`` and a valid result of the same run, in a
+contract this host understands, says ``ok``. A stop request that killed the run makes it
+``interrupted``. Everything else is ``failed``, with the most useful message at hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from lem_harness.contract import CONTRACT_VERSION, RESULT_FILE, RunResult, contract_major
+from pydantic import ValidationError
+
+from lem.runtime.spec import RunOutcome
+
+Status = Literal["done", "failed", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    outcome: str  # the runtime's status, or result_missing / result_invalid found here
+    message: str
+    result: RunResult | None
+
+
+def read_result(run_dir: Path, run_id: str) -> tuple[RunResult | None, str | None]:
+    """The run's result, or None and why it cannot be used."""
+    path = run_dir / RESULT_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, f"result_missing: {path} was not written"
+    except OSError as e:
+        return None, f"result_missing: {path} cannot be read ({e.strerror or e})"
+    try:
+        result = RunResult.model_validate_json(text)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        return None, f"result_invalid: {path}: {where}: {first['msg']}"
+    if contract_major(result.schema_version) != contract_major(CONTRACT_VERSION):
+        return None, (
+            f"result_invalid: {path} speaks contract {result.schema_version}, this host "
+            f"{CONTRACT_VERSION}: rebuild the image (lem images build)"
+        )
+    if result.run_id != run_id:
+        return None, f"result_invalid: {path} belongs to run {result.run_id!r}, not {run_id!r}"
+    return result, None
+
+
+def judge(outcome: RunOutcome, run_dir: Path, run_id: str) -> Verdict:
+    """The run's status from what the runtime saw and what the harness wrote."""
+    if outcome.status == "interrupted":
+        return Verdict("interrupted", "interrupted", outcome.message or "stopped by request", None)
+    result, problem = read_result(run_dir, run_id)
+    if outcome.status != "ok":
+        return Verdict("failed", outcome.status, _failure_message(outcome, result), result)
+    if result is None:
+        assert problem is not None
+        kind, _, detail = problem.partition(": ")
+        return Verdict("failed", kind, detail, None)
+    if result.status != "ok":
+        error = result.error.message if result.error is not None else "the harness reported a failure"
+        return Verdict("failed", "failed", error, result)
+    return Verdict("done", "ok", "", result)
+
+
+def _failure_message(outcome: RunOutcome, result: RunResult | None) -> str:
+    parts = [outcome.message or f"{outcome.status} (exit code {outcome.exit_code})"]
+    if result is not None and result.error is not None:
+        parts.append(f"harness: {result.error.type}: {result.error.message}")
+    if outcome.log_tail and not any(line in parts[0] for line in outcome.log_tail[-1:]):
+        parts.append("last log lines: " + " | ".join(outcome.log_tail[-3:]))
+    return "; ".join(parts)

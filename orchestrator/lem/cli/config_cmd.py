@@ -1,0 +1,77 @@
+"""``lem config validate FILE...``: check experiment and campaign files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from lem.campaign.check import FileReport, check_file
+from lem.cli.context import debug_enabled
+from lem.config.errors import ConfigProblem
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@click.group("config")
+def config() -> None:
+    """Check configuration files."""
+
+
+@config.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--strict", is_flag=True, help="Fail on warnings too (not only on errors).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json: bool) -> None:
+    """Validate experiment and campaign FILES (directories: every *.yaml inside).
+
+    Exit status: 0 every file valid (warnings are printed), 1 some file invalid,
+    2 usage error.
+    """
+    files = _yaml_files(paths)
+    reports = [_safe_check(ctx, f) for f in files]
+    if as_json:
+        click.echo(json.dumps([r.to_json(strict) for r in reports], indent=2, default=str))
+    else:
+        click.echo(_format_reports(reports, strict))
+    ctx.exit(0 if all(r.passes(strict) for r in reports) else 1)
+
+
+def _yaml_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            if not found:
+                raise click.UsageError(f"no .yaml files under {path}")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def _safe_check(ctx: click.Context, path: Path) -> FileReport:
+    try:
+        return check_file(path)
+    except Exception as exc:
+        if debug_enabled(ctx):
+            raise
+        message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        return FileReport(str(path), None, problems=(ConfigProblem(str(path), None, "", message),))
+
+
+def _format_reports(reports: list[FileReport], strict: bool) -> str:
+    lines: list[str] = []
+    for report in reports:
+        verdict = "valid" if report.passes(strict) else "invalid"
+        summary = f" ({report.summary})" if report.summary else ""
+        lines.append(f"{verdict:<8} {report.file}{summary}")
+        lines.extend(f"  {problem}" for problem in report.problems)
+        lines.extend(f"  {warning}" for warning in report.warnings)
+    if len(reports) > 1:
+        good = sum(r.passes(strict) for r in reports)
+        lines.append(f"{len(reports)} files: {good} valid, {len(reports) - good} invalid")
+    return "\n".join(lines)

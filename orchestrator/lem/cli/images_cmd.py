@@ -1,0 +1,124 @@
+"""``lem images build|list|check``: the backend images (thin skin over ``lem.runtime.images``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+import click
+from lem_harness.contract import CONTRACT_VERSION
+from lem_harness.experiment import BACKENDS
+
+from lem.runtime.errors import LemRuntimeError
+from lem.runtime.images import (
+    CPU_FLAVOUR_BACKENDS,
+    FLAVOURS,
+    Flavour,
+    ImageStatus,
+    build_backend_image,
+    find_repo_root,
+    image_name,
+    image_problem,
+    plan_build,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _runtime_errors_as_messages(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LemRuntimeError as e:
+            raise click.ClickException(str(e)) from e
+
+    return cast(F, wrapper)
+
+
+def _docker() -> Any:
+    from lem.runtime.docker import DockerRuntime
+
+    return DockerRuntime()
+
+
+def _backends(chosen: Sequence[str], flavour: Flavour) -> list[str]:
+    if chosen:
+        return list(chosen)
+    return sorted(CPU_FLAVOUR_BACKENDS) if flavour == "cpu" else list(BACKENDS)
+
+
+backend_option = click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(BACKENDS),
+    help="Backend image(s) to act on (repeatable). Default: all of the flavour's backends.",
+)
+flavour_option = click.option(
+    "--flavour",
+    type=click.Choice(FLAVOURS),
+    default="gpu",
+    show_default=True,
+    help="gpu: production images; cpu: the CPU test flavours (pytorch, vllm).",
+)
+
+
+@click.group("images")
+def images() -> None:
+    """Build, list and check the per-backend Docker images."""
+
+
+@images.command("build")
+@backend_option
+@flavour_option
+@click.option("--offline", is_flag=True, help="Install from wheelhouse/<backend>[-cpu]/ only (no index).")
+@click.option("--base-image", default=None, help="Override the Dockerfile's BASE_IMAGE build argument.")
+@_runtime_errors_as_messages
+def build(backends: tuple[str, ...], flavour: Flavour, offline: bool, base_image: str | None) -> None:
+    """Build images from the Dockerfiles under images/ (the build output is streamed)."""
+    root = find_repo_root()
+    runtime = _docker()
+    for backend in _backends(backends, flavour):
+        plan = plan_build(backend, flavour, offline=offline, base_image=base_image)
+        click.echo(f"building {plan.tag} from {plan.dockerfile}{' (offline)' if plan.offline else ''}")
+        image_id = build_backend_image(runtime, root, plan, click.echo)
+        click.echo(f"built {plan.tag} ({image_id[:19]})")
+
+
+@images.command("list")
+@_runtime_errors_as_messages
+def list_images() -> None:
+    """List the local images built by this tool, with their contract version."""
+    statuses = _docker().list_images()
+    if not statuses:
+        click.echo("no llenergymeasure images on this Docker engine (build them: lem images build)")
+        return
+    for status in statuses:
+        click.echo(_describe(status))
+
+
+@images.command("check")
+@backend_option
+@flavour_option
+@_runtime_errors_as_messages
+def check(backends: tuple[str, ...], flavour: Flavour) -> None:
+    """Is each backend's image present, and does it speak this host's contract? Exit 1 if not."""
+    runtime = _docker()
+    problems = 0
+    for backend in _backends(backends, flavour):
+        status: ImageStatus = runtime.image_status(image_name(backend, flavour))
+        problem = image_problem(status, CONTRACT_VERSION)
+        problems += problem is not None
+        verdict = problem or f"ok (contract {status.contract})"
+        click.echo(f"{'✗' if problem else '✓'} {status.name}: {verdict}")
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+def _describe(status: ImageStatus) -> str:
+    size = f"{status.size_bytes / 1e9:.2f} GB" if status.size_bytes else "?"
+    short_id = (status.image_id or "?").removeprefix("sha256:")[:12]
+    contract = status.contract or "-"
+    return f"{status.name:40} {short_id}  contract {contract:8} {size:>9}  {status.created or ''}"

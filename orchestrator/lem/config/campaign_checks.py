@@ -1,0 +1,127 @@
+"""Checks of a campaign's keys that name experiment settings.
+
+``base``, ``experiments[].overrides``, ``grid.axes`` and ``group_by`` hold experiment
+keys, which the campaign model cannot type on its own. Each check returns
+``Located`` problems (key path in the campaign file + message), one per problem.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from lem_harness.experiment import ExperimentConfig
+from pydantic import BaseModel
+
+from lem.config.axes import ALIASES, AxisError, resolve_axis
+from lem.config.campaign import CampaignConfig
+from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest, unknown_key_hint
+from lem.config.translate import Located
+from lem.config.yaml_source import KeyPath
+
+NOT_IN_BASE = {
+    "backend": "list backends in grid.backends (or set backend in each experiment file)",
+    "name": "names are generated for each configuration",
+    "schema_version": "set schema_version once at the top of the campaign",
+}
+NOT_OVERRIDES = {"backend", "schema_version"}
+
+
+def check_campaign(campaign: CampaignConfig) -> list[Located]:
+    """Every problem with the experiment keys a campaign names."""
+    out = list(_check_base(campaign))
+    for i, entry in enumerate(campaign.experiments):
+        out.extend(_check_overrides(entry.overrides, ("experiments", i, "overrides")))
+    out.extend(_check_axes(campaign))
+    out.extend(_check_group_by(campaign))
+    return out
+
+
+def _check_base(campaign: CampaignConfig) -> Iterator[Located]:
+    for key, value in campaign.base.items():
+        path: KeyPath = ("base", key)
+        if key in NOT_IN_BASE:
+            yield Located(path, f"'{key}' cannot be set in base: {NOT_IN_BASE[key]}")
+        elif key not in ExperimentConfig.model_fields:
+            yield Located(path, f"unknown key '{key}'{unknown_key_hint(key, (ExperimentConfig,), True)}")
+        elif key in ("model", "dataset") and getattr(campaign, key) is not None:
+            yield Located(path, f"'{key}' is set both at the top of the campaign and in base; keep one")
+        else:
+            yield from _check_section_value(key, value, path)
+    if campaign.num_samples is not None and "sample_size" in (
+        _as_mapping(campaign.base.get("dataset")) or {}
+    ):
+        yield Located(
+            ("num_samples",), "num_samples and base.dataset.sample_size both set the sample size; keep one"
+        )
+
+
+def _check_overrides(overrides: Mapping[str, Any], at: KeyPath) -> Iterator[Located]:
+    for dotted, value in overrides.items():
+        path: KeyPath = (*at, dotted)
+        parts = dotted.split(".")
+        if parts[0] in NOT_OVERRIDES:
+            yield Located(path, f"'{parts[0]}' cannot be overridden; write another experiment file")
+        elif len(parts) > 2 or dotted not in experiment_paths():
+            yield Located(path, f"unknown key '{dotted}'{_path_hint(dotted)}")
+        elif len(parts) == 1:
+            yield from _check_section_value(dotted, value, path)
+
+
+def _check_section_value(key: str, value: Any, path: KeyPath) -> Iterator[Located]:
+    models = experiment_sections().get(key)
+    if not models or value is None:
+        return
+    if key == "dataset" and isinstance(value, str):
+        return
+    mapping = _as_mapping(value)
+    if mapping is None:
+        yield Located(path, f"must be a mapping of keys (such as {', '.join(field_names(models)[:4])})")
+        return
+    if key == "dataset":
+        models = _dataset_member(mapping, models)
+    for sub in mapping:
+        if sub not in field_names(models):
+            yield Located((*path, sub), f"unknown key '{sub}'{unknown_key_hint(sub, models, False)}")
+
+
+def _dataset_member(
+    data: Mapping[str, Any], models: tuple[type[BaseModel], ...]
+) -> tuple[type[BaseModel], ...]:
+    source = data.get("source", "ai_energy_score")
+    for model in models:
+        if source in typing.get_args(model.model_fields["source"].annotation):
+            return (model,)
+    return models
+
+
+def _check_axes(campaign: CampaignConfig) -> Iterator[Located]:
+    if campaign.grid is None:
+        return
+    for name in campaign.grid.axes:
+        try:
+            resolve_axis(name, campaign.grid.backends)
+        except AxisError as exc:
+            yield Located(("grid", "axes", name), str(exc))
+
+
+def _check_group_by(campaign: CampaignConfig) -> Iterator[Located]:
+    axes = list(campaign.grid.axes) if campaign.grid is not None else []
+    known = [*ALIASES, *axes, *experiment_paths()]
+    for i, key in enumerate(campaign.group_by):
+        if key not in known:
+            yield Located(("group_by", i), f"unknown parameter '{key}'{_path_hint(key, known)}")
+
+
+def _path_hint(dotted: str, known: list[str] | None = None) -> str:
+    pool = known if known is not None else list(experiment_paths())
+    near = suggest(dotted, pool)
+    if near is None and "." not in dotted:
+        homes = [p for p in pool if p.endswith(f".{dotted}")]
+        near = homes[0] if homes else None
+    return f"; did you mean '{near}'?" if near else "; use a key such as fp_precision or pytorch.batch_size"
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None

@@ -1,0 +1,117 @@
+"""What keys exist: field catalogues of the config models and "did you mean" lookup."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from lem_harness.experiment import BACKENDS, ExperimentConfig
+from pydantic import BaseModel
+
+
+def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
+    """The pydantic models an annotation can hold (``X | None``, unions, ``Annotated``)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return tuple(m for arg in typing.get_args(annotation) for m in models_in(arg))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return (annotation,)
+    return ()
+
+
+def field_models(model: type[BaseModel], name: str) -> tuple[type[BaseModel], ...]:
+    """Models a field of ``model`` holds (empty when the field is a plain value)."""
+    info = model.model_fields.get(name)
+    return models_in(info.annotation) if info is not None else ()
+
+
+def field_names(models: Iterable[type[BaseModel]]) -> list[str]:
+    """Union of field names, in declaration order."""
+    out: list[str] = []
+    for model in models:
+        out.extend(name for name in model.model_fields if name not in out)
+    return out
+
+
+@cache
+def experiment_sections() -> dict[str, tuple[type[BaseModel], ...]]:
+    """Top-level experiment keys that hold a section (``dataset`` holds one of three models)."""
+    return {
+        name: models
+        for name in ExperimentConfig.model_fields
+        if (models := field_models(ExperimentConfig, name))
+    }
+
+
+@cache
+def experiment_paths() -> tuple[str, ...]:
+    """Every settable key of an experiment: ``field`` and ``section.field``."""
+    out: list[str] = []
+    sections = experiment_sections()
+    for name in ExperimentConfig.model_fields:
+        out.append(name)
+        out.extend(f"{name}.{sub}" for sub in field_names(sections.get(name, ())))
+    return tuple(out)
+
+
+def is_backend_section(name: str) -> bool:
+    return name in BACKENDS
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """The closest choice to ``word`` (difflib ratio >= 0.6), or ``None``."""
+    pool = [c for c in choices if c != word]
+    matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if not matches:
+        matches = difflib.get_close_matches(word.lower(), pool, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` ; did you mean 'x'?`` or an empty string."""
+    near = suggest(word, choices)
+    return f"; did you mean '{near}'?" if near else ""
+
+
+def unknown_key_hint(word: str, models: tuple[type[BaseModel], ...], at_top: bool) -> str:
+    """Hint for an unknown key: nearest sibling, or the section it belongs in."""
+    names = field_names(models)
+    near = suggest(word, names)
+    if near:
+        return f"; did you mean '{near}'?"
+    if at_top:
+        home = nested_home(word)
+        if home:
+            return f"; did you mean '{home}' (it belongs in a section)?"
+    source = _other_dataset_source(word, models)
+    if source:
+        return f"; '{word}' belongs to dataset source '{source}' (set source: {source})"
+    shown = ", ".join(names[:25]) + (", ..." if len(names) > 25 else "")
+    return f"; valid keys here: {shown}"
+
+
+def nested_home(word: str) -> str | None:
+    """``batchsize`` -> ``pytorch.batch_size``: the section key closest to a misplaced top-level key."""
+    leaves: dict[str, str] = {}
+    for path in experiment_paths():
+        if "." in path:
+            leaves.setdefault(path.split(".", 1)[1], path)
+    near = word if word in leaves else suggest(word, leaves)
+    return leaves[near] if near else None
+
+
+def _other_dataset_source(word: str, models: tuple[type[BaseModel], ...]) -> str | None:
+    """The ``source`` of another dataset shape that has the key ``word``."""
+    members = experiment_sections()["dataset"]
+    if not set(models) <= set(members):
+        return None
+    for member in members:
+        if member not in models and word in member.model_fields:
+            return str(typing.get_args(member.model_fields["source"].annotation)[0])
+    return None

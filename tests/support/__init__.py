@@ -1,0 +1,1 @@
+"""Test support code: builders of tiny models and other fixtures' raw material."""

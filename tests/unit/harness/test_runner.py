@@ -1,0 +1,240 @@
+"""The runner end to end with a fake engine, the simulated device and a fake clock: exact figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
+from lem_harness.devices import DeviceUnavailableError
+from lem_harness.devices.simulated import SimulatedDevices
+from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.runner import run
+
+T0 = 1000.0
+LOAD_S = 2.0
+STEP_S = 0.25  # fake seconds per generated token step (exact in binary)
+
+
+class FakeClock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeTokenizer(Tokenizer):
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [[5] * len(t) for t in texts]
+
+    @property
+    def vocab_size(self) -> int:
+        return 64
+
+    @property
+    def special_ids(self) -> frozenset[int]:
+        return frozenset({0})
+
+
+class FakeEngine(Engine):
+    """Generates ``(first id % 4) + 1`` tokens per prompt, one fake step per token of the longest."""
+
+    name = "fake"
+
+    def __init__(self, config: ExperimentConfig, clock: FakeClock, fail_on_batch: int | None = None) -> None:
+        super().__init__(config)
+        self.clock = clock
+        self.fail_on_batch = fail_on_batch
+        self.generated: list[int] = []
+        self.calls = 0
+        self.closed = False
+
+    def load_tokenizer(self) -> Tokenizer:
+        return FakeTokenizer()
+
+    def load(self) -> None:
+        self.clock.sleep(LOAD_S)
+
+    def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+        return [list(range(i, min(i + 2, len(prompts)))) for i in range(0, len(prompts), 2)]
+
+    def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        self.calls += 1
+        if self.fail_on_batch is not None and self.calls == self.fail_on_batch:
+            raise RuntimeError("CUDA out of memory (fake)")
+        counts = [p[0] % 4 + 1 for p in prompts]
+        latency = STEP_S * max(counts)
+        self.clock.sleep(latency)
+        self.generated.extend(counts)
+        return BatchResult([Generation(len(p), n) for p, n in zip(prompts, counts, strict=True)], latency)
+
+    def synchronize(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    def versions(self) -> dict[str, str]:
+        return {"fakeframework": "1.2.3"}
+
+
+def _spec(tmp_path: Path, **changes: Any) -> RunSpec:
+    data: dict[str, Any] = {
+        "model": "fake-model",
+        "max_input_tokens": 8,
+        "max_output_tokens": 4,
+        "dataset": {"source": "synthetic", "sample_size": 6, "input_len": 8},
+        "measurement": {"device": "simulated"},
+        "timeseries": {"enabled": False},  # no sampler thread: every clock read is the fake clock's
+        "baseline": {"method": "cache", "duration_seconds": 5.0},
+        "warmup": {"mode": "fixed", "min_prompts": 0, "max_prompts": 3},
+    }
+    data.update(changes)
+    config = ExperimentConfig.model_validate(data)
+    return RunSpec(
+        run_id="fake-c01",
+        config_id=config_hash(config),
+        config_name="fake",
+        config=config,
+        baseline_cache_dir=str(tmp_path / "baseline-cache"),
+    )
+
+
+def _run(tmp_path: Path, spec: RunSpec, clock: FakeClock, **kw: Any) -> tuple[RunResult, FakeEngine]:
+    engines: list[FakeEngine] = []
+
+    def factory(config: ExperimentConfig) -> Engine:
+        engines.append(FakeEngine(config, clock, **kw))
+        return engines[0]
+
+    result = run(
+        spec,
+        tmp_path / "out",
+        clock=clock,
+        wall=lambda: clock.now + 1.7e9,
+        sleep=clock.sleep,
+        engine_factory=factory,
+        env={},
+    )
+    return result, engines[0]
+
+
+def test_energy_tokens_and_phases_are_exact(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    result, engine = _run(tmp_path, _spec(tmp_path), clock)
+    assert result.status == "ok", result.error
+    curve = SimulatedDevices(clock=clock, origin_s=T0)  # the same deterministic curve, same origin
+
+    phases = {p.name: p for p in result.phases}
+    assert list(phases) == ["baseline", "load", "warmup", "measure"]
+    assert phases["baseline"].end_s - phases["baseline"].start_s == pytest.approx(5.0, abs=1e-9)
+    assert result.setup.load_duration_s == LOAD_S
+    assert result.setup.load_energy_j == pytest.approx(
+        curve.energy_between(T0 + phases["load"].start_s, T0 + phases["load"].end_s), rel=1e-12
+    )
+
+    m, e = result.metrics, result.energy
+    assert m is not None and e is not None
+    measured = engine.generated[-6:]  # the warmup's 2 batches (3 prompts) came first
+    assert m.output_tokens == sum(measured)
+    assert (m.num_prompts, m.num_batches, m.input_tokens) == (6, 3, 48)
+    window = phases["measure"]
+    assert e.window_duration_s == window.end_s - window.start_s
+    batches = zip(measured[::2], measured[1::2], strict=True)
+    assert e.window_duration_s == pytest.approx(sum(STEP_S * max(pair) for pair in batches), rel=1e-12)
+    assert e.energy_source == "simulated"
+    assert e.gross_energy_j is not None and e.window_duration_s is not None
+    assert e.gross_energy_j == pytest.approx(
+        curve.energy_between(T0 + window.start_s, T0 + window.end_s), rel=1e-12
+    )
+    assert result.baseline is not None and result.baseline.idle_power_w is not None
+    assert e.idle_power_w == result.baseline.idle_power_w
+    assert e.adjusted_energy_j == pytest.approx(
+        e.gross_energy_j - e.idle_power_w * e.window_duration_s, rel=1e-12
+    )
+    assert e.energy_per_output_token_j == pytest.approx(e.gross_energy_j / m.output_tokens, rel=1e-12)
+    assert e.output_tokens_per_j == pytest.approx(m.output_tokens / e.gross_energy_j, rel=1e-12)
+    assert e.integrated_energy_j is None and e.sample_coverage is None  # no sampler in this run
+
+    assert result.warmup is not None
+    assert (result.warmup.mode, result.warmup.iterations, result.warmup.prompts) == ("fixed", 2, 3)
+    assert [f.code for f in result.flags] == ["SIMULATED_ENERGY", "SHORT_WINDOW"]
+    assert engine.closed
+    assert result.provenance is not None
+    assert result.provenance.packages["fakeframework"] == "1.2.3"
+    assert result.provenance.gpus[0].uuid == "GPU-SIMULATED-0"
+    assert result.provenance.device_kind == "simulated"
+
+
+def test_idle_baseline_is_the_median_of_the_curve_over_the_baseline_span(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    result, _ = _run(tmp_path, _spec(tmp_path), clock)
+    curve = SimulatedDevices(clock=clock, origin_s=T0)
+    assert result.baseline is not None and result.baseline.idle_power_w is not None
+    # the curve rises monotonically over the first half period (5 s), so the median of evenly
+    # spaced polls is the power at the span's middle, within one poll interval
+    low, high = curve.power_at(T0 + 2.4), curve.power_at(T0 + 2.6)
+    assert low <= result.baseline.idle_power_w <= high
+
+
+def test_files_are_written_and_the_result_on_disk_equals_the_returned_one(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    result, _ = _run(tmp_path, _spec(tmp_path), clock)
+    on_disk = RunResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
+    assert on_disk == result
+    with (tmp_path / "out" / "timeline.csv").open() as handle:
+        assert tuple(next(csv.reader(handle))) == TIMELINE_COLUMNS
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_second_run_takes_the_baseline_from_the_cache_with_its_age(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    first, _ = _run(tmp_path, _spec(tmp_path), clock)
+    clock.now += 100.0
+    second_start = clock.now
+    second, _ = _run(tmp_path, _spec(tmp_path), clock)
+    assert first.baseline is not None and second.baseline is not None
+    assert second.baseline.from_cache and not first.baseline.from_cache
+    assert second.baseline.idle_power_w == first.baseline.idle_power_w
+    # written when the first baseline ended (T0 + 5 s), read when the second run began
+    assert second.baseline.age_s == pytest.approx(second_start - (T0 + 5.0), abs=1e-6)
+    assert "baseline" not in [p.name for p in second.phases]
+    assert "BASELINE_FROM_CACHE" in [f.code for f in second.flags]
+
+
+def test_an_engine_failure_writes_a_failed_result_and_closes_everything(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    result, engine = _run(tmp_path, _spec(tmp_path), clock, fail_on_batch=3)  # the first measured batch
+    assert result.status == "failed"
+    assert result.error is not None
+    assert (result.error.type, result.error.message) == ("RuntimeError", "CUDA out of memory (fake)")
+    assert engine.closed
+    assert result.metrics is None and result.energy is None
+    assert [p.name for p in result.phases] == ["baseline", "load", "warmup"]
+    saved = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert saved["status"] == "failed" and saved["error"]["type"] == "RuntimeError"
+
+
+def test_without_a_sensor_energy_is_null_and_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_nvml(*args: object) -> object:
+        raise DeviceUnavailableError("NVML library not found")
+
+    monkeypatch.setattr("lem_harness.devices.nvml.open_nvml", no_nvml)
+    clock = FakeClock(T0)
+    result, _ = _run(tmp_path, _spec(tmp_path, measurement={"device": "auto"}), clock)
+    assert result.status == "ok"
+    e = result.energy
+    assert e is not None and e.energy_source == "none"
+    assert (e.gross_energy_j, e.adjusted_energy_j, e.idle_power_w, e.energy_per_output_token_j) == (None,) * 4
+    assert result.baseline is None
+    assert [f.code for f in result.flags] == ["NO_ENERGY_SENSOR", "SHORT_WINDOW"]
+    assert any("no GPU energy sensor" in w for w in result.warnings)
