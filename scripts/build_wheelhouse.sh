@@ -8,7 +8,8 @@
 #         wheelhouse/<backend>-cpu/  (CPU test flavour: torch CPU + transformers + ... on Debian;
 #                                     vllm cpu is delegated to scripts/build_vllm_wheelhouse.sh)
 # Each wheelhouse holds the pinned requirements of images/<backend>/requirements[-cpu].txt with
-# their dependencies, setuptools + wheel (to build the harness offline) and a wheel of the harness.
+# their dependencies, setuptools + wheel (to build the harness offline) and, in harness/, a wheel of
+# the harness.
 # Then `make images OFFLINE=1 [FLAVOUR=cpu]` builds with `pip install --no-index`.
 #
 # Isolated GPU hosts: run this on a connected machine with the same CPU architecture, then copy
@@ -61,7 +62,9 @@ else
         || die "pip download failed (is PyPI reachable? see the header of this script)"
     echo "$want" >"$STAMP"
 fi
-rm -f "$OUT"/lem_harness-*.whl
-"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$OUT" "$ROOT/images/harness" \
+# The harness wheel goes to harness/ (for installs outside Docker, e.g. the local runtime on an
+# isolated host); image builds leave that folder out and build the harness from source.
+rm -f "$OUT"/lem_harness-*.whl "$OUT"/harness/lem_harness-*.whl
+"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/harness" "$ROOT/images/harness" \
     || die "could not build the harness wheel"
 say "$NAME: $(find "$OUT" -name '*.whl' | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"

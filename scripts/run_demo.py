@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from lem.config import ConfigError, load_experiment
-
 from lem_harness.contract import RESULT_FILE, SPEC_FILE, RunResult, RunSpec, config_hash
 from lem_harness.experiment import ExperimentConfig, JsonlDataset
 from lem_harness.fileio import atomic_write_json
@@ -52,7 +51,8 @@ def print_summary(result: RunResult, out: Path) -> None:
         print(f"  error: {result.error.type}: {result.error.message}")
     if m is not None:
         print(
-            f"  prompts {m.num_prompts} in {m.num_batches} batches; {m.input_tokens} in / {m.output_tokens} out tokens"
+            f"  prompts {m.num_prompts} in {m.num_batches} batches; "
+            f"{m.input_tokens} in / {m.output_tokens} out tokens"
         )
         print(
             f"  throughput {m.output_tokens_per_s:.1f} output tok/s ({m.total_tokens_per_s:.1f} total tok/s)"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem.runtime.spec import LABEL_CAMPAIGN, LABEL_RUN
 from lem_harness.contract import RunResult
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lem_harness.contract import RunResult, RunSpec
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem.campaign.plan import PlannedRun
 from lem.runtime.docker import DockerRuntime
 from lem.runtime.spec import LABEL_CAMPAIGN, LABEL_MANAGED, LABEL_RUN, ContainerSpec, RunOutcome

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
 from lem_harness.datasets.synthetic import synthetic_prompts
 from lem_harness.experiment import ExperimentConfig, SyntheticDataset
-
 from tests.support.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 VOCAB_SIZE = 512
 SEED = 1234
@@ -59,7 +60,8 @@ def _train_tokenizer() -> object:
     return tok
 
 
-def _fast_tokenizer() -> object:
+def build_tokenizer() -> Any:
+    """The trained byte-level BPE tokenizer as a transformers fast tokenizer (pad/bos/eos/unk set)."""
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
@@ -84,8 +86,8 @@ def build_tiny_model(path: Path, eos_scale: float = 1.0) -> Path:
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tokenizer = _fast_tokenizer()
-    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL_TOKENS}  # type: ignore[attr-defined]
+    tokenizer = build_tokenizer()
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL_TOKENS}
     config = LlamaConfig(
         vocab_size=VOCAB_SIZE,
         hidden_size=128,
@@ -108,7 +110,7 @@ def build_tiny_model(path: Path, eos_scale: float = 1.0) -> Path:
         pad_token_id=ids["<pad>"], bos_token_id=ids["<s>"], eos_token_id=ids["</s>"]
     )
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(path)
     return path
 
 

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the result short
     raise RunInterrupted(f"received {signal.Signals(signum).name}: the run was stopped")
 
 

@@ -8,6 +8,7 @@ its ``RunSpec``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -264,12 +265,15 @@ class ExperimentConfig(StrictModel):
         n = len(self.gpus)
         sizes: list[tuple[str, int]] = []
         if self.vllm is not None:
-            sizes = [("vllm.tensor_parallel_size", self.vllm.tensor_parallel_size),
-                     ("vllm.pipeline_parallel_size", self.vllm.pipeline_parallel_size)]
+            sizes = [
+                ("vllm.tensor_parallel_size", self.vllm.tensor_parallel_size),
+                ("vllm.pipeline_parallel_size", self.vllm.pipeline_parallel_size),
+            ]
             if self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size > n:
+                needed = self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size
                 raise ValueError(
-                    f"vllm.tensor_parallel_size x vllm.pipeline_parallel_size needs "
-                    f"{self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size} GPUs but gpus lists {n}"
+                    "vllm.tensor_parallel_size x vllm.pipeline_parallel_size needs "
+                    f"{needed} GPUs but gpus lists {n}"
                 )
         if self.tensorrt is not None:
             sizes = [("tensorrt.tp_size", self.tensorrt.tp_size), ("tensorrt.pp_size", self.tensorrt.pp_size)]
@@ -286,3 +290,23 @@ class ExperimentConfig(StrictModel):
         """This backend's section, or its defaults when the file omits it."""
         section = getattr(self, self.backend)
         return section if section is not None else BACKEND_SECTIONS[self.backend]()
+
+
+def is_local_path(value: str) -> bool:
+    """A ``model`` / ``dataset.path`` string that names a file-system path rather than a hub id."""
+    return value.startswith(("/", "./", "../", "~"))
+
+
+def with_absolute_paths(config: ExperimentConfig, directory: Path) -> ExperimentConfig:
+    """``config`` with its local model and jsonl paths made absolute against ``directory``.
+
+    A relative path means different things on the host and in a container, so paths are
+    resolved against the directory of the file that gave them, once, when configs load.
+    """
+    update: dict[str, Any] = {}
+    if is_local_path(config.model):
+        update["model"] = str((directory / Path(config.model).expanduser()).resolve())
+    if isinstance(config.dataset, JsonlDataset) and not Path(config.dataset.path).is_absolute():
+        path = str((directory / Path(config.dataset.path).expanduser()).resolve())
+        update["dataset"] = config.dataset.model_copy(update={"path": path})
+    return config.model_copy(update=update) if update else config

@@ -17,27 +17,56 @@ from typing import Any
 from pydantic import BaseModel
 
 
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically; the parent directory must exist."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; results are meant to be read by others (0666 less the umask).
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically; the parent directory must exist.
+
+    ``durable`` also fsyncs the file and its directory, so the write survives a power cut;
+    files that are cheap to write again may skip that (it costs milliseconds per file).
+    """
     target = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
+
+
+def atomic_write_text(path: Path | str, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically; the parent directory must exist."""
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def atomic_write_json(path: Path | str, obj: BaseModel | Mapping[str, Any] | Sequence[Any]) -> None:
-    """Write a pydantic model (its JSON mode dump) or plain JSON data atomically, indented."""
-    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """Write a pydantic model or plain JSON data atomically, indented.
+
+    A model's non-finite floats become ``null`` (pydantic's JSON rule), so a result is always
+    writable; plain data with NaN or infinity is refused (``ValueError``), as JSON has neither.
+    """
+    if isinstance(obj, BaseModel):
+        text = obj.model_dump_json(indent=2)
+    else:
+        text = json.dumps(obj, indent=2, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from lem_harness.contract import RESULT_FILE, SPEC_FILE, RunSpec
-
 from lem.campaign.clock import Clock
 from lem.campaign.coldstart import PageCacheDropper
 from lem.campaign.expand import ExpandedConfig
@@ -30,6 +28,7 @@ from lem.campaign.verdict import Verdict, judge
 from lem.config.campaign import CampaignConfig
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.spec import ContainerSpec, Runtime
+from lem_harness.contract import RESULT_FILE, SPEC_FILE, RunSpec
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lem_harness.contract import config_hash
-from lem_harness.experiment import BACKENDS, ExperimentConfig
 from pydantic import ValidationError
 
 from lem.campaign.naming import config_name, safe, unique_names
@@ -37,6 +35,8 @@ from lem.config.errors import ConfigError, ConfigProblem
 from lem.config.loader import detect_kind, schema_version_problems, to_problems
 from lem.config.translate import describe_errors
 from lem.config.yaml_source import KeyPath, YamlDocument, format_path, load_yaml
+from lem_harness.contract import config_hash
+from lem_harness.experiment import BACKENDS, ExperimentConfig, with_absolute_paths
 
 MAX_CONFIGS = 100_000
 _LABELS_SHOWN = 3
@@ -231,7 +231,9 @@ def _validate_all(campaign: CampaignConfig, candidates: list[_Candidate], names:
                 file, line = _where(campaign, candidate, loc.path)
                 failures.setdefault((file, line, loc.key, loc.message), []).append(_label(name, candidate))
             continue
-        config = config.model_copy(update={"name": name})
+        config = with_absolute_paths(
+            config.model_copy(update={"name": name}), _origin_dir(campaign, candidate)
+        )
         config_id = config_hash(config)
         if config_id in seen:
             duplicates.append(Duplicate(name, candidate.axis_values, seen[config_id], config_id))
@@ -240,6 +242,12 @@ def _validate_all(campaign: CampaignConfig, candidates: list[_Candidate], names:
         configs.append(ExpandedConfig(config_id, name, config.backend, candidate.axis_values, config))
     _raise(_failure_problems(failures, len(candidates)))
     return Expansion(tuple(configs), tuple(duplicates))
+
+
+def _origin_dir(campaign: CampaignConfig, candidate: _Candidate) -> Path:
+    """Directory of the file that gave this configuration (relative paths are resolved there)."""
+    document = candidate.document or _document(campaign)
+    return Path(document.file).resolve().parent
 
 
 def _label(name: str, candidate: _Candidate) -> str:

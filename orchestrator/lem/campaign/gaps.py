@@ -18,11 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from lem_harness.contract import BaselineMetrics
-from lem_harness.devices.base import DeviceError
-
 from lem.campaign.clock import Clock, sleep_unless_stopped
 from lem.config.campaign import ExecutionConfig, ThermalGapConfig
+from lem_harness.contract import BaselineMetrics
+from lem_harness.devices.base import DeviceError
 
 GapEnd = Literal["none", "fixed", "thermal", "cap", "stopped"]
 Warn = Callable[[str], None]

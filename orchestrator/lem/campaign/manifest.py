@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from lem_harness.fileio import atomic_write_text
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lem.campaign.manifest_store import (
@@ -35,6 +34,7 @@ from lem.campaign.manifest_store import (
     read_journal,
 )
 from lem.campaign.plan import PlannedRun
+from lem_harness.fileio import atomic_write_text
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = "1.0.0"

@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from lem_harness.contract import RunResult
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from lem.campaign.clock import Clock
 from lem.campaign.manifest import RunEntry
 from lem.campaign.plan import PlannedRun
+from lem_harness.contract import RunResult
 
 
 class ProgressSink(Protocol):

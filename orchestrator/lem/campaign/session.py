@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lem_harness.fileio import atomic_write_text
-
 from lem.campaign.executor import CampaignPlan
 from lem.campaign.expand import Expansion
 from lem.campaign.manifest import (
@@ -26,6 +24,7 @@ from lem.campaign.manifest import (
 from lem.campaign.manifest_store import SnapshotWriter
 from lem.campaign.plan import PlannedRun
 from lem.config.campaign import CampaignConfig
+from lem_harness.fileio import atomic_write_text
 
 _DIED_WHILE_RUNNING = "the lem process ended while this run was running; it runs again on resume"
 

@@ -10,12 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lem_harness.contract import ImageInfo, RunSpec
-
 from lem.campaign.expand import ExpandedConfig
 from lem.campaign.plan import PlannedRun
 from lem.runtime.spec import ContainerSpec
 from lem.runtime.spec_builder import RunPaths, build_container_spec, container_cache_dirs
+from lem_harness.contract import ImageInfo, RunSpec
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lem_harness.contract import CONTRACT_VERSION, RESULT_FILE, RunResult, contract_major
 from pydantic import ValidationError
 
 from lem.runtime.spec import RunOutcome
+from lem_harness.contract import CONTRACT_VERSION, RESULT_FILE, RunResult, contract_major
 
 Status = Literal["done", "failed", "interrupted"]
 

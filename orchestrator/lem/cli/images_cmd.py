@@ -7,8 +7,6 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 import click
-from lem_harness.contract import CONTRACT_VERSION
-from lem_harness.experiment import BACKENDS
 
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.images import (
@@ -22,6 +20,8 @@ from lem.runtime.images import (
     image_problem,
     plan_build,
 )
+from lem_harness.contract import CONTRACT_VERSION
+from lem_harness.experiment import BACKENDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

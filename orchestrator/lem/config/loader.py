@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig
 from pydantic import BaseModel, ValidationError
 
 from lem.config.campaign import CAMPAIGN_KEYS, CampaignConfig
@@ -15,6 +14,7 @@ from lem.config.campaign_checks import check_campaign
 from lem.config.errors import ConfigError, ConfigProblem
 from lem.config.translate import Located, describe_errors
 from lem.config.yaml_source import YamlDocument, load_yaml
+from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, with_absolute_paths
 
 Kind = Literal["experiment", "campaign"]
 M = TypeVar("M", bound=BaseModel)
@@ -28,7 +28,8 @@ def detect_kind(data: Mapping[str, Any]) -> Kind:
 
 
 def load_experiment(path: Path) -> ExperimentConfig:
-    return experiment_from_document(load_yaml(path))
+    """An experiment file; local model / dataset paths are resolved against its directory."""
+    return with_absolute_paths(experiment_from_document(load_yaml(path)), Path(path).resolve().parent)
 
 
 def load_campaign(path: Path) -> CampaignConfig:

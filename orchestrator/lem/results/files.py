@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
-from lem_harness.fileio import atomic_write_text
+from lem_harness.fileio import atomic_write_bytes
 
 
 class OutputError(Exception):
@@ -26,35 +24,13 @@ def prepare_dir(path: Path) -> Path:
 
 
 def write_text(path: Path, text: str) -> Path:
-    try:
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    _readable(path)
-    return path
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``."""
+    """Write ``data`` atomically through the project's one writer (readable by others)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _readable(path)
     return path
-
-
-def _readable(path: Path) -> None:
-    """Temp files are created private (0600); outputs are meant to be shared (0644)."""
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o644)

@@ -22,7 +22,6 @@ import docker
 import docker.errors
 import docker.types
 import requests
-from lem_harness.contract import CONTRACT_VERSION
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from lem.runtime.errors import (
@@ -44,6 +43,7 @@ from lem.runtime.spec import (
     ContainerSpec,
     RunOutcome,
 )
+from lem_harness.contract import CONTRACT_VERSION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -246,7 +246,9 @@ class DockerRuntime:
         streamer = _spawn(self._stream_logs, container, sink)
         waiter = _Waiter(lambda: self._call(container.wait))
         stopped_by = self._wait(container, waiter, stop, started + spec.timeout_s)
-        if waiter.error is not None:
+        if isinstance(waiter.error, docker.errors.NotFound):
+            sink.note("the container vanished while lem waited for it (removed from outside?)")
+        elif waiter.error is not None:
             raise _wait_error(spec, waiter.error)
         streamer.join(LOG_JOIN_S)
         info = ExitInfo(waiter.exit_code, self._oom_killed(container), stopped_by)

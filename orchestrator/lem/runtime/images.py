@@ -15,17 +15,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
-from lem_harness.contract import CONTRACT_VERSION, contract_major
-from lem_harness.experiment import BACKENDS
-
 from lem.runtime.errors import LemRuntimeError, build_command
 from lem.runtime.spec import LABEL_CONTRACT
+from lem_harness.contract import CONTRACT_VERSION, contract_major
+from lem_harness.experiment import BACKENDS
 
 IMAGE_REPOSITORY = "llenergymeasure"
 Flavour = Literal["gpu", "cpu"]
 FLAVOURS: tuple[Flavour, ...] = ("gpu", "cpu")
 CPU_FLAVOUR_BACKENDS = frozenset({"pytorch", "vllm"})  # images/<backend>/Dockerfile.cpu
 _SKIP_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build"})
+WHEELHOUSE_PRIVATE = ("harness", ".requirements.sha256")  # kept out of build contexts
 
 
 def lem_version() -> str:
@@ -108,16 +108,22 @@ def check_sources(repo_root: Path, build: ImageBuild) -> None:
 
 def write_context(repo_root: Path, build: ImageBuild, out: IO[bytes]) -> int:
     """Write the build context (an uncompressed tar) to ``out``; returns the number of files."""
-    sources = [f"images/{build.backend}", "images/harness", build.wheelhouse]
+    # The wheelhouse's own copy of the harness wheel (harness/) stays out: the image builds the harness
+    # from source, and a changed wheel there would invalidate the cached dependency layer.
+    sources = [
+        (f"images/{build.backend}", ()),
+        ("images/harness", ()),
+        (build.wheelhouse, WHEELHOUSE_PRIVATE),
+    ]
     count = 0
     with tarfile.open(fileobj=out, mode="w") as tar:
-        for rel in sources:
+        for rel, private in sources:
             root = repo_root / rel
             if root.is_dir():
                 tar.add(root, arcname=rel, recursive=False)
             else:  # an online build may have no wheelhouse: the Dockerfile still copies the folder
                 tar.addfile(_dir_entry(rel))
-            for path in _files_under(root):
+            for path in _files_under(root, private):
                 tar.add(path, arcname=path.relative_to(repo_root).as_posix(), recursive=False)
                 count += path.is_file()
     return count
@@ -130,15 +136,16 @@ def _dir_entry(arcname: str) -> tarfile.TarInfo:
     return info
 
 
-def _files_under(root: Path) -> Iterable[Path]:
+def _files_under(root: Path, private: tuple[str, ...] = ()) -> Iterable[Path]:
     if not root.is_dir():
         return []
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if not any(part in _SKIP_NAMES or part.endswith(".egg-info") for part in p.relative_to(root).parts)
-        and not p.name.endswith(".pyc")
-    )
+    return sorted(p for p in root.rglob("*") if _wanted(p.relative_to(root).parts, private))
+
+
+def _wanted(parts: tuple[str, ...], private: tuple[str, ...]) -> bool:
+    if parts[0] in private or parts[-1].endswith(".pyc"):
+        return False
+    return not any(part in _SKIP_NAMES or part.endswith(".egg-info") for part in parts)
 
 
 @dataclass(frozen=True)

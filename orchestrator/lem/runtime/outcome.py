@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lem_harness.contract import RESULT_FILE, RunResult
 from pydantic import ValidationError
 
 from lem.runtime.spec import OutcomeStatus, RunOutcome
+from lem_harness.contract import RESULT_FILE, RunResult
 
 SIGKILL_EXIT = 137
 StoppedBy = Literal["interrupted", "timeout"]
@@ -99,6 +99,8 @@ def _status(
 
 
 def _failure_message(exit_code: int | None, result: ResultCheck, last: str) -> str:
+    if exit_code is None:
+        return f"no exit status: the container was removed from outside or the engine lost it.{last}"
     if exit_code == SIGKILL_EXIT:
         return f"killed by SIGKILL (exit 137): out of memory on the host, or killed from outside.{last}"
     if result.state == "failed":

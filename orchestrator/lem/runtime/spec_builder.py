@@ -23,9 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from lem_harness.contract import SPEC_FILE
-from lem_harness.experiment import ExperimentConfig, JsonlDataset
-
 from lem.runtime.errors import SpecError
 from lem.runtime.spec import (
     BASELINE_CACHE_TARGET,
@@ -42,6 +39,8 @@ from lem.runtime.spec import (
     ContainerSpec,
     Mount,
 )
+from lem_harness.contract import SPEC_FILE
+from lem_harness.experiment import ExperimentConfig, JsonlDataset, is_local_path
 
 HARNESS_COMMAND: tuple[str, ...] = ("run", "--spec", SPEC_TARGET, "--out", RUN_DIR_TARGET)
 TENSORRT_ULIMITS: tuple[tuple[str, int, int], ...] = (("memlock", -1, -1), ("stack", 67_108_864, 67_108_864))
@@ -205,29 +204,23 @@ def build_mounts(cfg: ExperimentConfig, paths: RunPaths) -> tuple[Mount, ...]:
 def _input_mounts(cfg: ExperimentConfig, paths: RunPaths) -> list[Mount]:
     """Local model / dataset paths, read-only, seen in the container at the path the config gives."""
     roots = (_resolved(paths.project_root), _resolved(paths.results_root), *map(_resolved, paths.extra_roots))
-    inputs = [("model", cfg.model)]
-    if isinstance(cfg.dataset, JsonlDataset):
+    inputs = [("model", cfg.model)] if is_local_path(cfg.model) else []
+    if isinstance(cfg.dataset, JsonlDataset):  # always a file, never a hub id
         inputs.append(("dataset.path", cfg.dataset.path))
     mounts: list[Mount] = []
     for key, value in inputs:
-        if not is_local_path(value):
-            continue
         if not PurePosixPath(value).is_absolute():
             raise SpecError(
                 key,
                 f"relative path {value!r} means different things on the host and in a container",
-                "give an absolute path (lem's config loader resolves paths against the config file)",
+                "give an absolute path, or resolve it against the config file's directory before "
+                "building the run",
             )
         source = _inside(Path(value), roots, key)
         if not source.exists():
             raise SpecError(key, f"{value} does not exist", "fix the path or build the model first")
         mounts.append(Mount(str(source), value, read_only=True, kind="bind"))
     return mounts
-
-
-def is_local_path(value: str) -> bool:
-    """A model / dataset string that names a file system path rather than a hub id."""
-    return value.startswith(("/", "./", "../", "~"))
 
 
 def _resolved(path: Path) -> Path:

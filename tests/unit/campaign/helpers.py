@@ -17,7 +17,6 @@ from lem.campaign.plan import PlannedRun, plan_campaign
 from lem.campaign.progress import LogProgress
 from lem.config.campaign import CampaignConfig
 from lem_harness.devices.base import DeviceUnavailableError
-
 from tests.support.fake_runtime import FakeRuntime
 
 RUN_IDS = ["pytorch-bs1-c01", "pytorch-bs2-c01", "pytorch-bs1-c02", "pytorch-bs2-c02"]

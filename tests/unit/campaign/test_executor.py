@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from lem.campaign.clock import FakeClock
 from lem.campaign.coldstart import PageCacheDropper
 from lem.campaign.executor import CampaignExecutor, Services
@@ -17,7 +18,6 @@ from lem.campaign.specs import CampaignSpecs
 from lem.runtime.errors import ImageMissing, RuntimeUnavailable, SpecError
 from lem.runtime.spec import LABEL_CAMPAIGN, LABEL_RUN, ContainerSpec
 from lem_harness.contract import RESULT_FILE, SPEC_FILE, RunSpec
-
 from tests.support.fake_runtime import FAIL, Play
 from tests.unit.campaign.helpers import RUN_IDS, Bench, make_bench
 

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from unittest import mock
 
 import pytest
+
 from lem.campaign.clock import FakeClock
 from lem.campaign.gaps import GapWaiter, GpuReading, NvmlProbe, open_gap_waiter
+from lem.campaign.hostgpus import host_gpu_inventory
 from lem.config.campaign import ExecutionConfig, ThermalGapConfig
-from lem_harness.contract import BaselineMetrics
+from lem_harness.contract import BaselineMetrics, GpuInfo
 from lem_harness.devices.base import DeviceError, DeviceSample, DeviceUnavailableError
 
 UUID = "GPU-aaaa"
@@ -274,3 +276,22 @@ def test_non_positive_gaps_do_not_sleep(seconds: float) -> None:
     clock = FakeClock()
     assert waiter(ExecutionConfig(), None, clock).wait(seconds).waited_s == 0.0
     assert clock.sleeps == []
+
+
+def test_the_host_inventory_maps_indices_to_uuids_through_nvml() -> None:
+    info = [GpuInfo(index=0, uuid=UUID, name="H100"), GpuInfo(index=1, uuid=UUID2, name="H100")]
+    devices = mock.Mock(spec=["info", "close"])
+    devices.info.return_value = info
+    with mock.patch(
+        "lem_harness.devices.nvml.open_nvml", autospec=True, return_value=(devices, [])
+    ) as opener:
+        assert host_gpu_inventory({1, 0}) == ({0: UUID, 1: UUID2}, None)
+    opener.assert_called_once_with([0, 1], env={})
+    devices.close.assert_called_once_with()
+
+
+def test_without_nvml_the_inventory_is_empty_and_says_why() -> None:
+    failure = DeviceUnavailableError("NVML could not be initialised (library not found)")
+    with mock.patch("lem_harness.devices.nvml.open_nvml", autospec=True, side_effect=failure):
+        assert host_gpu_inventory([0]) == ({}, "NVML could not be initialised (library not found)")
+    assert host_gpu_inventory([]) == ({}, None)  # nothing asked: NVML is not even opened

@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from lem.campaign.manifest import (
     MANIFEST_FILE,
     ConfigEntry,
@@ -18,7 +20,6 @@ from lem.campaign.manifest import (
 )
 from lem.campaign.plan import PlannedRun
 from lem_harness.fileio import atomic_write_text
-from pydantic import ValidationError
 
 
 def planned(n: int = 3) -> list[PlannedRun]:

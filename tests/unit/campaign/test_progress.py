@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+from rich.console import Console
+
 from lem.campaign.clock import FakeClock
 from lem.campaign.manifest import RunEntry
 from lem.campaign.plan import PlannedRun
 from lem.campaign.progress import EtaEstimator, RichProgress, format_duration, result_figures
 from lem_harness.contract import RunResult
-from rich.console import Console
 
 
 def run(run_id: str, config_id: str, gap: float) -> PlannedRun:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lem.campaign.liveness import CampaignBusy, LiveCampaign
+
+from lem.campaign.liveness import CampaignBusy, LiveCampaign, live_campaign_ids
 from lem.campaign.manifest import ManifestError, definition_hash
 from lem.campaign.session import campaign_id_for
 from lem.runtime.spec import ContainerSpec
-
 from tests.support.fake_runtime import FAIL
 from tests.unit.campaign.helpers import RUN_IDS, Bench, campaign_config, make_bench
 
@@ -127,3 +127,14 @@ def test_the_same_campaign_cannot_run_twice_at_once(bench: Bench) -> None:
     with LiveCampaign(bench.root / "live", campaign_id), pytest.raises(CampaignBusy, match="already running"):
         bench.launch()
     assert bench.runtime.calls == []
+
+
+def test_live_campaigns_are_those_whose_lock_is_held(tmp_path: Path) -> None:
+    registry = tmp_path / "live"
+    (registry).mkdir()
+    (registry / "dead-campaign.lock").write_text("12345\n")  # left by a process that died
+    with LiveCampaign(registry, "running-one"):
+        assert live_campaign_ids(registry) == {"running-one"}
+    assert live_campaign_ids(registry) == set()
+    assert not (registry / "running-one.lock").exists()
+    assert live_campaign_ids(tmp_path / "missing") == set()

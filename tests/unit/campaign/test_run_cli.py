@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+
 from lem.campaign.clock import FakeClock
 from lem.cli import main
 from lem.cli.campaign_cmd import campaign
 from lem.cli.run_cmd import RunDeps
 from lem.runtime.errors import RuntimeUnavailable
 from lem.runtime.spec import ContainerSpec
-
 from tests.support.fake_runtime import FAIL, FakeRuntime, Play
 from tests.unit.campaign.helpers import RUN_IDS, no_nvml
 

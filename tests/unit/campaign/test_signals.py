@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
+
+from lem.campaign.clock import SystemClock
 from lem.campaign.signals import EXIT_INTERRUPTED, StopOnSignal, stop_on_signals
 from lem.runtime.spec import ContainerSpec
-
 from tests.unit.campaign.helpers import Bench
 
 
@@ -77,3 +79,15 @@ def test_sigint_mid_campaign_interrupts_the_run_and_leaves_a_consistent_manifest
     assert bench.statuses() == ["done", "interrupted", "pending", "pending"]
     assert exits == []
     assert "SIGINT: stopping the running container and saving the manifest (again to force)" in bench.lines
+
+
+def test_ctrl_c_ends_a_real_clock_wait_at_once() -> None:
+    stop = threading.Event()
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    with stop_on_signals(stop, lambda text: None, force_exit=lambda code: None):
+        timer.start()
+        started = time.monotonic()
+        assert SystemClock().wait(stop, 60.0) is True  # a 60 s gap, cut short by the signal
+        waited = time.monotonic() - started
+    timer.join()
+    assert waited < 5.0

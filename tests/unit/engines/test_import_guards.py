@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lem_harness.engines import engine_class
 from lem_harness.engines.base import EngineUnavailableError
 from lem_harness.engines.tensorrt import TensorRTEngine

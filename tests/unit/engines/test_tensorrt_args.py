@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from lem_harness.engines.tensorrt_args import (
     build_llm_kwargs,
     build_params,

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lem_harness.engines.base import EngineUnavailableError
 from lem_harness.engines.trt_cache import (
     MANIFEST,

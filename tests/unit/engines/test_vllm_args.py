@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from lem_harness.engines.vllm_args import fixed_length, llm_kwargs, sampling_kwargs, token_prompts
 from lem_harness.experiment import ExperimentConfig
 

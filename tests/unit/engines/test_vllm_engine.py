@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from lem_harness.engines.base import Generation
 from lem_harness.engines.token_timing import TokenClock
 from lem_harness.engines.vllm import VLLMEngine, offline_generation, request_latency_s

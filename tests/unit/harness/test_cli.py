@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem_harness.cli import main
 from lem_harness.contract import RunResult, RunSpec, config_hash
 from lem_harness.experiment import ExperimentConfig
@@ -116,7 +117,7 @@ def test_sigterm_mid_run_still_writes_a_failed_result(tiny_model_dir: Path, tmp_
     while time.monotonic() < deadline:  # wait until the baseline has begun
         if "prompts:" in proc.stderr.readline():
             break
-    time.sleep(0.5)
+    time.sleep(1.5)  # a few baseline samples (5 Hz)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 1

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from lem_harness.datasets import DatasetError, load_prompts, sample_indices, truncate
 from lem_harness.datasets.hub import load_hub_texts
 from lem_harness.datasets.jsonl import load_jsonl_texts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lem_harness.engines.base import BatchResult, Generation
 from lem_harness.measure import WindowEnergy
 from lem_harness.metrics import energy_metrics, energy_source, inference_metrics

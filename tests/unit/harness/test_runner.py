@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
 from lem_harness.devices import DeviceUnavailableError
 from lem_harness.devices.simulated import SimulatedDevices

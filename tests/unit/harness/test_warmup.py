@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import pytest
+
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig, WarmupConfig
 from lem_harness.warmup import rolling_cv, run_warmup, simulate, stop_reason, warmup_batches

@@ -54,6 +54,7 @@ class FakeContainer:
         self._hang = hang
         self._harness = harness
         self.killed = threading.Event()
+        self.vanish = False  # wait() answers 404, as after a `docker rm -f` from outside
         self.calls: list[str] = []
         self.log_file_at_removal: str | None = None
         self._log_path: Path | None = None
@@ -71,6 +72,8 @@ class FakeContainer:
 
     def wait(self) -> dict[str, Any]:
         self.calls.append("wait")
+        if self.vanish:
+            raise docker.errors.NotFound("No such container")
         if self._hang:
             self.killed.wait(10)
             return {"StatusCode": 137}

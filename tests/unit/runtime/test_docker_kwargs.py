@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem.runtime.docker import DockerRuntime, container_kwargs
 from lem.runtime.spec_builder import RunPaths, build_container_spec
 from lem_harness.experiment import ExperimentConfig
-
 from tests.unit.runtime.fake_docker import FakeClient, FakeContainer, write_result
 
 INVENTORY = {0: "GPU-aaaa", 1: "GPU-bbbb"}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from lem.campaign.liveness import LiveCampaign
 from lem.cli import main
 from lem.runtime import docker as docker_runtime
@@ -23,7 +24,6 @@ from lem.runtime.images import (
     plan_build,
     write_context,
 )
-
 from tests.unit.runtime.fake_docker import FakeClient, FakeContainer, FakeImage
 
 REPO = Path(__file__).resolve().parents[3]
@@ -86,6 +86,8 @@ def _fake_repo(root: Path) -> Path:
         "images/harness/lem_harness.egg-info/PKG-INFO": "junk",
         "images/vllm/Dockerfile": "FROM scratch\n",
         "wheelhouse/pytorch-cpu/torch-2.13.0-cp311.whl": "wheel",
+        "wheelhouse/pytorch-cpu/.requirements.sha256": "stamp",
+        "wheelhouse/pytorch-cpu/harness/lem_harness-0.1.0-py3-none-any.whl": "kept out of the context",
         "wheelhouse/vllm/vllm-0.1.whl": "wheel",
         ".venv/bin/python": "junk",
         "results/run/result.json": "{}",

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.local import LocalRuntime, PathMap
 from lem.runtime.spec import ContainerSpec, Mount

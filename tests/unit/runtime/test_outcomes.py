@@ -7,10 +7,10 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+
 from lem.runtime.docker import DockerRuntime, is_transient
 from lem.runtime.errors import GpuRuntimeMissing, ImageMissing, ImageOutdated, RuntimeUnavailable
 from lem.runtime.spec import ContainerSpec, Mount
-
 from tests.unit.runtime.fake_docker import (
     FakeClient,
     FakeContainer,
@@ -115,6 +115,21 @@ def test_sigkill_without_oom_flag_is_a_failure_naming_both_causes(run_dir: Path)
     assert outcome.status == "failed"
     assert (
         outcome.message == "killed by SIGKILL (exit 137): out of memory on the host, or killed from outside."
+    )
+
+
+def test_container_removed_from_outside_is_a_failure(run_dir: Path) -> None:
+    client = FakeClient()
+    container = FakeContainer(logs=(b"loading\n",))
+    container.vanish = True
+    client.containers.script = [container]
+
+    outcome = _run(client, _spec(run_dir))
+
+    assert (outcome.status, outcome.exit_code) == ("failed", None)
+    assert outcome.message == (
+        "no exit status: the container was removed from outside or the engine lost it. "
+        "Last log line: [lem] the container vanished while lem waited for it (removed from outside?)"
     )
 
 

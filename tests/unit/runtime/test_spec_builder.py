@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from lem.runtime.errors import SpecError
 from lem.runtime.spec import ContainerSpec, Mount
 from lem.runtime.spec_builder import RunPaths, build_container_spec, container_cache_dirs
@@ -210,6 +211,7 @@ def test_cache_dirs_for_the_run_spec() -> None:
     [
         ({"model": "/etc"}, "model", "outside the allowed roots"),
         ({"model": "./models/tiny"}, "model", "relative path"),
+        ({"dataset": {"source": "jsonl", "path": "prompts.jsonl"}}, "dataset.path", "relative path"),
         ({"gpus": (5,)}, "gpus", "GPU index 5 not found on this host (found: 0, 1, 2)"),
         (
             {"docker": {"env": ["CUDA_VISIBLE_DEVICES"]}},

