@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lem.results.report import write_report
 from lem.results.summary import summarize_campaign
 

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import click
-import lem.cli.config_cmd
 import pytest
 from click.testing import CliRunner
+
+import lem.cli.config_cmd
 from lem import __version__
 from lem.cli import main
 from lem.cli.campaign_cmd import DefaultRunGroup, format_duration, plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lem.campaign.check import check_file
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lem_harness.experiment import BACKENDS, WarmupConfig
-
 from lem.config.campaign import CampaignConfig, ExecutionConfig
+from lem_harness.experiment import BACKENDS, WarmupConfig
 
 Raw = dict[str, Any]
 

@@ -4,8 +4,6 @@
 ``problems`` name file, line and dotted key; ``validate_config`` returns advice.
 """
 
-from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig
-
 from lem.config.advice import validate_config
 from lem.config.campaign import (
     CampaignConfig,
@@ -18,6 +16,7 @@ from lem.config.campaign import (
 )
 from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
 from lem.config.loader import detect_kind, load_any, load_campaign, load_experiment
+from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, TensorRTConfig, VLLMConfig
-
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigWarning, Severity
+from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, TensorRTConfig, VLLMConfig
 
 LONG_OUTPUT_TOKENS = 4_096
 MIN_BASELINE_S = 30.0

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lem_harness.experiment import BACKENDS
-
 from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest
+from lem_harness.experiment import BACKENDS
 
 BATCH_ALIAS: dict[str, tuple[str, str]] = {
     "pytorch": ("pytorch", "batch_size"),

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from lem_harness.experiment import Backend, DatasetConfig, StrictModel
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from lem.config.yaml_source import YamlDocument
+from lem_harness.experiment import Backend, DatasetConfig, StrictModel
 
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}

@@ -11,7 +11,6 @@ import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from lem_harness.experiment import ExperimentConfig
 from pydantic import BaseModel
 
 from lem.config.axes import ALIASES, AxisError, resolve_axis
@@ -19,6 +18,7 @@ from lem.config.campaign import CampaignConfig
 from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest, unknown_key_hint
 from lem.config.translate import Located
 from lem.config.yaml_source import KeyPath
+from lem_harness.experiment import ExperimentConfig
 
 NOT_IN_BASE = {
     "backend": "list backends in grid.backends (or set backend in each experiment file)",

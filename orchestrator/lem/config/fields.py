@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from lem_harness.experiment import BACKENDS, ExperimentConfig
 from pydantic import BaseModel
+
+from lem_harness.experiment import BACKENDS, ExperimentConfig
 
 
 def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lem_harness.experiment import ExperimentConfig
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lem.config.campaign import CAMPAIGN_KEYS
 from lem.config.fields import did_you_mean, field_names, models_in, suggest, unknown_key_hint
 from lem.config.yaml_source import KeyPath, dig, format_path
+from lem_harness.experiment import ExperimentConfig
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _QUOTED = re.compile(r"'([^']*)'")

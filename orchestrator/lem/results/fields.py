@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from lem_harness.experiment import BACKEND_SECTIONS, ExperimentConfig
 from pydantic import BaseModel
+
+from lem_harness.experiment import BACKEND_SECTIONS, ExperimentConfig
 
 
 class UnknownFieldError(ValueError):

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
+
+from lem.results.metrics import METRIC_INDEX, extract_all
 from lem_harness.contract import (
     CONTRACT_VERSION,
     RESULT_FILE,
@@ -28,9 +31,6 @@ from lem_harness.contract import (
     contract_major,
 )
 from lem_harness.experiment import ExperimentConfig
-from pydantic import ValidationError
-
-from lem.results.metrics import METRIC_INDEX, extract_all
 
 RecordStatus = Literal["ok", "failed", "invalid"]
 KNOWN_MAJOR = contract_major(CONTRACT_VERSION)

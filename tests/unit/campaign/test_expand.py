@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from lem.campaign.expand import MAX_CONFIGS, Expansion, expand_campaign
 from lem.config import CampaignConfig, ConfigError, load_campaign
 from lem.config.loader import campaign_from_document

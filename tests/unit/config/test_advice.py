@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from lem.config import CampaignConfig, ConfigWarning, ExperimentConfig, validate_config
 from lem_harness.experiment import CURRENT_SCHEMA_VERSION
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lem.config.axes import AxisError, resolve_axis, valid_axes
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from lem.config.yaml_source import MAX_FILE_BYTES
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "bad_configs"

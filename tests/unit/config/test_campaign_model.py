@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from lem.config import (
     CampaignConfig,
     ConfigError,
@@ -17,7 +19,6 @@ from lem.config import (
 from lem.config.campaign import duration_seconds
 from lem.config.loader import campaign_from_document
 from lem.config.yaml_source import parse_yaml
-from pydantic import ValidationError
 
 
 def campaign_problems(text: str) -> list[str]:

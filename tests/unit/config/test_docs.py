@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+
 from lem.campaign import check
 from lem.config import advice
 from lem.config.campaign import CampaignConfig
 from lem.config.fields import experiment_paths, field_names, models_in
-from pydantic import BaseModel
 
 REPO = Path(__file__).resolve().parents[3]
 DOC = (REPO / "docs" / "configuration.md").read_text()

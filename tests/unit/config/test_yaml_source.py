@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lem.config.errors import ConfigError
 from lem.config.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, dig, format_path, load_yaml, parse_yaml
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from lem.results.summary import CampaignSummary, summarize_campaign
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden_results"

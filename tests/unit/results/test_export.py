@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lem.results.export import (
     RUN_COLUMNS,
     ExportUnavailable,

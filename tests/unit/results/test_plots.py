@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from lem.results.load import load_results
 from lem.results.plots import PlotsUnavailable, plot_campaign, timeline_png
 from lem.results.summary import CampaignSummary, summarize_campaign

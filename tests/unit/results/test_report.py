@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from lem.results.report import build_parts, methodology, render_html, write_report
 from lem.results.summary import CampaignSummary
 

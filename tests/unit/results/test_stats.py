@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+
 from lem.results.stats import (
     HIGH_CV,
     Stats,

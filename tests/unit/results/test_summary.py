@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lem.results.fields import UnknownFieldError, known_fields, resolve_field, validate_fields
 from lem.results.load import NoResultsError, find_result_files, load_results, read_run_result
 from lem.results.summary import CampaignSummary, Excluded, summarize_campaign, summarize_records

@@ -10,6 +10,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+
 from lem_harness.devices import nvml as nvml_module
 from lem_harness.devices import open_devices
 from lem_harness.devices.base import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lem_harness.devices.base import DeviceUnavailableError
 from lem_harness.devices.rapl import RaplReader
 

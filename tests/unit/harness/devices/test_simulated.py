@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from lem_harness.devices.base import DeviceNotSupportedError
 from lem_harness.devices.simulated import SW_THERMAL_SLOWDOWN, PowerCurve, SimulatedDevices
 

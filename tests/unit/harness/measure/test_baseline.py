@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from lem_harness.devices.base import DeviceError, DeviceSample
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.measure.baseline import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lem_harness.devices.rapl import RaplReader
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.measure.energy import EnergyMeter, WindowEnergy

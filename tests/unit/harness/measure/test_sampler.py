@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lem_harness.contract import TIMELINE_COLUMNS
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.measure.sampler import MIN_PERIOD_S, Sampler, sampling_period_s

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+
 from lem_harness.measure.stats import (
     coefficient_of_variation,
     median,
