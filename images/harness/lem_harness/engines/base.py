@@ -6,6 +6,7 @@ Every engine module is the only importer of its framework and imports it lazily
 
 from __future__ import annotations
 
+import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,9 +62,11 @@ class Engine(ABC):
     """load_tokenizer → build → load → plan_batches/generate … → close."""
 
     name: str = ""
+    version_packages: tuple[str, ...] = ()  # distributions whose versions go into provenance
 
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
+        self._notes: list[str] = []
 
     @abstractmethod
     def load_tokenizer(self) -> Tokenizer:
@@ -100,9 +103,20 @@ class Engine(ABC):
         return None
 
     def versions(self) -> dict[str, str]:
-        """Versions of the framework packages this engine uses."""
-        return {}
+        """Versions of the framework packages this engine uses (those installed here)."""
+        return installed_versions(self.version_packages)
 
     def notes(self) -> list[str]:
         """How the engine departed from the config (e.g. a dtype fallback), for the result's warnings."""
-        return []
+        return list(self._notes)
+
+
+def installed_versions(packages: Sequence[str]) -> dict[str, str]:
+    """``{distribution: version}`` for each of ``packages`` that is installed."""
+    found: dict[str, str] = {}
+    for package in packages:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found

@@ -114,6 +114,7 @@ def _streamed_generation(n_in: int, n_out: int, start: float, times: Sequence[fl
 
 
 class PyTorchEngine(Engine):
+    version_packages = VERSION_PACKAGES
     name = "pytorch"
 
     def __init__(self, config: ExperimentConfig) -> None:
@@ -121,7 +122,6 @@ class PyTorchEngine(Engine):
         section = config.backend_section()
         assert isinstance(section, PyTorchConfig)
         self.section = section
-        self._notes: list[str] = []
         self._tokenizer: HFTokenizer | None = None
         self._model: Any = None
         self._gen_config: Any = None
@@ -313,16 +313,8 @@ class PyTorchEngine(Engine):
 
             torch.cuda.empty_cache()
 
-    def notes(self) -> list[str]:
-        return list(self._notes)
-
     def versions(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for package in VERSION_PACKAGES:
-            try:
-                found[package] = importlib.metadata.version(package)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+        found = super().versions()
         if importlib.util.find_spec("torch") is not None:
             import torch
 

@@ -115,6 +115,7 @@ def perf_generation(output: Any) -> Generation:
 
 
 class TensorRTEngine(Engine):
+    version_packages = VERSION_PACKAGES
     name = "tensorrt"
 
     def __init__(self, config: ExperimentConfig, cache_dir: Path | None = None) -> None:
@@ -129,7 +130,6 @@ class TensorRTEngine(Engine):
         self._llm: Any = None
         self._params: Any = None
         self._children_before: set[int] = set()
-        self._notes: list[str] = []
 
     # ---- tokenizer
 
@@ -248,18 +248,6 @@ class TensorRTEngine(Engine):
         gc.collect()
         _empty_cuda_cache()
         end_processes(started)
-
-    def notes(self) -> list[str]:
-        return list(self._notes)
-
-    def versions(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for package in VERSION_PACKAGES:
-            try:
-                found[package] = importlib.metadata.version(package)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return found
 
 
 # --------------------------------------------------------------------------- framework glue

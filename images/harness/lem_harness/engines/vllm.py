@@ -99,6 +99,7 @@ def offline_generation(output: Any) -> Generation:
 
 
 class VLLMEngine(Engine):
+    version_packages = VERSION_PACKAGES
     name = "vllm"
 
     def __init__(self, config: ExperimentConfig) -> None:
@@ -110,7 +111,6 @@ class VLLMEngine(Engine):
         self._params: Any = None
         self._children_before: set[int] = set()
         self._stream_batches = 0
-        self._notes: list[str] = []
 
     def load_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
@@ -194,18 +194,6 @@ class VLLMEngine(Engine):
         gc.collect()
         _release_device_state()
         end_processes(started)
-
-    def notes(self) -> list[str]:
-        return list(self._notes)
-
-    def versions(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for package in VERSION_PACKAGES:
-            try:
-                found[package] = importlib.metadata.version(package)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return found
 
 
 # --------------------------------------------------------------------------- teardown
