@@ -17,6 +17,7 @@ check of the script itself, not of any GPU).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -61,11 +62,11 @@ GPU_PLAN = Plan(
     device="nvml",
     precision="bfloat16",
 )
-CPU_SMOKE_PLAN = Plan(
+CPU_SMOKE_PLAN = Plan(  # windows of ~1-2 s on a laptop core: long enough for 10 Hz coverage
     (2, 8),
-    prompts=16,
+    prompts=32,
     input_tokens=16,
-    output_tokens=8,
+    output_tokens=64,
     baseline_s=2.0,
     rate_hz=10.0,
     device="simulated",
@@ -106,12 +107,26 @@ def build_smoke_model(out: Path) -> Path:
     return build_tiny_model(out)
 
 
-def make_spec(model_dir: Path, batch_size: int, plan: Plan, cache_dir: Path) -> RunSpec:
+def backend_section(backend: str, batch_size: int, plan: Plan) -> dict[str, Any]:
+    if backend == "vllm":
+        return {
+            "max_num_seqs": batch_size,
+            "max_model_len": plan.input_tokens + plan.output_tokens,
+            "gpu_memory_utilization": 0.5,
+            "enforce_eager": True,
+        }
+    return {"batch_size": batch_size}
+
+
+def make_spec(
+    model_dir: Path, batch_size: int, plan: Plan, cache_dir: Path, backend: str = "pytorch"
+) -> RunSpec:
+    name = f"gpu-check-{'' if backend == 'pytorch' else backend + '-'}bs{batch_size}"
     config = ExperimentConfig.model_validate(
         {
-            "name": f"gpu-check-bs{batch_size}",
+            "name": name,
             "model": str(model_dir),
-            "backend": "pytorch",
+            "backend": backend,
             "gpus": [0],
             "max_input_tokens": plan.input_tokens,
             "max_output_tokens": plan.output_tokens,
@@ -122,11 +137,11 @@ def make_spec(model_dir: Path, batch_size: int, plan: Plan, cache_dir: Path) -> 
             "baseline": {"method": "fresh", "duration_seconds": plan.baseline_s},
             "timeseries": {"sample_rate_hz": plan.rate_hz},
             "measurement": {"device": plan.device},
-            "pytorch": {"batch_size": batch_size},
+            backend: backend_section(backend, batch_size, plan),
         }
     )
     return RunSpec(
-        run_id=f"gpu-check-bs{batch_size}",
+        run_id=name,
         config_id=config_hash(config),
         config_name=config.name or "gpu-check",
         config=config,
@@ -248,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     model_dir = (build_smoke_model if args.cpu_smoke else build_gpu_model)(out / "model")
     print(f"model built in {time.monotonic() - started:.1f} s: {model_dir}", flush=True)
+    runs = [("pytorch", batch_size) for batch_size in plan.batch_sizes]
+    if not args.cpu_smoke and importlib.util.find_spec("vllm") is not None:
+        runs.append(("vllm", max(plan.batch_sizes)))  # the vLLM engine too, where it is installed
     results = []
-    for batch_size in plan.batch_sizes:
-        spec = make_spec(model_dir, batch_size, plan, out / "baseline-cache")
+    for backend, batch_size in runs:
+        spec = make_spec(model_dir, batch_size, plan, out / "baseline-cache", backend)
         results.append(run_harness(spec, out / spec.run_id, args.timeout))
         print(f"{spec.run_id}: {results[-1].status} ({time.monotonic() - started:.0f} s so far)", flush=True)
     rows = [figures(r) for r in results]
