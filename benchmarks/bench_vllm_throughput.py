@@ -148,6 +148,7 @@ def child_main(config_path: Path, pairs: int) -> None:
     from vllm.engine.arg_utils import EngineArgs
 
     from lem_harness.datasets import load_prompts
+    from lem_harness.engines.process_tree import descendant_pids, end_processes
     from lem_harness.engines.pytorch import HFTokenizer
     from lem_harness.engines.vllm import VLLMEngine
     from lem_harness.engines.vllm_args import llm_kwargs, sampling_kwargs, token_prompts
@@ -156,6 +157,7 @@ def child_main(config_path: Path, pairs: int) -> None:
     cfg = ExperimentConfig.model_validate(json.loads(config_path.read_text()))
     prompts = load_prompts(cfg, HFTokenizer(AutoTokenizer.from_pretrained(cfg.model))).prompts
     params = vllm.SamplingParams(**sampling_kwargs(cfg))
+    before = descendant_pids()
     engine = VLLMEngine(cfg) if pairs else None
     if engine is not None:
         engine.load()
@@ -168,19 +170,27 @@ def child_main(config_path: Path, pairs: int) -> None:
         outputs = llm.generate(token_prompts(prompts), params, use_tqdm=False)
         return sum(len(o.outputs[0].token_ids) for o in outputs) / (time.perf_counter() - start)
 
-    llm.generate(token_prompts(prompts[:WARMUP_PROMPTS]), params, use_tqdm=False)
-    if engine is None:
-        print(json.dumps({"bare": bare()}), flush=True)
-    else:
-        sides = {
-            "adapter": _adapter_side(engine, prompts),
-            "bare": bare,
-            "bench": _bench_side(llm, cfg, prompts),
-        }
-        for i in range(pairs):
-            order = list(sides) if i % 2 == 0 else list(reversed(sides))
-            print(json.dumps({name: sides[name]() for name in order}), flush=True)
-    os._exit(0)  # skip vLLM's slow interpreter-exit teardown; the figures are printed
+    try:
+        llm.generate(token_prompts(prompts[:WARMUP_PROMPTS]), params, use_tqdm=False)
+        if engine is None:
+            print(json.dumps({"bare": bare()}), flush=True)
+        else:
+            sides = {
+                "adapter": _adapter_side(engine, prompts),
+                "bare": bare,
+                "bench": _bench_side(llm, cfg, prompts),
+            }
+            for i in range(pairs):
+                order = list(sides) if i % 2 == 0 else list(reversed(sides))
+                print(json.dumps({name: sides[name]() for name in order}), flush=True)
+    finally:
+        # End vLLM's engine-core and worker processes: left running, they would hold this
+        # child's output pipes open (the parent would wait forever) and keep spinning.
+        if engine is not None:
+            engine.close()
+        else:
+            llm.llm_engine.engine_core.shutdown()
+            end_processes(descendant_pids() - before)
 
 
 def _adapter_side(engine: Any, prompts: list[list[int]]) -> Callable[[], float]:

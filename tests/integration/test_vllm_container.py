@@ -26,6 +26,10 @@ from lem_harness.experiment import ExperimentConfig
 from lem_harness.fileio import atomic_write_text
 from tests.support.vllm_cpu import RUN_TIMEOUT_S, assert_energy_relations, tiny_vllm_config
 
+# Request latency comes from vLLM's own clocks (arrival in the front end, token times in the
+# engine-core process), the window from the host's: they may disagree by a fraction of a ms.
+CLOCK_SLACK_S = 0.005
+
 pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +113,8 @@ def test_vllm_run_in_its_cpu_container(
     m = result.metrics
     assert m is not None
     assert (m.num_prompts, m.num_batches, m.input_tokens, m.output_tokens) == (8, 1, 8 * 24, 8 * 16)
-    assert m.request_latency_p50_s is not None and 0 < m.request_latency_p50_s <= m.duration_s
+    assert m.request_latency_p50_s is not None
+    assert 0 < m.request_latency_p50_s <= m.duration_s + CLOCK_SLACK_S
     assert result.energy is not None
     assert_energy_relations(result.energy, m.output_tokens)
     assert result.provenance is not None
