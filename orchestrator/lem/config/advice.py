@@ -7,10 +7,12 @@ fails on it). The checks are small functions, one concern each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigWarning, Severity
+from lem_harness.engines.tensorrt_args import required_compute_capability, unsupported_settings
 from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, TensorRTConfig, VLLMConfig
 
 LONG_OUTPUT_TOKENS = 4_096
@@ -248,23 +250,21 @@ def _vllm_scheduler(v: VLLMConfig) -> Iterator[ConfigWarning]:
         )
 
 
-_TRT_MIN_CC = {"fp8": ("8.9", "Ada, Hopper or newer"), "int8_sq": ("8.0", "Ampere or newer"),
-               "int4_awq": ("8.0", "Ampere or newer")}  # fmt: skip
-
-
 def _tensorrt(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
     t = cfg.tensorrt
     if t is None:
         return
-    if t.quantization != "none":
-        cc, family = _TRT_MIN_CC[t.quantization]
+    for what, (major, minor) in required_compute_capability(cfg):
         yield _w(
-            "tensorrt.quantization",
+            what.split()[0],
             "warning",
-            "TRT_QUANTIZATION_GPU",
-            f"{t.quantization} needs a GPU of compute capability {cc}+ ({family}); the container checks the "
+            "TRT_QUANTIZATION_GPU" if what.startswith("tensorrt.quantization") else "TRT_PRECISION_GPU",
+            f"{what} needs a GPU of compute capability {major}.{minor}+; the container checks the "
             "GPU before building and fails with a clear error on an older one",
         )
+    for problem in unsupported_settings(cfg):  # what the pinned TensorRT-LLM release refuses
+        key = re.match(r"tensorrt\.\w+", problem)
+        yield _w(key.group(0) if key else "tensorrt", "error", "TRT_UNSUPPORTED", problem)
     yield from _tensorrt_limits(cfg, t)
 
 
@@ -285,14 +285,6 @@ def _tensorrt_limits(cfg: ExperimentConfig, t: TensorRTConfig) -> Iterator[Confi
             "TRT_SEQ_LIMIT",
             f"max_seq_len ({t.max_seq_len}) is below max_input_tokens + max_output_tokens ({needed})",
         )
-    for flag in ("enable_chunked_context", "enable_block_reuse"):
-        if getattr(t, flag) and not t.paged_kv_cache:
-            yield _w(
-                f"tensorrt.{flag}",
-                "warning",
-                "TRT_NEEDS_PAGED_KV",
-                f"{flag} needs tensorrt.paged_kv_cache: true; TensorRT-LLM refuses it otherwise",
-            )
 
 
 _EXPERIMENT_CHECKS: tuple[_Check, ...] = (

@@ -98,7 +98,8 @@ def test_a_named_awq_checkpoint_only_gets_info() -> None:
         ({"max_input_len": 256}, [("TRT_INPUT_LIMIT", "error", "tensorrt.max_input_len")]),
         ({"max_seq_len": 600}, [("TRT_SEQ_LIMIT", "error", "tensorrt.max_seq_len")]),
         ({"paged_kv_cache": False, "enable_chunked_context": True},
-         [("TRT_NEEDS_PAGED_KV", "warning", "tensorrt.enable_chunked_context")]),
+         [("TRT_UNSUPPORTED", "error", "tensorrt.enable_chunked_context")]),
+        ({"builder_opt_level": 5}, [("TRT_UNSUPPORTED", "error", "tensorrt.builder_opt_level")]),
         ({"max_input_len": 512, "max_seq_len": 640}, []),
     ],
 )  # fmt: skip
