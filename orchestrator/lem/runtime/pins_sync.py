@@ -203,15 +203,19 @@ def _mention_patterns(pins: Pins) -> dict[str, tuple[set[str], str]]:
 
 def mention_problems(text: str, source: str, pins: Pins) -> list[str]:
     """Hand-written versions in ``text`` that are not (a prefix of) a pinned version."""
-    problems = []
+    found = []
     for pattern, (pinned, what) in _mention_patterns(pins).items():
         for match in re.finditer(pattern, text):
             if not any(_agrees(match.group(1), version) for version in pinned):
                 line = text.count("\n", 0, match.start()) + 1
-                problems.append(
-                    f"{source}:{line}: {match.group(0)!r}, but {what} is pinned at {' / '.join(sorted(pinned))}"
+                versions = " / ".join(sorted(pinned))
+                found.append(
+                    (
+                        match.start(),
+                        f"{source}:{line}: {match.group(0)!r}, but {what} is pinned at {versions}",
+                    )
                 )
-    return problems
+    return [problem for _, problem in sorted(found)]
 
 
 def _agrees(written: str, pinned: str) -> bool:
@@ -221,7 +225,9 @@ def _agrees(written: str, pinned: str) -> bool:
 
 def check_problems(repo_root: Path, pins: Pins) -> list[str]:
     """Every disagreement between the pins and the files checked against them."""
-    problems = [f"{path}: differs from {PINS_FILE} (run `make pins`)" for path in stale_files(repo_root, pins)]
+    problems = [
+        f"{path}: differs from {PINS_FILE} (run `make pins`)" for path in stale_files(repo_root, pins)
+    ]
     for image in pinned_images(pins):
         if image.pins.lock:
             problems += lock_problems(_read(repo_root, image.pins.requirements), image)

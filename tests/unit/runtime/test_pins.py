@@ -64,7 +64,9 @@ def minimal() -> str:
 
 
 def image(pins_text: str, backend: str, flavour: str) -> object:
-    return next(i for i in pinned_images(parse_pins(pins_text)) if (i.backend, i.flavour) == (backend, flavour))
+    return next(
+        i for i in pinned_images(parse_pins(pins_text)) if (i.backend, i.flavour) == (backend, flavour)
+    )
 
 
 def test_the_repository_agrees_with_its_pins() -> None:
@@ -72,13 +74,15 @@ def test_the_repository_agrees_with_its_pins() -> None:
 
 
 def test_the_adapters_version_constants_are_the_pinned_engine_versions() -> None:
-    assert VLLM_VERSION == PINS.vllm.engine_version
-    assert TRT_LLM_VERSION == PINS.tensorrt.engine_version
+    assert PINS.vllm.engine_version == VLLM_VERSION
+    assert PINS.tensorrt.engine_version == TRT_LLM_VERSION
 
 
 def test_every_image_with_a_dockerfile_is_pinned() -> None:
     dockerfiles = {p.relative_to(REPO).as_posix() for p in (REPO / "images").glob("*/Dockerfile*")}
-    pinned = {f"images/{i.backend}/Dockerfile" + (".cpu" if i.flavour == "cpu" else "") for i in pinned_images(PINS)}
+    pinned = {
+        f"images/{i.backend}/Dockerfile" + (".cpu" if i.flavour == "cpu" else "") for i in pinned_images(PINS)
+    }
     assert pinned == dockerfiles
 
 
@@ -143,7 +147,8 @@ def test_a_version_that_is_not_a_prefix_of_the_pin_disagrees() -> None:
 
 
 def _copy_repo_files(tmp_path: Path) -> Path:
-    for path in [PINS_FILE, *MENTION_FILES, *expected_files(REPO, PINS)]:
+    locks = [i.pins.requirements for i in pinned_images(PINS) if i.pins.lock]
+    for path in [PINS_FILE, *MENTION_FILES, *expected_files(REPO, PINS), *locks]:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / path, tmp_path / path)
     return tmp_path
@@ -151,7 +156,9 @@ def _copy_repo_files(tmp_path: Path) -> Path:
 
 def test_a_changed_pin_makes_every_file_it_generates_stale(tmp_path: Path) -> None:
     root = _copy_repo_files(tmp_path)
-    text = (root / PINS_FILE).read_text().replace('"==0.23.3"', '"==0.23.4"')  # tokenizers, both pytorch images
+    text = (
+        (root / PINS_FILE).read_text().replace('"==0.23.3"', '"==0.23.4"')
+    )  # tokenizers, both pytorch images
     changed = parse_pins(text)
     assert stale_files(root, changed) == [
         "images/pytorch/requirements.txt",
@@ -172,9 +179,18 @@ def test_a_hand_edited_dockerfile_base_is_stale(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace('engine = "vLLM"', 'engine = "vLLM"\nflavor = "x"'), "vllm.flavor: Extra inputs"),
-        (lambda t: t.replace(f"sha256:{DIGEST}", "sha256:xyz"), "pytorch.gpu.base_digest: String should match"),
-        (lambda t: t.replace('engine_version = "1.0.0"', 'engine_version = "latest"'), "tensorrt.engine_version"),
+        (
+            lambda t: t.replace('engine = "vLLM"', 'engine = "vLLM"\nflavor = "x"'),
+            "vllm.flavor: Extra inputs",
+        ),
+        (
+            lambda t: t.replace(f"sha256:{DIGEST}", "sha256:xyz"),
+            "pytorch.gpu.base_digest: String should match",
+        ),
+        (
+            lambda t: t.replace('engine_version = "1.0.0"', 'engine_version = "latest"'),
+            "tensorrt.engine_version",
+        ),
         (lambda t: t.replace("[pytorch.gpu]", "[pytorch.gpu"), "not valid TOML"),
     ],
 )
