@@ -271,7 +271,8 @@ def _read_manifest(bundle: Path, tar: tarfile.TarFile) -> Manifest:
 
 
 def _file_members(bundle: Path, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    for member in tar:
+    """The members after the manifest, read forwards only (``for m in tar`` would restart)."""
+    while (member := tar.next()) is not None:
         if member.isdir():
             continue
         if not member.isfile() or not safe_member(member.name):

@@ -36,7 +36,8 @@ def test_wheels_that_fit_cpython_311_on_x86_64(name: str) -> None:
         ),
         (
             "numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl",
-            "numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl: built for manylinux_2_28_aarch64, not x86_64",
+            "numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl: "
+            "built for manylinux_2_28_aarch64, not x86_64",
         ),
         (
             "x-1.0-cp311-cp311-win_amd64.whl",
