@@ -367,9 +367,11 @@ class DockerRuntime:
         return ImageFacts(image.id, tuple(attrs.get("RepoDigests") or ()), str(attrs.get("Architecture", "")))
 
     def pull_image(self, reference: str) -> None:
-        repository, _, tag = reference.rpartition(":") if "@" not in reference else (reference, "", "")
+        repository, sep, tag = reference.rpartition(":")
+        if "@" in reference or not sep or "/" in tag:  # by digest, or no tag (registry:port/name)
+            repository, tag = reference, ""
         try:
-            self._call(self.client.images.pull, repository or reference, tag=tag or None)
+            self._call(self.client.images.pull, repository, tag=tag or None)
         except docker.errors.APIError as e:
             raise LemRuntimeError(
                 f"docker pull {reference} failed: {e.explanation or e}",
