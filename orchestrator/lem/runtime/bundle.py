@@ -22,7 +22,7 @@ import shutil
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Protocol
@@ -115,55 +115,18 @@ def make_bundle(
     request: BundleRequest, engine: BundleEngine, wheelhouses: WheelhouseMaker, on_line: Callable[[str], None]
 ) -> Manifest:
     """Write ``request.out``; returns its manifest."""
-    pins = load_pins(request.repo_root)
-    arch = engine.engine_arch()
-    work = request.out.parent / f".{request.out.name}.parts"
+    work = request.out.parent / f".{request.out.name}.parts"  # saved bases wait here: room next to --out
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        files: dict[str, Path] = {}
-        images = []
-        for backend in request.backends:
-            pinned = pins.image(backend, request.flavour)
-            reference = request.base_image or pinned.base_image
-            on_line(f"[bundle] {backend} ({request.flavour}): base {reference}")
-            facts = _local_base(engine, reference, pinned.base_digest, request.flavour)
-            python = engine.probe_python(reference)
-            on_line(f"[bundle] {reference}: {facts.id[:19]}…, {facts.arch}, Python {python.version}")
-            wheel_dir = wheelhouses(backend, request.flavour, python.version)
-            name = f"wheelhouse/{wheelhouse_name(backend, request.flavour)}"
-            wheel_files = _wheelhouse_files(wheel_dir, name)
-            problems = package_problems(name, [p.name for p in wheel_files.values()], python, facts.arch)
-            if problems:
-                raise BundleError(f"{wheel_dir}", problems, "collect the wheels for the base image's Python")
-            files.update(wheel_files)
-            base_file = f"bases/{facts.id.removeprefix('sha256:')[:16]}.tar"
-            if base_file not in files:
-                on_line(f"[bundle] docker save {reference} → {base_file}")
-                files[base_file] = _save(engine, reference, work / Path(base_file).name)
-            requirements = pinned.requirements
-            images.append(
-                BundledImage(
-                    backend=backend,
-                    flavour=request.flavour,
-                    base=BaseImage(
-                        reference=reference,
-                        id=facts.id,
-                        repo_digests=facts.repo_digests,
-                        arch=facts.arch,
-                        file=base_file,
-                    ),
-                    python=python,
-                    wheelhouse=name,
-                    requirements=requirements,
-                    requirements_sha256=sha256_file(request.repo_root / requirements).sha256,
-                )
-            )
+        bundler = _Bundler(request, engine, wheelhouses, on_line, work)
+        images = [bundler.add_image(backend) for backend in request.backends]
+        files = bundler.files
         manifest = Manifest(
             created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             lem_version=lem_version(),
             contract_version=CONTRACT_VERSION,
-            arch=arch,
+            arch=engine.engine_arch(),
             pins_sha256=sha256_file(request.repo_root / PINS_FILE).sha256,
             images=tuple(images),
             files={name: sha256_file(path) for name, path in sorted(files.items())},
@@ -172,6 +135,53 @@ def make_bundle(
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class _Bundler:
+    """Collects the bundle's files image by image (a base shared by two images is saved once)."""
+
+    request: BundleRequest
+    engine: BundleEngine
+    wheelhouses: WheelhouseMaker
+    on_line: Callable[[str], None]
+    work: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def add_image(self, backend: str) -> BundledImage:
+        """Add one image's base and wheelhouse to ``files``; returns its manifest entry."""
+        request, engine = self.request, self.engine
+        pinned = load_pins(request.repo_root).image(backend, request.flavour)
+        reference = request.base_image or pinned.base_image
+        self.on_line(f"[bundle] {backend} ({request.flavour}): base {reference}")
+        facts = _local_base(engine, reference, pinned.base_digest, request.flavour)
+        python = engine.probe_python(reference)
+        self.on_line(f"[bundle] {reference}: {facts.id[:19]}…, {facts.arch}, Python {python.version}")
+        name = f"wheelhouse/{wheelhouse_name(backend, request.flavour)}"
+        self._add_wheelhouse(self.wheelhouses(backend, request.flavour, python.version), name, python, facts)
+        base_file = f"bases/{facts.id.removeprefix('sha256:')[:16]}.tar"
+        if base_file not in self.files:
+            self.on_line(f"[bundle] docker save {reference} → {base_file}")
+            self.files[base_file] = _save(engine, reference, self.work / Path(base_file).name)
+        base = BaseImage(
+            reference=reference, id=facts.id, repo_digests=facts.repo_digests, arch=facts.arch, file=base_file
+        )
+        return BundledImage(
+            backend=backend,
+            flavour=request.flavour,
+            base=base,
+            python=python,
+            wheelhouse=name,
+            requirements=pinned.requirements,
+            requirements_sha256=sha256_file(request.repo_root / pinned.requirements).sha256,
+        )
+
+    def _add_wheelhouse(self, wheel_dir: Path, name: str, python: PythonInfo, facts: ImageFacts) -> None:
+        wheel_files = _wheelhouse_files(wheel_dir, name)
+        problems = package_problems(name, [p.name for p in wheel_files.values()], python, facts.arch)
+        if problems:
+            raise BundleError(f"{wheel_dir}", problems, "collect the wheels for the base image's Python")
+        self.files.update(wheel_files)
 
 
 def _local_base(engine: BundleEngine, reference: str, digest: str, flavour: Flavour) -> ImageFacts:
