@@ -24,6 +24,7 @@ from typing import Any
 
 import docker.errors
 import pytest
+import requests
 
 from lem.runtime.docker import DockerRuntime
 from lem_harness.contract import RunResult
@@ -48,15 +49,15 @@ def own(docker_engine: Any, base_image: str) -> Iterator[OwnNames]:
     docker_engine.images.get(base_image).tag(names.base_tag)
     yield names
     for tag in (f"{repository}/pytorch:cpu", names.base_tag):  # untags only: the shared tag keeps the base
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_engine.images.remove(tag)
+        with contextlib.suppress(docker.errors.ImageNotFound, requests.exceptions.Timeout):
+            docker_engine.images.remove(tag)  # a slow engine may finish after the client gave up
     remove_untagged(docker_engine, names.build_output)
 
 
 def remove_untagged(client: Any, build_output: list[str]) -> None:
     """The multi-stage build's own intermediate images (--no-cache: none is shared); never a tagged one."""
     for image_id in dict.fromkeys(re.findall(r"^ ---> ([0-9a-f]{12})$", "\n".join(build_output), re.M)):
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
             if not client.images.get(image_id).tags:
                 client.images.remove(image_id)
 
