@@ -249,8 +249,12 @@ class BundleBuild:
     nocache: bool = False
 
 
-def read_bundle(bundle: Path, staging: Path) -> Manifest:
-    """Unpack ``bundle`` into ``staging`` while hashing; ``BundleError`` unless every file checks out."""
+def read_bundle(
+    bundle: Path, staging: Path, check_manifest: Callable[[Manifest], None] = lambda _m: None
+) -> Manifest:
+    """Unpack ``bundle`` into ``staging`` while hashing; ``BundleError`` unless every file checks out.
+
+    ``check_manifest`` runs on the manifest before anything is unpacked (it raises to refuse)."""
     if not bundle.is_file():
         raise LemRuntimeError(
             f"bundle {bundle} not found", "give the path of the archive lem images bundle wrote"
@@ -258,6 +262,7 @@ def read_bundle(bundle: Path, staging: Path) -> Manifest:
     try:
         with tarfile.open(bundle, "r|*") as tar:
             manifest = _read_manifest(bundle, tar)
+            check_manifest(manifest)
             seen = {member.name: _unpack(tar, member, staging) for member in _file_members(bundle, tar)}
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LemRuntimeError(f"bundle {bundle}: unreadable archive: {e}", "copy it again") from e
@@ -311,16 +316,23 @@ def host_facts(repo_root: Path, manifest: Manifest, arch: str) -> HostFacts:
     return HostFacts(arch=arch, contract_version=CONTRACT_VERSION, requirements_sha256=shas)
 
 
-def check_unpacked(manifest: Manifest, host: HostFacts) -> None:
-    """Everything that can be known before loading: host fit, and every package against its image."""
+def check_host(manifest: Manifest, host: HostFacts) -> None:
+    """Before unpacking: format, contract, architecture, the checkout's requirements files."""
     problems = host_problems(manifest, host)
+    if problems:
+        raise BundleError("bundle does not fit this host", problems)
+
+
+def check_packages(manifest: Manifest) -> None:
+    """Every wheel and .deb against the Python ABI and architecture of the image it is for."""
+    problems = []
     for image in manifest.images:
         names = [
             name.rsplit("/", 1)[-1] for name in manifest.files if name.startswith(f"{image.wheelhouse}/")
         ]
         problems += package_problems(image.wheelhouse, names, image.python, image.base.arch)
     if problems:
-        raise BundleError("bundle does not fit this host", problems)
+        raise BundleError("bundle packages do not fit their images", problems)
 
 
 def load_bases(
@@ -344,13 +356,18 @@ def build_from_bundle(
     request: BundleBuild, engine: BundleEngine, on_line: Callable[[str], None]
 ) -> dict[str, str]:
     """Verify, load, build offline; returns ``tag → image id`` of the images built."""
-    manifest = read_bundle(request.bundle, request.staging)
+    arch = engine.engine_arch()
+    manifest = read_bundle(
+        request.bundle,
+        request.staging,
+        lambda found: check_host(found, host_facts(request.repo_root, found, arch)),
+    )
     on_line(f"[bundle] {len(manifest.files)} files verified (lem {manifest.lem_version}, {manifest.arch})")
     chosen = [i for i in manifest.images if not request.backends or i.backend in request.backends]
     missing = sorted(set(request.backends) - {i.backend for i in manifest.images})
     if missing:
         raise BundleError(f"bundle {request.bundle}", [f"no {b} image in this bundle" for b in missing])
-    check_unpacked(manifest, host_facts(request.repo_root, manifest, engine.engine_arch()))
+    check_packages(manifest)
     load_bases(manifest, request.staging, engine, on_line)
     built = {}
     for image in chosen:

@@ -268,6 +268,7 @@ def test_wrong_architecture(repo: Path, tmp_path: Path) -> None:
         "make the bundle on a aarch64 machine"
     ]
     assert engine.loaded == []
+    assert list((tmp_path / "staging").iterdir()) == []  # refused from the manifest, before unpacking
 
 
 def test_wheels_for_another_python_are_refused_when_bundling(repo: Path, tmp_path: Path) -> None:
