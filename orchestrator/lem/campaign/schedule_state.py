@@ -87,7 +87,9 @@ class ScheduleState(_Model):
 
     @property
     def last_slot(self) -> int:
-        return self.repetitions[-1].slot if self.repetitions else -1
+        """The last slot decided on (run or skipped); -1 before the first."""
+        slots = [r.slot for r in self.repetitions] + [s.last_slot for s in self.skipped]
+        return max(slots, default=-1)
 
     def in_flight(self) -> RepetitionRecord | None:
         """The last repetition when it did not finish (lem died, was stopped, or lost its runtime)."""
