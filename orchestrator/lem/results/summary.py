@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
 from pathlib import Path
 
-from lem.results.fields import FieldValue, resolve_field, validate_fields
+from lem.config.zone import local_zone
+from lem.results.fields import FieldValue, is_record_field, record_value, resolve_field, validate_fields
 from lem.results.load import LoadProblem, NoResultsError, RunRecord, load_results
 from lem.results.manifest import ManifestInfo, read_manifest
 from lem.results.metrics import METRICS
@@ -90,6 +92,17 @@ class CampaignSummary:
     flags: tuple[ValidityFlag, ...]  # campaign-level
     manifest: ManifestInfo | None
     unattributed: Excluded = field(default_factory=Excluded)  # invalid files with no known config
+    zone: tzinfo = timezone.utc  # local times (hour_of_day, plots against start time)
+
+    @property
+    def config_group_by(self) -> tuple[str, ...]:
+        """The group_by fields that are configuration fields (a configuration's ``group``)."""
+        return tuple(f for f in self.group_by if not is_record_field(f))
+
+    @property
+    def repetitions(self) -> tuple[int, ...]:
+        """A daemon campaign's repetitions present in the results, in order (empty otherwise)."""
+        return tuple(sorted({r.repetition for r in self.records if r.repetition is not None}))
 
     @property
     def excluded(self) -> Excluded:
@@ -114,8 +127,10 @@ class CampaignSummary:
         return (*self.flags, *(f for c in self.configs for f in c.flags), *runs)
 
 
-def summarize_campaign(campaign_dir: Path, group_by: Sequence[str] | None = None) -> CampaignSummary:
-    """Read every result under ``campaign_dir`` and summarise it.
+def summarize_campaign(
+    campaign_dir: Path, group_by: Sequence[str] | None = None, zone: tzinfo | None = None
+) -> CampaignSummary:
+    """Read every result under ``campaign_dir`` and summarise it (local times in ``zone``: the host's).
 
     Raises ``NoResultsError`` when the directory does not exist or holds no result and no
     manifest, and ``UnknownFieldError`` for a group_by path that is not a config field.
@@ -134,6 +149,7 @@ def summarize_campaign(campaign_dir: Path, group_by: Sequence[str] | None = None
         group_by=fields,
         name=name,
         campaign_dir=campaign_dir,
+        zone=zone if zone is not None else local_zone()[0],
     )
 
 
@@ -145,14 +161,19 @@ def summarize_records(
     group_by: Sequence[str] = (),
     name: str = "",
     campaign_dir: Path = Path(),
+    zone: tzinfo = timezone.utc,
 ) -> CampaignSummary:
     """The pure part of ``summarize_campaign``: records in, summary out."""
     fields = tuple(group_by)
+    config_fields = tuple(f for f in fields if not is_record_field(f))
     buckets = _Buckets.build(records, problems, manifest)
     configs = tuple(
-        sorted((buckets.summary(key, fields) for key in buckets.keys_in_order()), key=_config_order)
+        sorted((buckets.summary(key, config_fields) for key in buckets.keys_in_order()), key=_config_order)
     )
-    groups = _groups(configs, buckets, fields) if fields else ()
+    if config_fields != fields:
+        groups = _record_groups(records, fields, zone)
+    else:
+        groups = _groups(configs, buckets, fields) if fields else ()
     return CampaignSummary(
         campaign_dir=campaign_dir,
         name=name or campaign_dir.name,
@@ -165,6 +186,7 @@ def summarize_records(
         flags=campaign_flags(records, manifest),
         manifest=manifest,
         unattributed=buckets.unattributed,
+        zone=zone,
     )
 
 
@@ -298,6 +320,31 @@ def _groups(
                 n_ok=len(runs),
                 excluded=excluded,
                 stats=metric_stats(runs),
+            )
+        )
+    return tuple(sorted(out, key=lambda g: _value_order(g.key)))
+
+
+def _record_groups(
+    records: Sequence[RunRecord], fields: tuple[str, ...], zone: tzinfo
+) -> tuple[GroupSummary, ...]:
+    """Groups keyed per run (``repetition``, ``hour_of_day``): a configuration's runs may fall in several."""
+    members: dict[GroupKey, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        members[tuple((f, record_value(record, f, zone)) for f in fields)].append(record)
+    out = []
+    for key, group in members.items():
+        ok = [r for r in group if r.status == "ok"]
+        out.append(
+            GroupSummary(
+                key=key,
+                config_names=tuple(dict.fromkeys(r.config_name for r in group)),
+                n_ok=len(ok),
+                excluded=Excluded(
+                    failed=sum(1 for r in group if r.status == "failed"),
+                    invalid=sum(1 for r in group if r.status == "invalid"),
+                ),
+                stats=metric_stats(ok),
             )
         )
     return tuple(sorted(out, key=lambda g: _value_order(g.key)))
