@@ -19,10 +19,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from lem.campaign.manifest import Manifest, iso_utc
+from lem.results.summary import summarize_campaign
 
 pytestmark = pytest.mark.slow
 
@@ -169,6 +171,9 @@ def test_killed_during_and_between_repetitions_it_resumes_to_exactly_three(daemo
         for run in RUNS:
             result = json.loads((daemon.campaign_dir / rep / run / "result.json").read_text())
             assert (result["status"], result["run_id"]) == ("ok", run)
+    by_rep = summarize_campaign(daemon.campaign_dir, ["repetition"], zone=ZoneInfo("Europe/London"))
+    assert [(g.key, g.n_ok) for g in by_rep.groups] == [((("repetition", k),), 2) for k in (1, 2, 3)]
+    assert [c.n_ok for c in by_rep.configs] == [6]
     log = daemon.log(3, tail=1_000_000)
     assert "waiting: repetition 2 starts at" in log and "repetition 3 starts (rep-0003" in log
     assert "daemon campaign local-daemon: 3 repetition(s) — 3 done, 0 start(s) skipped" in log

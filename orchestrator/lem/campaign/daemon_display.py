@@ -52,12 +52,12 @@ class RichScheduleDisplay:
         self._head = ""
 
     def event(self, text: str) -> None:
-        self._console.print(text)
+        self._console.print(text, highlight=False)
 
     def waiting(self, repetition: int, due_local: str, seconds: float) -> None:
         self._head = f"repetition {repetition} starts at {due_local}"
         self._live = Live(self._text(seconds), console=self._console, transient=True, auto_refresh=False)
-        self._live.start()
+        self._live.start(refresh=True)
 
     def tick(self, remaining_s: float) -> None:
         if self._live is not None:

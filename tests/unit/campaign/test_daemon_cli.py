@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -13,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
+from lem.campaign.daemon_display import RichScheduleDisplay, waiting_line
 from lem.campaign.daemon_launch import DAEMON_LOCK_SUFFIX
 from lem.campaign.liveness import LiveCampaign
 from lem.cli.campaign_cmd import campaign
@@ -180,3 +184,29 @@ def test_systemd_analyze_verify_accepts_the_unit(cli: DaemonCli, tmp_path: Path)
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "lem-demo.service" not in verify.stderr  # no complaint about the unit itself
+
+
+def test_a_real_sigint_while_waiting_ends_the_daemon_with_130(cli: DaemonCli) -> None:
+    cli.clock.schedule(1_000.0 + 600.0, lambda: os.kill(os.getpid(), signal.SIGINT))  # 10 min into the wait
+    result = cli.invoke()
+    assert result.exit_code == 130
+    assert "SIGINT: stopping the running container and saving the manifest" in result.stderr
+    state = schedule(cli)
+    assert (state["phase"], state["next_slot"]) == ("stopped", 1)
+    assert [r["status"] for r in state["repetitions"]] == ["done"]  # type: ignore[union-attr]
+    assert len(cli.runtime.calls) == 4
+    assert "to continue: lem campaign run" in result.stdout
+
+
+def test_the_countdown_display_redraws_the_next_start(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    display = RichScheduleDisplay(Console(file=buffer, force_terminal=True, width=120))
+    display.waiting(2, "2026-12-02 02:00:00 GMT", 3725.0)
+    display.tick(3724.0)
+    display.waited()
+    display.event("repetition 2 starts")
+    out = buffer.getvalue()
+    assert "repetition 2 starts at 2026-12-02 02:00:00 GMT — in 1:02:05" in out
+    assert "in 1:02:04" in out
+    assert out.rstrip().endswith("repetition 2 starts")
+    assert waiting_line(3, "x", 59.4) == "repetition 3 starts at x — in 0:59"
