@@ -21,13 +21,14 @@ from lem.campaign.executor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from lem.campaign.manifest import iso_utc
 from lem.campaign.schedule import Decision, Schedule, Skipped, Slot
 from lem.campaign.schedule_state import (
+    DaemonPhase,
     RepetitionRecord,
-    RepetitionStatus,
     ScheduleState,
     SkipRecord,
     repetition_dir,
 )
 
+OutcomeStatus = Literal["done", "failed", "interrupted", "aborted"]
 MAX_WAIT_CHUNK_S = 60.0  # re-read the wall clock at least this often (suspend, NTP steps)
 MISSED = "missed: lem was not running at its start time"
 OVERRUN = "overrun: the previous repetition was still running at its start time"
@@ -35,7 +36,7 @@ OVERRUN = "overrun: the previous repetition was still running at its start time"
 
 @dataclass(frozen=True)
 class RepetitionOutcome:
-    status: Literal["done", "failed", "interrupted", "aborted"]
+    status: OutcomeStatus
     total: int = 0
     done: int = 0
     failed: int = 0
@@ -183,7 +184,7 @@ class DaemonScheduler:
         self._ran.append(record.repetition)
         outcome = self.s.repetitions.run(record.repetition, record.directory, resume)
         now = self.s.clock.time()
-        record.status = _status(outcome)
+        record.status = outcome.status
         record.runs_total, record.runs_done, record.runs_failed = outcome.total, outcome.done, outcome.failed
         record.message = outcome.message
         record.finished_at = iso_utc(now) if record.finished else None
@@ -221,8 +222,8 @@ class DaemonScheduler:
             f"({self._reason}; on_overrun: {self.schedule.on_overrun})"
         )
 
-    def _set_phase(self, phase: str, note: str | None = None) -> None:
-        self.state.phase = phase  # type: ignore[assignment]
+    def _set_phase(self, phase: DaemonPhase, note: str | None = None) -> None:
+        self.state.phase = phase
         self._save()
         if note:
             self.s.display.event(note)
@@ -242,7 +243,3 @@ class DaemonScheduler:
             aborted=aborted,
             ran=list(self._ran),
         )
-
-
-def _status(outcome: RepetitionOutcome) -> RepetitionStatus:
-    return outcome.status

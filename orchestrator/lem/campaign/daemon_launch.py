@@ -18,6 +18,7 @@ from lem.campaign.daemon import (
     DaemonReport,
     DaemonScheduler,
     DaemonServices,
+    OutcomeStatus,
     RepetitionOutcome,
     ScheduleDisplay,
 )
@@ -55,13 +56,14 @@ class LaunchedRepetitions:
             report = launch_campaign(request, services).report
         except (LemRuntimeError, ManifestError, CampaignBusy) as e:
             return RepetitionOutcome("aborted", message=str(e))
+        status: OutcomeStatus
         if report.stopped:
             status = "interrupted"
         elif report.aborted:
             status = "aborted"
         else:
             status = "failed" if report.failed else "done"
-        return RepetitionOutcome(status, report.total, report.done, report.failed, report.aborted)  # type: ignore[arg-type]
+        return RepetitionOutcome(status, report.total, report.done, report.failed, report.aborted)
 
 
 def launch_daemon(

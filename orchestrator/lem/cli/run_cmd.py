@@ -157,7 +157,7 @@ def _run_daemon(request: LaunchRequest, deps: RunDeps, opts: RunOptions, file: P
         except (LemRuntimeError, ManifestError, CampaignBusy, ScheduleError) as e:
             raise click.ClickException(str(e)) from None
     daemon_cmd.print_daemon_summary(result, request.campaign, file)
-    for renderable in _tables(result.campaign_dir, request.campaign.group_by):
+    for renderable in _tables(result.campaign_dir, ("repetition", *request.campaign.group_by)):
         _summary_console().print(renderable)
     return result.report.exit_code
 

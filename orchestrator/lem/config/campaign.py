@@ -19,6 +19,7 @@ from lem_harness.experiment import Backend, DatasetConfig, StrictModel
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+RUN_GROUP_FIELDS = ("repetition", "hour_of_day")  # group_by fields of a run, not of its configuration
 
 
 def duration_seconds(text: str) -> float:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from lem.config.campaign import RUN_GROUP_FIELDS
 from lem.results.load import RunRecord
 from lem_harness.experiment import BACKEND_SECTIONS, ExperimentConfig
 
@@ -31,7 +32,7 @@ class UnknownFieldError(ValueError):
 
 
 FieldValue = str | int | float | bool | None
-RECORD_FIELDS = ("repetition", "hour_of_day")
+RECORD_FIELDS = RUN_GROUP_FIELDS
 
 
 def is_record_field(path: str) -> bool:
