@@ -12,9 +12,10 @@ that occurs twice in autumn is its first occurrence.
 A slot runs only when its local weekday is in ``days`` and it falls before the end
 (``total_duration`` after the schedule began); ``repetitions`` caps how many run. A slot
 whose time has passed when the schedule next looks (a repetition overran, or lem was not
-running) is *missed*: with ``on_overrun: queue`` the earliest missed slot runs at once and
-the later ones are skipped; with ``skip`` all of them are skipped. Nothing here reads a
-clock: ``now`` is always an argument.
+running) by more than a minute (or half the interval, when that is shorter) is *missed*:
+with ``on_overrun: queue`` the earliest missed slot runs at once and the later ones are
+skipped; with ``skip`` all of them are skipped. Nothing here reads a clock: ``now`` is
+always an argument.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Literal
 from lem.config.campaign import DaemonConfig, duration_seconds
 
 DAY_S = 86_400.0
+ON_TIME_S = 60.0  # a start at most this late (and at most half an interval) is on time, not missed
 MAX_SCAN = 1_000_000  # slots looked at in one decision (a 1 s interval over 11 days)
 
 DecisionKind = Literal["run", "wait", "finished"]
@@ -66,6 +68,7 @@ class Schedule:
         self.total_s = duration_seconds(daemon.total_duration) if daemon.total_duration else None
         self.repetitions = daemon.repetitions
         self.on_overrun = daemon.on_overrun
+        self.grace_s = min(ON_TIME_S, self.interval_s / 2)
         self._wall_days = (
             round(self.interval_s / DAY_S) if self.at is not None and self.interval_s % DAY_S == 0 else None
         )
@@ -115,7 +118,7 @@ class Schedule:
             if not self.allowed(due):
                 continue
             slot = Slot(index, due)
-            if due >= now:
+            if due >= now - self.grace_s:
                 return self._pick(missed, slot)
             missed.append(slot)
         raise ValueError(f"no start found within {MAX_SCAN} slots of slot {last_slot}")

@@ -168,3 +168,18 @@ def test_missed_starts_after_the_end_queue_one_last_run_or_finish() -> None:
         skipped=Skipped(Slot(1, began + 3600), Slot(1, began + 3600), 1),
         reason="total_duration reached",
     )
+
+
+def test_a_start_less_than_a_minute_late_is_on_time_not_missed() -> None:
+    began = ts("2026-06-10T10:00")
+    s = schedule(interval="1h", on_overrun="skip")
+    assert s.next(began, began, -1, 0, began + 0.2) == Decision("wait", Slot(0, began))  # runs at once
+    assert s.next(began, began, 0, 1, began + 3600 + 60) == Decision("wait", Slot(1, began + 3600))
+    assert s.next(began, began, 0, 1, began + 3600 + 61) == Decision(
+        "wait", Slot(2, began + 7200), Skipped(Slot(1, began + 3600), Slot(1, began + 3600), 1)
+    )
+    short = schedule(interval="30s", on_overrun="skip")  # half the interval: 15 s
+    assert short.next(began, began, 0, 1, began + 45) == Decision("wait", Slot(1, began + 30))
+    assert short.next(began, began, 0, 1, began + 45.5).skipped == Skipped(
+        Slot(1, began + 30), Slot(1, began + 30), 1
+    )
