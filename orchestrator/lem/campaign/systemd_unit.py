@@ -25,6 +25,7 @@ class UnitRequest:
     working_dir: Path
     user_unit: bool
     user: str | None = None  # the account a system unit runs as
+    docker: bool = False  # the runs need the Docker engine (ordered after docker.service)
 
 
 def unit_name(campaign_name: str) -> str:
@@ -45,8 +46,7 @@ def render_unit(request: UnitRequest) -> str:
     lines = [
         "[Unit]",
         f"Description=LLenergyMeasure scheduled campaign {request.campaign_name}",
-        "After=network-online.target",
-        "Wants=network-online.target",
+        *_order_lines(request),
         "",
         "[Service]",
         "Type=simple",
@@ -66,6 +66,13 @@ def render_unit(request: UnitRequest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _order_lines(request: UnitRequest) -> Sequence[str]:
+    after = ["network-online.target"]
+    if request.docker and not request.user_unit:
+        after.append("docker.service")  # a user manager cannot order itself after a system unit
+    return [f"After={' '.join(after)}", f"Wants={' '.join(after)}"]
 
 
 def _user_lines(request: UnitRequest) -> Sequence[str]:

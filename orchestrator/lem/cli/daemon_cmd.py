@@ -90,6 +90,7 @@ def daemon_unit(
         working_dir=Path.cwd().resolve(),
         user_unit=user_unit,
         user=None if user_unit else getpass.getuser(),
+        docker=runtime_name == "docker",
     )
     click.echo(render_unit(request), nl=False)
     click.echo(install_text(request), err=True)

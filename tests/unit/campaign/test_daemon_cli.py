@@ -157,7 +157,8 @@ def test_daemon_unit_prints_a_restarting_service_that_resumes(cli: DaemonCli) ->
         f"-m lem campaign run {cli.file.resolve()} --resume --quiet --runtime local --flavour gpu "
         f"--results-dir {cli.results.resolve()}"
     )
-    assert "WantedBy=default.target" in unit
+    assert "WantedBy=default.target" in unit and "After=network-online.target\n" in unit
+    assert "User=" not in unit
     assert "systemctl --user enable --now lem-demo.service" in result.stderr
 
 
@@ -179,6 +180,10 @@ def test_systemd_analyze_verify_accepts_the_unit(cli: DaemonCli, tmp_path: Path)
     assert result.exit_code == 0, result.output
     path = tmp_path / "lem-demo.service"
     path.write_text(result.stdout)
+    assert (
+        "After=network-online.target docker.service\n" in result.stdout
+    )  # a system unit for the docker runtime
+    assert "WantedBy=multi-user.target" in result.stdout
     verify = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", str(path)], capture_output=True, text=True, check=False
     )
