@@ -98,6 +98,16 @@ class RunRecord:
         return self.values[METRIC_INDEX[metric]]
 
     @property
+    def label(self) -> str:
+        """The run id, preceded by its repetition directory in a daemon campaign (``rep-0002/<run_id>``)."""
+        return f"rep-{self.repetition:04d}/{self.run_id}" if self.repetition is not None else self.run_id
+
+    @property
+    def order(self) -> tuple[str, int, int, str]:
+        """Campaign, repetition, cycle, run id: the order runs are listed in."""
+        return (self.campaign, self.repetition or 0, self.cycle, self.run_id)
+
+    @property
     def gpu_uuids(self) -> tuple[str, ...]:
         return tuple(g.uuid for g in self.provenance.gpus) if self.provenance else ()
 

@@ -146,7 +146,7 @@ def runs_table_data(summary: CampaignSummary) -> TableData:
     )
     rows: list[tuple[str, ...]] = [
         (
-            r.run_id,
+            r.label,
             r.config_name,
             str(r.cycle),
             r.status,
@@ -156,7 +156,7 @@ def runs_table_data(summary: CampaignSummary) -> TableData:
             _num(r.idle_power_w),
             ", ".join(r.flags) if r.status == "ok" else (r.error or "no inference metrics"),
         )
-        for r in sorted(summary.records, key=lambda r: (r.cycle, r.config_name, r.run_id))
+        for r in sorted(summary.records, key=lambda r: (r.repetition or 0, r.cycle, r.config_name, r.run_id))
     ]
     rows += [
         (

@@ -125,6 +125,10 @@ def test_results_commands_group_by_repetition_and_plot_against_start_time(
     assert summary.exit_code == 0, summary.output
     data = json.loads(summary.stdout)
     assert [g["group"] for g in data["groups"]] == [{"repetition": 1}, {"repetition": 2}, {"repetition": 3}]
+    listed = runner.invoke(main, ["results", "list", str(campaign)])
+    assert listed.exit_code == 0, listed.output
+    labels = [line.split("│")[2].strip() for line in listed.stdout.splitlines() if "pytorch-bs1" in line]
+    assert labels == [f"rep-{rep:04d}/pytorch-bs1-float16-c{c:02d}" for rep in (1, 2, 3) for c in (1, 2)]
     table = runner.invoke(main, ["results", "summary", str(campaign), "--group-by", "hour_of_day"])
     assert table.exit_code == 0 and "by hour_of_day" in table.stdout
     pytest.importorskip("matplotlib")
@@ -137,6 +141,7 @@ def test_results_commands_group_by_repetition_and_plot_against_start_time(
     assert report.exit_code == 0, report.output
     text = (tmp_path / "r.md").read_text()
     assert "r_plots/repetitions.png" in text and "REPETITION_DRIFT_ENERGY" in text
+    assert "| rep-0003/pytorch-bs1-float16-c02 |" in text
     assert (tmp_path / "r_plots" / "repetitions.png").is_file()
 
 
