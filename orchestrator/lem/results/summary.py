@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lem.config.zone import local_zone
 from lem.results.fields import FieldValue, is_record_field, record_value, resolve_field, validate_fields
-from lem.results.load import LoadProblem, NoResultsError, RunRecord, load_results
+from lem.results.load import SCHEDULE_FILE, LoadProblem, NoResultsError, RunRecord, load_results
 from lem.results.manifest import ManifestInfo, read_manifest
 from lem.results.metrics import METRICS
 from lem.results.stats import Stats, describe
@@ -138,7 +138,8 @@ def summarize_campaign(
     fields = validate_fields(group_by or ())
     loaded = load_results(campaign_dir)
     manifest = read_manifest(campaign_dir) if campaign_dir.is_dir() else None
-    if not loaded.records and not loaded.problems and manifest is None:
+    repetitions = repetition_manifests(campaign_dir) if manifest is None else ()
+    if not loaded.records and not loaded.problems and manifest is None and not repetitions:
         raise NoResultsError(f"{campaign_dir}: no result.json files found")
     folder = campaign_dir.parent.parent if campaign_dir.is_file() else campaign_dir  # a result.json itself
     name = manifest.campaign_name if manifest and manifest.campaign_name else folder.name
@@ -146,6 +147,7 @@ def summarize_campaign(
         loaded.records,
         loaded.problems,
         manifest=manifest,
+        repetition_manifests=repetitions,
         group_by=fields,
         name=name,
         campaign_dir=campaign_dir,
@@ -153,11 +155,25 @@ def summarize_campaign(
     )
 
 
+def repetition_manifests(campaign_dir: Path) -> tuple[tuple[int, ManifestInfo], ...]:
+    """A daemon campaign's ``rep-NNNN/manifest.json`` files, by repetition (none elsewhere)."""
+    if not (campaign_dir / SCHEDULE_FILE).is_file():
+        return ()
+    out = []
+    for directory in sorted(campaign_dir.glob("rep-*")):
+        number = directory.name.removeprefix("rep-")
+        info = read_manifest(directory) if number.isdigit() else None
+        if info is not None:
+            out.append((int(number), info))
+    return tuple(out)
+
+
 def summarize_records(
     records: Sequence[RunRecord],
     problems: Sequence[LoadProblem] = (),
     *,
     manifest: ManifestInfo | None = None,
+    repetition_manifests: Sequence[tuple[int, ManifestInfo]] = (),
     group_by: Sequence[str] = (),
     name: str = "",
     campaign_dir: Path = Path(),
@@ -167,6 +183,8 @@ def summarize_records(
     fields = tuple(group_by)
     config_fields = tuple(f for f in fields if not is_record_field(f))
     buckets = _Buckets.build(records, problems, manifest)
+    for repetition, info in repetition_manifests:
+        buckets.add_repetition_missing(records, problems, repetition, info, name or campaign_dir.name)
     configs = tuple(
         sorted((buckets.summary(key, config_fields) for key in buckets.keys_in_order()), key=_config_order)
     )
@@ -287,10 +305,28 @@ class _Buckets:
             return names.get((p.campaign, p.config_name))
         return None
 
-    def _add_missing(
-        self, records: Sequence[RunRecord], problems: Sequence[LoadProblem], manifest: ManifestInfo
+    def add_repetition_missing(
+        self,
+        records: Sequence[RunRecord],
+        problems: Sequence[LoadProblem],
+        repetition: int,
+        manifest: ManifestInfo,
+        campaign: str,
     ) -> None:
-        campaign = manifest.path.parent.name
+        """Runs one repetition's manifest knows that left no result, counted under the daemon campaign."""
+        rep_dir = manifest.path.parent
+        mine = [r for r in records if r.repetition == repetition]
+        theirs = [p for p in problems if p.path.parent.parent == rep_dir]
+        self._add_missing(mine, theirs, manifest, campaign)
+
+    def _add_missing(
+        self,
+        records: Sequence[RunRecord],
+        problems: Sequence[LoadProblem],
+        manifest: ManifestInfo,
+        campaign: str | None = None,
+    ) -> None:
+        campaign = campaign or manifest.path.parent.name
         seen = {r.run_id for r in records} | {p.run_id for p in problems if p.run_id}
         for run in manifest.runs:
             if run.run_id in seen or run.config_id is None:

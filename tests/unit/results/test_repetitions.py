@@ -17,6 +17,7 @@ from tests.unit.results.conftest import GOLDEN, read_png_size
 
 LONDON = ZoneInfo("Europe/London")
 TEMPLATE = GOLDEN / "alpha" / "pytorch-bs1-float16-c01" / "result.json"
+CONFIG_ID = json.loads(TEMPLATE.read_text())["config_id"]
 # repetition -> (started_at of cycle 1 (UTC), energy per token of cycles 1 and 2, idle power)
 PLAN = {
     1: ("2026-06-10T01:00:00.000+00:00", (1.0, 1.2), 60.0),
@@ -149,3 +150,16 @@ def test_an_unknown_group_by_names_the_run_fields(campaign: Path) -> None:
     out = CliRunner().invoke(main, ["results", "summary", str(campaign), "--group-by", "repetitons"])
     assert out.exit_code == 1
     assert "did you mean 'repetition'" in out.output and "repetition, hour_of_day" in out.output
+
+
+def test_runs_a_repetition_manifest_knows_without_a_result_are_counted_missing(campaign: Path) -> None:
+    runs = [
+        {"run_id": f"pytorch-bs1-float16-c{c:02d}", "config_id": CONFIG_ID, "name": "pytorch-bs1-float16",
+         "backend": "pytorch", "cycle": c, "status": "done"}
+        for c in (1, 2, 3)
+    ]  # fmt: skip
+    for rep in (1, 2):
+        (campaign / f"rep-{rep:04d}" / "manifest.json").write_text(json.dumps({"runs": runs}))
+    summary = summarize_campaign(campaign, zone=LONDON)
+    (config,) = summary.configs
+    assert (config.n_ok, config.excluded.missing) == (6, 2)  # c03 of repetitions 1 and 2
