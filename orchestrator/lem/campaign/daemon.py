@@ -143,11 +143,13 @@ class DaemonScheduler:
         return True
 
     def _wait_for(self, slot: Slot) -> None:
+        remaining = slot.due - self.s.clock.time()
+        if remaining <= 0:  # due now (or less than the on-time grace ago)
+            return
         number = len(self.state.repetitions) + 1
         self.state.next_slot, self.state.next_due_at = slot.index, iso_utc(slot.due)
         self._set_phase("waiting")
-        remaining = slot.due - self.s.clock.time()
-        self.s.display.waiting(number, self.local_text(slot.due), max(remaining, 0.0))
+        self.s.display.waiting(number, self.local_text(slot.due), remaining)
         try:
             while remaining > 0:
                 chunk = min(remaining, self.s.display.tick_s or MAX_WAIT_CHUNK_S, MAX_WAIT_CHUNK_S)

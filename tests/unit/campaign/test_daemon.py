@@ -101,7 +101,10 @@ def test_three_repetitions_every_interval_with_exact_waits() -> None:
     ]
     assert rig.state.finished_reason == "3 of 3 repetitions run"
     assert rig.state.repetitions[1].due_at == "2026-06-09T10:28:20.000+00:00"
-    assert "waiting 2 2026-06-09 10:28:20 UTC 800" in rig.display.lines
+    assert [line for line in rig.display.lines if line.startswith("waiting ")] == [
+        "waiting 2 2026-06-09 10:28:20 UTC 800",  # the first starts at once: no wait shown
+        "waiting 3 2026-06-09 10:43:20 UTC 800",
+    ]
     assert rig.store.saved[-1]["phase"] == "finished"
 
 
