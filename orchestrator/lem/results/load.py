@@ -35,7 +35,7 @@ from lem_harness.experiment import ExperimentConfig
 
 RecordStatus = Literal["ok", "failed", "invalid"]
 KNOWN_MAJOR = contract_major(CONTRACT_VERSION)
-_PROVENANCE_NOT_SHOWN = {"config_hash", "seed", "visible_devices"}
+_PROVENANCE_NOT_SHOWN = {"config_hash", "random_seed", "visible_devices"}
 SCHEDULE_FILE = "schedule.json"  # written by a daemon campaign (lem.campaign.schedule_state)
 _REPETITION_DIR = re.compile(r"rep-([0-9]{4,})")
 
