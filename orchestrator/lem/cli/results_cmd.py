@@ -60,8 +60,10 @@ group_by_option = click.option(
     "--group-by",
     "group_by",
     multiple=True,
-    metavar="FIELD[,FIELD…]",
-    help="Dotted config field(s) to group by, e.g. backend,pytorch.batch_size (default: the campaign's).",
+    metavar="KEY[,KEY…]",
+    help="Also summarise by these configuration keys, comma-separated or repeated: batch_size (each "
+    "backend's batch key, as in grid axes), a top-level key such as backend or fp_precision, or a dotted "
+    "path such as pytorch.batch_size or decoder.preset (default: the campaign file's group_by).",
 )
 metric_option = click.option(
     "--metric",
