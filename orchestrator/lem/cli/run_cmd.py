@@ -99,7 +99,10 @@ _SHARED_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         "(default: the campaign's results_dir, 'results', relative to the current directory).",
     ),
     click.option(
-        "--dry-run", is_flag=True, help="Print the schedule and where results would go; run nothing."
+        "--dry-run",
+        is_flag=True,
+        help="Print the schedule (for one experiment, its resolved configuration too) and where results "
+        "would go; run nothing.",
     ),
     click.option(
         "--flavour",
