@@ -3,7 +3,7 @@
 A single experiment runs through the same expansion, scheduler, runtimes, manifest and
 results tree as any campaign: it is wrapped in a campaign whose only entry is the file
 itself (``experiments: [{file: <name>}]``, read relative to the file's own directory).
-The campaign is named after the experiment's ``name`` (or, without one, the file stem),
+The campaign is named after the experiment's ``config_name`` (or, without one, the file stem),
 made path-safe. A single experiment runs one cycle by default and never waits: both
 gaps are 0, whatever the number of cycles.
 
@@ -21,11 +21,11 @@ from lem.config.yaml_source import YamlDocument
 
 SINGLE_CYCLES = 1
 MAX_CAMPAIGN_NAME = 100  # CampaignConfig.campaign_name's pattern allows 100 characters
-NAME_KEY = "name"  # the experiment key that names it
+NAME_KEY = "config_name"  # the experiment key that names it
 
 
 def experiment_campaign_name(document: YamlDocument) -> str:
-    """The experiment's own name (path-safe), else its file stem."""
+    """The experiment's ``config_name`` (path-safe), else its file stem."""
     given = document.data.get(NAME_KEY)
     head = str(given) if isinstance(given, (str, int, float)) and str(given) else Path(document.file).stem
     return safe(head)[:MAX_CAMPAIGN_NAME].rstrip("._-") or "experiment"

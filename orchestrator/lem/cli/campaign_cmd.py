@@ -13,14 +13,13 @@ from typing import Any
 
 import click
 
-from lem.campaign.check import campaign_summary, campaign_warnings, experiment_warnings
+from lem.campaign.check import campaign_summary, campaign_warnings, experiment_warnings, load_notices
 from lem.campaign.expand import Expansion, expand_campaign
 from lem.campaign.plan import PlannedRun, plan_campaign, total_gap_s
 from lem.campaign.single import SINGLE_CYCLES, runnable_campaign
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigError, ConfigWarning
-from lem.config.loader import Kind, detect_kind
-from lem.config.yaml_source import load_yaml
+from lem.config.loader import Kind, detect_kind, read_document
 
 
 class DefaultRunGroup(click.Group):
@@ -92,9 +91,9 @@ def load_and_expand(file: Path, *, cycles: int = SINGLE_CYCLES, experiment_only:
     experiment is accepted (``experiment_only``) is a usage error (exit 2).
     """
     try:
-        document = load_yaml(file)
+        document = read_document(file)
     except ConfigError as exc:
-        raise click.ClickException(f"{file} cannot be read:\n{exc}") from None
+        raise click.ClickException(f"{file} is not a valid campaign or experiment:\n{exc}") from None
     kind = detect_kind(document.data)
     if experiment_only and kind == "campaign":
         raise click.UsageError(
@@ -102,9 +101,13 @@ def load_and_expand(file: Path, *, cycles: int = SINGLE_CYCLES, experiment_only:
         )
     try:
         campaign_cfg = runnable_campaign(document, cycles=cycles)
-        return Loaded(file, campaign_cfg, expand_campaign(campaign_cfg, file.parent), kind)
+        expansion = expand_campaign(campaign_cfg, file.parent)
     except ConfigError as exc:
         raise click.ClickException(f"{file} is not a valid {kind}:\n{exc}") from None
+    prefix = f"{file}: " if kind == "campaign" else ""  # an experiment's notices name its file already
+    for notice in load_notices(campaign_cfg, expansion):
+        click.echo(f"{prefix}{notice}", err=True)
+    return Loaded(file, campaign_cfg, expansion, kind)
 
 
 def format_duration(seconds: float) -> str:

@@ -36,7 +36,7 @@ MAX_CYCLES = 1_000  # the bound of a campaign's execution.cycles
 def experiment(ctx: click.Context, /, file: Path, cycles: int, **options: Any) -> None:
     """Run experiment FILE: one configuration, --cycles times (default 1), no gaps.
 
-    The experiment runs as a campaign of one configuration named after the file's `name`
+    The experiment runs as a campaign of one configuration named after the file's `config_name`
     (or its file stem), through the same runtimes, manifest and results tree as
     `lem campaign run`: results go to RESULTS_DIR/<name>/<name>-c01/ (result.json,
     timeline.csv, spec.json, container.log) with manifest.json beside the runs, and a

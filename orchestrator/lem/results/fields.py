@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lem.config.grouping import UnknownGroupKey, check_keys, field_path, leaf_fields
-from lem_harness.experiment import BACKEND_SECTIONS, ExperimentConfig
+from lem_harness.experiment import BACKEND_SECTIONS, DatasetConfig, ExperimentConfig
 
 UnknownFieldError = UnknownGroupKey  # the results commands' name for it
 
@@ -38,6 +38,8 @@ def resolve_field(config: ExperimentConfig, key: str) -> FieldValue:
     node: Any
     if head in BACKEND_SECTIONS:
         node = config.backend_section() if config.backend == head else None
+    elif head == "dataset":  # the dataset measured (the default one when no source is given)
+        node = config.prompt_source if isinstance(config.prompt_source, DatasetConfig) else None
     else:
         node = getattr(config, head, None)
     for part in rest.split(".") if rest else ():

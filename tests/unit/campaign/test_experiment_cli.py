@@ -18,11 +18,11 @@ from tests.unit.campaign.test_run_cli import CAMPAIGN_YAML
 
 EXPERIMENT_YAML = """\
 schema_version: "3.0.0"
-name: tiny
-model: org/tiny-model
+config_name: tiny
+model_name: org/tiny-model
 backend: pytorch
 max_output_tokens: 4
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 measurement: {device: simulated}
 pytorch: {batch_size: 2}
 """
@@ -88,7 +88,7 @@ def test_dry_run_prints_the_plan_and_the_resolved_configuration(cli: Cli) -> Non
     heading, _, rest = out.partition("\n")
     assert heading.startswith("resolved configuration (tiny, config id ")
     resolved = yaml.safe_load(rest.split("\n\ncampaign 'tiny'")[0])
-    assert resolved["name"] == "tiny" and resolved["backend"] == "pytorch"
+    assert resolved["config_name"] == "tiny" and resolved["backend"] == "pytorch"
     assert resolved["pytorch"]["batch_size"] == 2 and resolved["pytorch"]["use_cache"] is True  # a default
     assert resolved["warmup"]["max_prompts"] == WarmupConfig.model_fields["max_prompts"].default
     assert resolved["vllm"] is None
@@ -122,7 +122,10 @@ def test_unreadable_yaml_is_one_message(tmp_path: Path) -> None:
     cli = Cli(tmp_path, "name: [unclosed\n", "exp.yaml")
     result = cli.invoke(command=experiment)
     assert result.exit_code == 1
-    assert f"{cli.file} cannot be read:" in result.output and "Traceback" not in result.output
+    assert (
+        f"{cli.file} is not a valid campaign or experiment:" in result.output
+        and "Traceback" not in result.output
+    )
 
 
 @pytest.mark.parametrize("bad", ["0", "1001", "x"])
@@ -147,3 +150,16 @@ def test_help_documents_every_option_and_the_exit_codes() -> None:
         assert option in result.output
     assert "Exit codes:" in result.output and "130" in result.output
     assert "no gaps" in result.output
+
+
+def test_an_older_spelling_runs_with_one_notice_per_key(tmp_path: Path) -> None:
+    text = EXPERIMENT_YAML.replace("config_name: tiny", "name: tiny")
+    cli = Cli(tmp_path, text, "exp.yaml")
+    result = cli.invoke("--dry-run", command=experiment)
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.stderr.splitlines() if "DEPRECATED_KEY" in line]
+    assert notices == [
+        "warning [DEPRECATED_KEY] name: 'name' is an older spelling of 'config_name' (line 2); it still "
+        f"works: `lem config migrate {cli.file} --write` updates the file [in {cli.file}]"
+    ]
+    assert f"results would go to {cli.results / 'tiny'}" in result.stdout

@@ -17,7 +17,7 @@ from tests.unit.campaign.helpers import RUN_IDS, Cli
 CAMPAIGN_YAML = """\
 campaign_name: demo
 model: org/tiny-model
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 base:
   measurement: {device: simulated}
   max_output_tokens: 4
@@ -29,11 +29,11 @@ execution: {cycles: 2, config_gap_seconds: 0, cycle_gap_seconds: 0}
 """
 
 EXPERIMENT_YAML = """\
-name: tiny
-model: org/tiny-model
+config_name: tiny
+model_name: org/tiny-model
 backend: pytorch
 max_output_tokens: 4
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 measurement: {device: simulated}
 """
 

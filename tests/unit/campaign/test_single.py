@@ -10,14 +10,15 @@ from lem.campaign.expand import expand_campaign
 from lem.campaign.plan import plan_campaign
 from lem.campaign.single import campaign_for_experiment, experiment_campaign_name, runnable_campaign
 from lem.config.errors import ConfigError
-from lem.config.yaml_source import YamlDocument, load_yaml
+from lem.config.loader import read_document
+from lem.config.yaml_source import YamlDocument
 
 EXPERIMENT_YAML = """\
-name: tiny run
-model: org/tiny-model
+config_name: tiny run
+model_name: org/tiny-model
 backend: pytorch
 max_output_tokens: 4
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 measurement: {device: simulated}
 pytorch: {batch_size: 2}
 """
@@ -30,7 +31,7 @@ def write(tmp_path: Path, text: str = EXPERIMENT_YAML, name: str = "exp.yaml") -
 
 
 def test_the_campaign_is_named_after_the_experiment_and_runs_it_once_without_gaps(tmp_path: Path) -> None:
-    document = load_yaml(write(tmp_path))
+    document = read_document(write(tmp_path))
     campaign = campaign_for_experiment(document)
     assert campaign.campaign_name == "tiny_run"
     assert [e.file for e in campaign.experiments] == ["exp.yaml"] and campaign.grid is None
@@ -42,13 +43,13 @@ def test_the_campaign_is_named_after_the_experiment_and_runs_it_once_without_gap
 @pytest.mark.parametrize(
     ("data", "file", "expected"),
     [
-        ({"name": "cpu-demo"}, "cfg/cpu_demo.yaml", "cpu-demo"),
+        ({"config_name": "cpu-demo"}, "cfg/cpu_demo.yaml", "cpu-demo"),
         ({}, "cfg/cpu_demo.yaml", "cpu_demo"),  # no name: the file stem
-        ({"name": ""}, "cfg/my exp.yaml", "my_exp"),
-        ({"name": "../a b/c"}, "x.yaml", "a_b_c"),  # path-safe
-        ({"name": 7}, "x.yaml", "7"),
-        ({"name": "x" * 150}, "x.yaml", "x" * 100),  # a campaign name has at most 100 characters
-        ({"name": "___"}, "x.yaml", "config"),
+        ({"config_name": ""}, "cfg/my exp.yaml", "my_exp"),
+        ({"config_name": "../a b/c"}, "x.yaml", "a_b_c"),  # path-safe
+        ({"config_name": 7}, "x.yaml", "7"),
+        ({"config_name": "x" * 150}, "x.yaml", "x" * 100),  # a campaign name has at most 100 characters
+        ({"config_name": "___"}, "x.yaml", "config"),
     ],
 )
 def test_campaign_names(data: dict[str, object], file: str, expected: str) -> None:
@@ -57,20 +58,20 @@ def test_campaign_names(data: dict[str, object], file: str, expected: str) -> No
 
 def test_cycles_run_back_to_back(tmp_path: Path) -> None:
     path = write(tmp_path)
-    campaign = campaign_for_experiment(load_yaml(path), cycles=3)
+    campaign = campaign_for_experiment(read_document(path), cycles=3)
     expansion = expand_campaign(campaign, tmp_path)
     runs = plan_campaign(campaign, expansion)
     assert [r.run_id for r in runs] == ["tiny_run-c01", "tiny_run-c02", "tiny_run-c03"]
     assert [r.gap_before_s for r in runs] == [0.0, 0.0, 0.0]
     (config,) = expansion.configs
-    assert config.name == "tiny_run" and config.config.name == "tiny_run"
+    assert config.name == "tiny_run" and config.config.config_name == "tiny_run"
     assert config.config.pytorch is not None and config.config.pytorch.batch_size == 2
     assert config.axis_values == {"experiment": "exp.yaml"}
 
 
 def test_an_invalid_experiment_names_its_own_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path, EXPERIMENT_YAML.replace("max_output_tokens: 4", "max_output_tokens: -4"))
-    campaign = campaign_for_experiment(load_yaml(path))
+    campaign = campaign_for_experiment(read_document(path))
     with pytest.raises(ConfigError) as caught:
         expand_campaign(campaign, tmp_path)
     (problem,) = caught.value.problems
@@ -78,19 +79,29 @@ def test_an_invalid_experiment_names_its_own_file_and_line(tmp_path: Path) -> No
 
 
 def test_a_missing_required_key_names_the_experiment_file(tmp_path: Path) -> None:
-    path = write(tmp_path, EXPERIMENT_YAML.replace("model: org/tiny-model\n", ""))
+    path = write(tmp_path, EXPERIMENT_YAML.replace("model_name: org/tiny-model\n", ""))
     with pytest.raises(ConfigError) as caught:
-        expand_campaign(campaign_for_experiment(load_yaml(path)), tmp_path)
-    assert [(p.file, p.key) for p in caught.value.problems] == [(str(path), "model")]
+        expand_campaign(campaign_for_experiment(read_document(path)), tmp_path)
+    assert [(p.file, p.key) for p in caught.value.problems] == [(str(path), "model_name")]
 
 
 def test_runnable_campaign_takes_either_kind(tmp_path: Path) -> None:
-    experiment = runnable_campaign(load_yaml(write(tmp_path)), cycles=2)
+    experiment = runnable_campaign(read_document(write(tmp_path)), cycles=2)
     assert (experiment.campaign_name, experiment.execution.cycles) == ("tiny_run", 2)
     campaign_file = write(
         tmp_path,
         "campaign_name: grid\nmodel: org/m\ngrid: {backends: [pytorch]}\nexecution: {cycles: 4}\n",
         "campaign.yaml",
     )
-    campaign = runnable_campaign(load_yaml(campaign_file), cycles=2)
+    campaign = runnable_campaign(read_document(campaign_file), cycles=2)
     assert (campaign.campaign_name, campaign.execution.cycles) == ("grid", 4)  # a campaign keeps its own
+
+
+def test_an_older_spelling_of_the_name_still_names_the_campaign(tmp_path: Path) -> None:
+    text = EXPERIMENT_YAML.replace("config_name: tiny run", "name: older").replace("model_name:", "model:")
+    document = read_document(write(tmp_path, text))
+    assert [w.code for w in document.notices].count("DEPRECATED_KEY") == 2
+    campaign = campaign_for_experiment(document)
+    assert campaign.campaign_name == "older"
+    (config,) = expand_campaign(campaign, tmp_path).configs
+    assert (config.name, config.config.model_name) == ("older", "org/tiny-model")
