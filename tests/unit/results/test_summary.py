@@ -209,14 +209,18 @@ def test_resolve_field_uses_backend_defaults() -> None:
 
 def test_the_batch_size_alias_reads_each_backends_own_key() -> None:
     pytorch = ExperimentConfig.model_validate(
-        {"model": "m", "backend": "pytorch", "pytorch": {"batch_size": 8}}
+        {"model_name": "m", "backend": "pytorch", "pytorch": {"batch_size": 8}}
     )
-    vllm = ExperimentConfig.model_validate({"model": "m", "backend": "vllm", "vllm": {"max_num_seqs": 32}})
+    vllm = ExperimentConfig.model_validate(
+        {"model_name": "m", "backend": "vllm", "vllm": {"max_num_seqs": 32}}
+    )
     tensorrt = ExperimentConfig.model_validate(
-        {"model": "m", "backend": "tensorrt", "tensorrt": {"max_batch_size": 16}}
+        {"model_name": "m", "backend": "tensorrt", "tensorrt": {"max_batch_size": 16}}
     )
     assert [resolve_field(c, "batch_size") for c in (pytorch, vllm, tensorrt)] == [8, 32, 16]
-    assert resolve_field(ExperimentConfig(model="m", backend="pytorch"), "batch_size") == 1  # the default
+    assert (
+        resolve_field(ExperimentConfig(model_name="m", backend="pytorch"), "batch_size") == 1
+    )  # the default
 
 
 def test_group_by_batch_size_pools_each_backends_batch_key(alpha: CampaignSummary) -> None:
