@@ -74,7 +74,7 @@ def daemon_unit(
     file: Path, user_unit: bool, runtime_name: str, flavour: str, results_dir: Path | None
 ) -> None:
     """Print a systemd service that runs daemon campaign FILE and restarts it (with --resume) on failure."""
-    campaign_cfg, _ = load_and_expand(file)
+    campaign_cfg = load_and_expand(file).campaign
     if not campaign_cfg.daemon.enabled:
         raise click.ClickException(
             f"{file}: daemon.enabled is not true; the unit would run the campaign once"

@@ -2,7 +2,9 @@
 
 A thin skin over ``lem.campaign.launch.launch_campaign``: options in, progress on stderr, a
 summary table per configuration and the results path on stdout. Exit codes: 0 every run
-done, 1 a run failed (or the campaign could not start), 130 stopped by Ctrl-C / SIGTERM.
+done, 1 a run failed (or the campaign could not start), 2 a usage error, 130 stopped by
+Ctrl-C / SIGTERM. ``lem experiment`` (``experiment_cmd``) shares ``run_options`` and
+``execute``: one experiment is a campaign of one configuration.
 
 Tests inject fakes (runtime, clock, GPU probe) by passing a ``RunDeps`` as the context object.
 """
@@ -32,10 +34,11 @@ from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
 from lem.campaign.schedule_state import ScheduleError
 from lem.campaign.signals import stop_on_signals
 from lem.cli import daemon_cmd
-from lem.cli.campaign_cmd import load_and_expand, plan
+from lem.cli.campaign_cmd import Loaded, load_and_expand, print_plan
+from lem.cli.results_cmd import group_by_option
 from lem.config.campaign import CampaignConfig
 from lem.config.zone import ZoneError, local_zone
-from lem.results.fields import UnknownFieldError
+from lem.results.fields import UnknownFieldError, validate_fields
 from lem.results.load import NoResultsError
 from lem.results.summary import summarize_campaign
 from lem.results.tables import group_table, summary_table
@@ -63,7 +66,7 @@ class RunDeps:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The command's options, as click parsed them."""
+    """The options ``lem campaign run`` and ``lem experiment`` share, as click parsed them."""
 
     resume: bool
     runtime_name: str
@@ -72,52 +75,104 @@ class RunOptions:
     results_dir: Path | None
     dry_run: bool
     flavour: Flavour
+    group_by: tuple[str, ...] = ()
+
+
+_SHARED_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue in the existing results directory: runs already done are kept, the rest run "
+        "(the definition must be the one the directory was started with).",
+    ),
+    click.option(
+        "--runtime",
+        "runtime_name",
+        type=click.Choice(RUNTIME_NAMES),
+        default="docker",
+        show_default=True,
+        help="docker: a fresh container per run (images from `lem images build`); local: the harness "
+        "in a subprocess of this host (no Docker; the harness must be installed here).",
+    ),
+    click.option("--fail-fast", is_flag=True, help="Stop at the first failed run (the rest stay pending)."),
+    click.option(
+        "--quiet", "-q", is_flag=True, help="Plain log lines on stderr instead of the live progress display."
+    ),
+    click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Root of the results tree; results go to RESULTS_DIR/<campaign name>/<run id>/ "
+        "(default: the campaign's results_dir, 'results', relative to the current directory).",
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the schedule (for one experiment, its resolved configuration too) and where results "
+        "would go; run nothing.",
+    ),
+    click.option(
+        "--flavour",
+        type=click.Choice(FLAVOURS),
+        default="gpu",
+        show_default=True,
+        help="Image flavour for --runtime docker: gpu (production) or cpu (the CPU test images).",
+    ),
+)
+
+
+def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that runs experiments takes (``RunOptions``)."""
+    for option in reversed(_SHARED_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.command("run")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--resume", is_flag=True, help="Continue the campaign in its results directory (done runs are kept)."
-)
-@click.option(
-    "--runtime",
-    "runtime_name",
-    type=click.Choice(RUNTIME_NAMES),
-    default="docker",
-    show_default=True,
-    help="docker: a fresh container per run; local: the harness in a subprocess of this host.",
-)
-@click.option("--fail-fast", is_flag=True, help="Stop the campaign at the first failed run.")
-@click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of the live progress display.")
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where results go (default: the campaign's results_dir, relative to the current directory).",
-)
-@click.option("--dry-run", is_flag=True, help="Print the schedule and where results would go; run nothing.")
-@click.option(
-    "--flavour",
-    type=click.Choice(FLAVOURS),
-    default="gpu",
-    show_default=True,
-    help="Image flavour: gpu (production) or cpu (the PyTorch CPU test image).",
-)
+@run_options
+@group_by_option
 @click.pass_context
 def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
-    """Run campaign FILE: every configuration, cycle after cycle, each run in a fresh container."""
-    opts = RunOptions(**options)
-    campaign_cfg, expansion = load_and_expand(file)
+    """Run campaign FILE: every configuration, cycle after cycle, each run in a fresh container.
+
+    FILE may also be an experiment file: it runs as a campaign of one configuration
+    (one cycle, no gaps), like `lem experiment FILE`. At the end a table per configuration
+    (and per --group-by group) is printed with the results path.
+
+    Exit codes: 0 every run done; 1 a run failed, or the campaign could not start (an invalid
+    FILE, a missing image, results already there without --resume); 2 a usage error (an
+    unknown option or --group-by field); 130 stopped by Ctrl-C or SIGTERM
+    (continue with --resume).
+    """
+    opts = RunOptions(**{**options, "group_by": checked_group_by(options["group_by"])})
+    execute(ctx, load_and_expand(file), opts, resume_command=f"lem campaign run {file} --resume")
+
+
+def checked_group_by(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--group-by`` split and checked before anything runs; an unknown field is a usage error."""
+    try:
+        return validate_fields(values)
+    except UnknownFieldError as e:
+        raise click.BadParameter(str(e), param_hint="'--group-by'") from None
+
+
+def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_command: str) -> None:
+    """Print the plan (``--dry-run``), or launch the campaign and print its summary; exit with its code.
+
+    ``resume_command`` is the command line printed when runs are left to do.
+    """
+    campaign_cfg, expansion = loaded.campaign, loaded.expansion
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
     deps = ctx.find_object(RunDeps) or RunDeps()
     if opts.dry_run:
-        ctx.invoke(plan, file=file, as_json=False)
+        print_plan(loaded)
         if campaign_cfg.daemon.enabled:
             click.echo(daemon_cmd.upcoming_text(campaign_cfg, deps.clock.time(), _zone(deps)[0]))
         click.echo(f"results would go to {results_root / campaign_cfg.campaign_name}")
         return
     request = LaunchRequest(
         campaign=campaign_cfg,
-        campaign_file=file,
+        campaign_file=loaded.file,
         expansion=expansion,
         runs=plan_campaign(campaign_cfg, expansion),
         results_root=results_root,
@@ -126,9 +181,9 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
         flavour=opts.flavour,
     )
     if campaign_cfg.daemon.enabled:
-        ctx.exit(_run_daemon(request, deps, opts, file))
+        ctx.exit(_run_daemon(request, deps, opts, loaded.file))
     result = _launch(request, deps, opts.runtime_name, opts.quiet)
-    _print_summary(result, campaign_cfg, file)
+    _print_summary(result, campaign_cfg, opts.group_by or campaign_cfg.group_by, resume_command)
     ctx.exit(result.report.exit_code)
 
 
@@ -195,14 +250,16 @@ def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: boo
             raise click.ClickException(str(e)) from None
 
 
-def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Path) -> None:
+def _print_summary(
+    result: LaunchResult, campaign_cfg: CampaignConfig, group_by: tuple[str, ...], resume_hint: str
+) -> None:
     report = result.report
     click.echo(
         f"campaign {campaign_cfg.campaign_name}: {report.total} runs — {report.done} done, "
         f"{report.failed} failed, {report.interrupted} interrupted, {report.pending} pending"
     )
     console = _summary_console()
-    for renderable in _tables(result.campaign_dir, campaign_cfg.group_by):
+    for renderable in _tables(result.campaign_dir, group_by):
         console.print(renderable)
     for run_id, message in report.problems:
         click.echo(f"{run_id}: {message}")
@@ -210,7 +267,7 @@ def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Pat
         click.echo(f"stopped: {report.aborted}")
     click.echo(f"results: {result.campaign_dir}")
     if report.exit_code != 0 and (report.pending or report.interrupted or report.failed):
-        click.echo(f"to continue: lem campaign run {file} --resume")
+        click.echo(f"to continue: {resume_hint}")
 
 
 def _summary_console() -> Console:

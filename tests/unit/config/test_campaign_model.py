@@ -149,9 +149,8 @@ def test_campaign_example_keys() -> None:
          "min_prompts, max_prompts)"),
         ("base:\n  prompts:\n    type: file\n    colum: x\n", "c.yaml:8: base.prompts.colum: unknown key "
          "'colum'; valid keys here: type, path, field, sample_size"),
-        ("group_by: [backend, batch_sise]\n", "c.yaml:5: group_by[1]: unknown parameter "
-            "'batch_sise'; did you "
-         "mean 'batch_size'?"),
+        ("group_by: [backend, batch_sise]\n", "c.yaml:5: group_by[1]: 'batch_sise' is not a "
+         "configuration field to group by; did you mean 'batch_size'?"),
         ("experiments:\n  - file: e.yaml\n    overrides: {pytorch.batchsize: 2}\n",
          "c.yaml:7: experiments[0].overrides.pytorch.batchsize: unknown key 'pytorch.batchsize'; "
              "did you mean "
