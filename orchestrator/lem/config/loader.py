@@ -7,12 +7,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from lem.config.campaign import CAMPAIGN_KEYS, CampaignConfig
 from lem.config.campaign_checks import check_campaign
+from lem.config.crossfield import validate_fully
 from lem.config.errors import ConfigError, ConfigProblem
-from lem.config.translate import Located, describe_errors
+from lem.config.translate import Located
 from lem.config.yaml_source import YamlDocument, load_yaml
 from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, with_absolute_paths
 
@@ -61,9 +62,14 @@ def campaign_from_document(document: YamlDocument) -> CampaignConfig:
             document, (), "this is an experiment file, not a campaign (no campaign_name, grid or experiments)"
         )
     schema = schema_version_problems(document.data)
-    campaign = _validate(CampaignConfig, document, schema).with_source(document)
-    _raise_if(document, [*schema, *check_campaign(campaign)])
-    return campaign
+    outcome = validate_fully(CampaignConfig, document.data)
+    checked = outcome.best
+    named = [] if checked is None else check_campaign(checked)  # runs on the keys that did validate
+    _raise_if(
+        document, [*schema, *outcome.problems, *(p for p in named if not outcome.concerns_removed(p.path))]
+    )
+    assert outcome.instance is not None
+    return outcome.instance.with_source(document)
 
 
 def schema_version_problems(data: Mapping[str, Any]) -> list[Located]:
@@ -94,11 +100,10 @@ def to_problems(document: YamlDocument, located: Iterable[Located]) -> list[Conf
 
 
 def _validate(model: type[M], document: YamlDocument, earlier: list[Located]) -> M:
-    try:
-        return model.model_validate(document.data)
-    except ValidationError as exc:
-        located = [*earlier, *describe_errors(exc, model, document.data)]
-        raise ConfigError(to_problems(document, located)) from None
+    outcome = validate_fully(model, document.data)
+    if outcome.instance is None:
+        raise ConfigError(to_problems(document, [*earlier, *outcome.problems]))
+    return outcome.instance
 
 
 def _raise_if(document: YamlDocument, located: list[Located]) -> None:

@@ -22,7 +22,7 @@ from lem.config.fields import did_you_mean, field_names, models_in, suggest, unk
 from lem.config.yaml_source import KeyPath, dig, format_path
 from lem_harness.experiment import ExperimentConfig
 
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -47,19 +47,33 @@ class _Walk:
     current: Any  # annotation at the end (None when unknown)
 
 
+HINT_LIMIT = 200
+"""Unknown keys past this many get no "did you mean" (nobody reads the 90,000th suggestion)."""
+
+
 def describe_errors(exc: ValidationError, model: type[BaseModel], data: Mapping[str, Any]) -> list[Located]:
-    """Translate every error of ``exc`` (raised validating ``data`` as ``model``)."""
-    out: list[Located] = []
-    for error in exc.errors(include_url=False):
-        located = _describe(error, model, data)
-        if located not in out:
-            out.append(located)
-    return out
+    """Translate every error of ``exc`` (raised validating ``data`` as ``model``), each once, in order."""
+    out: dict[Located, None] = {}  # an ordered set: linear in the number of errors
+    for i, error in enumerate(exc.errors(include_url=False)):
+        out.setdefault(_describe(error, model, data, hint=i < HINT_LIMIT))
+    return list(out)
 
 
-def _describe(error: ErrorDetails, model: type[BaseModel], data: Mapping[str, Any]) -> Located:
+def describe_error(error: ErrorDetails, model: type[BaseModel], data: Mapping[str, Any]) -> Located:
+    """One error of a ``ValidationError`` (``error`` from its ``errors()``), translated."""
+    return _describe(error, model, data, hint=True)
+
+
+def error_path(error: ErrorDetails, model: type[BaseModel]) -> KeyPath:
+    """The key path of ``error`` as the user wrote it (union tags removed)."""
+    return _walk(model, error["loc"]).path
+
+
+def _describe(error: ErrorDetails, model: type[BaseModel], data: Mapping[str, Any], hint: bool) -> Located:
     walk = _walk(model, error["loc"])
     kind = error["type"]
+    if kind == "extra_forbidden" and not hint:
+        return Located(walk.path, f"unknown key '{walk.path[-1]}'")
     handler = _HANDLERS.get(kind, _generic)
     located = handler(error, walk, model)
     if kind in ("value_error", "assertion_error"):
@@ -136,7 +150,7 @@ def _field_type(annotation: Any, name: str) -> Any:
 
 def _mentioned_path(message: str, base: KeyPath, data: Mapping[str, Any]) -> KeyPath:
     """The first key named in ``message`` that the data spells out (cross-field errors)."""
-    for token in _TOKEN.findall(message):
+    for token in TOKEN.findall(message):
         parts = tuple(token.split("."))
         for candidate in (parts, (*base, *parts)):
             if dig(data, candidate)[0]:
@@ -243,6 +257,27 @@ def _pattern(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Locate
     return Located(walk.path, f"{_got(error['input'])} does not have the required form (pattern {pattern})")
 
 
+def _number(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
+    """Numbers are strict: ``yes``/``true`` and ``"12"`` are not numbers."""
+    value = error["input"]
+    wanted = "a number" if error["type"].startswith("float") else "a whole number"
+    if isinstance(value, bool):
+        why = f"not the boolean {str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans)"
+    elif isinstance(value, str):
+        why = f"not the text {_got(value)}" + ("; remove the quotes" if _numeric_text(value) else "")
+    else:
+        why = f"not {_type_name(value)} {_got(value)}"
+    return Located(walk.path, f"must be {wanted}, {why}")
+
+
+def _numeric_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _generic(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
     return Located(walk.path, f"{error['msg']} (got {_got(error['input'])})")
 
@@ -263,4 +298,5 @@ _HANDLERS: dict[str, _Handler] = {
     "string_pattern_mismatch": _pattern,
     **dict.fromkeys(_BOUNDS, _bound),
     "assertion_error": _value_error,
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing"), _number),
 }

@@ -118,38 +118,74 @@ def _decode(raw: bytes, file: str) -> str:
 
 
 def _compose(text: str, file: str) -> Node | None:
-    loader = yaml.SafeLoader(text)
+    _refuse_control_characters(text, file)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(text, file, exc) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_column(text, exc.position)
+        raise _error(file, line, "", f"YAML error: {exc.reason}", column) from None
     except yaml.YAMLError as exc:
         raise _error(file, None, "", f"YAML error: {exc}") from None
     except RecursionError:
         raise _error(file, None, "", f"nesting is too deep (more than {MAX_DEPTH} levels)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _refuse_control_characters(text: str, file: str) -> None:
+    """YAML forbids control characters anywhere, quoted or not; name the first one and where it is."""
+    found = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if found is None:
+        return
+    line, column = _line_column(text, found.start())
+    code = ord(found.group())
+    raise _error(
+        file,
+        line,
+        "",
+        f"control character U+{code:04X} is not allowed in YAML, even inside quotes; delete it "
+        f"(inside double quotes it may be written as the escape \\x{code:02x})"
+        if code < 0x100
+        else f"character U+{code:04X} is not allowed in YAML, even inside quotes; delete it",
+        column,
+    )
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of character ``position`` of ``text``."""
+    line_start = text.rfind("\n", 0, position) + 1
+    return text.count("\n", 0, position) + 1, position - line_start + 1
 
 
 def _syntax_error(text: str, file: str, exc: yaml.MarkedYAMLError) -> ConfigError:
-    tab_line = _first_tab_indent(text)
-    if tab_line is not None:
-        return _error(file, tab_line, "", "a tab character indents this line; YAML indents with spaces only")
+    tab = _first_tab_indent(text)
+    if tab is not None:
+        return _error(
+            file, tab[0], "", "a tab character indents this line; YAML indents with spaces only", tab[1]
+        )
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
     problem = exc.problem or "invalid YAML"
     context = f" ({exc.context})" if exc.context else ""
     starts = exc.context_mark.line + 1 if exc.context_mark is not None else line
     if exc.context and exc.context.startswith("while parsing") and starts != line:
         context = f" ({exc.context} that starts on line {starts})"
-    return _error(file, line, "", f"YAML syntax error: {problem}{context}")
+    return _error(file, line, "", f"YAML syntax error: {problem}{context}", column)
 
 
-def _first_tab_indent(text: str) -> int | None:
+def _first_tab_indent(text: str) -> tuple[int, int] | None:
+    """Line and column of the first tab in the indentation of a line that holds something."""
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.lstrip(" \t")
-        if "\t" in line[: len(line) - len(stripped)] and stripped and not stripped.startswith("#"):
-            return number
+        indent = line[: len(line) - len(stripped)]
+        if "\t" in indent and stripped and not stripped.startswith("#"):
+            return number, indent.index("\t") + 1
     return None
 
 
@@ -261,8 +297,8 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def _error(file: str, line: int | None, key: str, message: str) -> ConfigError:
-    return ConfigError([ConfigProblem(file, line, key, message)])
+def _error(file: str, line: int | None, key: str, message: str, column: int | None = None) -> ConfigError:
+    return ConfigError([ConfigProblem(file, line, key, message, column)])
 
 
 def dig(data: Mapping[str, Any], path: KeyPath) -> tuple[bool, Any]:
