@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from lem.config.translate import TOKEN, Located, describe_error, describe_errors, error_path
+from lem.config.translate import TOKEN, Located, describe_error, describe_error_list, error_path
 from lem.config.yaml_source import KeyPath, format_path
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,12 +54,13 @@ def validate_fully(model: type[M], data: Mapping[str, Any]) -> Outcome[M]:
     try:
         return Outcome(model.model_validate(data), None, (), ())
     except ValidationError as exc:
-        first = exc
-    problems = dict.fromkeys(describe_errors(first, model, data))
+        errors = exc.errors(include_url=False)
+    described, paths = describe_error_list(errors, model, data)
+    problems = dict.fromkeys(described)
     removed: dict[KeyPath, None] = {}
-    current, errors = data, first.errors(include_url=False)
+    current = data
     for _ in range(MAX_ROUNDS):
-        cuts = _cuts(errors, model)
+        cuts = _cuts(errors, paths, model)
         if cuts is None:
             break
         removed.update(dict.fromkeys(cuts))
@@ -68,6 +69,7 @@ def validate_fully(model: type[M], data: Mapping[str, Any]) -> Outcome[M]:
             repaired = model.model_validate(current)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
+            paths = [error_path(e, model) for e in errors]
             problems.update(dict.fromkeys(_cross_field(errors, model, current, removed)))
             continue
         return Outcome(None, repaired, tuple(problems), tuple(removed))
@@ -101,14 +103,16 @@ def _names_removed(
     return False
 
 
-def _cuts(errors: list[ErrorDetails], model: type[BaseModel]) -> dict[KeyPath, Any] | None:
-    """What to take out (or fill in) so that the next round gets past these errors; ``None``: nothing can."""
+def _cuts(
+    errors: list[ErrorDetails], paths: list[KeyPath], model: type[BaseModel]
+) -> dict[KeyPath, Any] | None:
+    """What to take out (or fill in) so that the next round gets past these errors; ``None``: nothing can.
+
+    ``paths``: the key path of each error (``error_path``).
+    """
     cuts: dict[KeyPath, Any] = {}
-    for error in errors:
-        path = error_path(error, model)
-        ints = [i for i, part in enumerate(path) if isinstance(part, int)]
-        if ints:
-            path = path[: ints[0]]
+    for error, given in zip(errors, paths, strict=True):
+        path = _before_first_index(given)
         if error["type"] == "missing" and len(path) == 1 and _is_text(model, str(path[0])):
             cuts[path] = PLACEHOLDER
         elif error["type"] == "missing" and len(path) > 1:
@@ -118,6 +122,14 @@ def _cuts(errors: list[ErrorDetails], model: type[BaseModel]) -> dict[KeyPath, A
         else:
             return None  # a rule of the whole model, or a missing key that has no stand-in
     return cuts or None
+
+
+def _before_first_index(path: KeyPath) -> KeyPath:
+    """``("gpus", 3)`` -> ``("gpus",)``: a bad list item takes the whole list out."""
+    for i, part in enumerate(path):
+        if isinstance(part, int):
+            return path[:i]
+    return path
 
 
 def _is_text(model: type[BaseModel], name: str) -> bool:

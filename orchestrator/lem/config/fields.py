@@ -16,6 +16,18 @@ from lem_harness.experiment import BACKENDS, ExperimentConfig
 
 def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
     """The pydantic models an annotation can hold (``X | None``, unions, ``Annotated``)."""
+    try:
+        return _models_in_cached(annotation)
+    except TypeError:  # an annotation that cannot be hashed
+        return _models_in(annotation)
+
+
+@lru_cache(maxsize=1_024)
+def _models_in_cached(annotation: Any) -> tuple[type[BaseModel], ...]:
+    return _models_in(annotation)
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return models_in(typing.get_args(annotation)[0])

@@ -25,6 +25,7 @@ MAX_VALUES = 100_000  # values after alias expansion (stops "billion laughs")
 MAX_DEPTH = 50  # nesting depth of mappings/sequences
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
@@ -119,6 +120,9 @@ def _decode(raw: bytes, file: str) -> str:
 
 def _compose(text: str, file: str) -> Node | None:
     _refuse_control_characters(text, file)
+    fast = _compose_fast(text)
+    if fast is not _FAILED:
+        return fast  # type: ignore[return-value]
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)
@@ -135,6 +139,24 @@ def _compose(text: str, file: str) -> Node | None:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+_FAILED = object()
+
+
+def _compose_fast(text: str) -> Node | object | None:
+    """libyaml's composer (about 10x faster) when installed; ``_FAILED`` on any problem, which the
+    pure-Python composer then reports in its own words (it names more of the context)."""
+    loader_class = getattr(yaml, "CSafeLoader", None)
+    if loader_class is None:
+        return _FAILED
+    loader = loader_class(text)
+    try:
+        return loader.get_single_node()
+    except (yaml.YAMLError, RecursionError):  # libyaml stops nesting at 1,000 levels itself
+        return _FAILED
+    finally:
+        loader.dispose()
 
 
 def _refuse_control_characters(text: str, file: str) -> None:
@@ -241,6 +263,8 @@ class _Builder:
             raise _error(self.file, _line(node), format_path(path), f"nesting deeper than {MAX_DEPTH} levels")
 
     def scalar(self, node: ScalarNode, path: KeyPath) -> Any:
+        if node.tag == _STR_TAG:
+            return node.value  # what the constructor would return, without its overhead
         if node.tag in _NUMBER_TAGS and ":" in node.value:
             return node.value  # YAML 1.1 base-60 numbers ("02:00") stay text
         try:

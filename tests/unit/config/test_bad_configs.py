@@ -2,7 +2,8 @@
 
 ``tests/data/bad_configs/expected.yaml`` says, for each file, the line (and the column, for
 problems found while reading the YAML text), the dotted key and a fragment of the message of
-its first problem, and how many problems it has when that is not one. The 10 MB file is generated here rather than stored in the repository.
+its first problem, and how many problems it has when that is not one. The 10 MB file is
+generated here rather than stored in the repository.
 """
 
 from __future__ import annotations
