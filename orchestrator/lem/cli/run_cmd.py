@@ -30,6 +30,7 @@ from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
 from lem.campaign.signals import stop_on_signals
 from lem.cli.campaign_cmd import load_and_expand, plan
 from lem.config.campaign import CampaignConfig
+from lem.config.overrides import override_warnings
 from lem.results.fields import UnknownFieldError
 from lem.results.load import NoResultsError
 from lem.results.summary import summarize_campaign
@@ -107,6 +108,8 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
         ctx.invoke(plan, file=file, as_json=False)
         click.echo(f"results would go to {results_root / campaign_cfg.campaign_name}")
         return
+    for warning in override_warnings(campaign_cfg, expansion.entry_documents):  # plan prints them itself
+        click.echo(str(warning), err=True)
     deps = ctx.find_object(RunDeps) or RunDeps()
     request = LaunchRequest(
         campaign=campaign_cfg,
