@@ -152,7 +152,8 @@ def _compose_fast(text: str) -> Node | object | None:
         return _FAILED
     loader = loader_class(text)
     try:
-        return loader.get_single_node()
+        node: Node | None = loader.get_single_node()
+        return node
     except (yaml.YAMLError, RecursionError):  # libyaml stops nesting at 1,000 levels itself
         return _FAILED
     finally:
