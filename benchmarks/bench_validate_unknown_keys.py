@@ -11,6 +11,8 @@ process, the user's full path) on each, ``--repeat`` times, plus once with ``--j
    bound error per item) plus ``max_output_tokens: yes`` (a strict-integer error).
 3. ``repeated_misspelling.yaml``: a campaign whose 20,000 ``experiments`` entries each misspell
    ``file`` as ``fiel`` (40,000 problems: the unknown key and the missing one; one cached suggestion).
+4. ``campaign_base_keys.yaml``: just under 1 MiB of distinct unknown keys in a campaign's ``base``
+   (checked by ``lem.config.campaign_checks``, not by pydantic).
 
 Prints, per file: its size, the problems reported (the JSON count), the child's wall and CPU
 time (user + sys), and checks that the text output is capped (50 lines + "... and N more").
@@ -54,6 +56,17 @@ def value_errors(path: Path, items: int = 99_000) -> None:
 def repeated_misspelling(path: Path, entries: int = 20_000) -> None:
     body = "".join(f"  - fiel: exp_{i:05d}.yaml\n" for i in range(entries))
     path.write_text(f'schema_version: "3.0.0"\ncampaign_name: many\nexperiments:\n{body}')
+
+
+def campaign_base_keys(path: Path) -> None:
+    head = "campaign_name: c\nmodel: m\ngrid:\n  backends: [pytorch]\nbase:\n"
+    lines, size, i = [head], len(head), 0
+    while size < MAX_FILE_BYTES - 64:
+        line = f"  key_{i:07d}: 1\n"
+        lines.append(line)
+        size += len(line)
+        i += 1
+    path.write_text("".join(lines))
 
 
 def child_cpu_s() -> float:
@@ -105,6 +118,7 @@ def main() -> None:
             ("unknown_keys.yaml", unknown_keys),
             ("value_errors.yaml", value_errors),
             ("repeated_misspelling.yaml", repeated_misspelling),
+            ("campaign_base_keys.yaml", campaign_base_keys),
         ):
             path = Path(tmp) / name
             write(path)
