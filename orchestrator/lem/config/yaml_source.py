@@ -26,6 +26,7 @@ MAX_DEPTH = 50  # nesting depth of mappings/sequences
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_PLAIN_TAGS = frozenset({*("tag:yaml.org,2002:" + t for t in ("int", "float", "bool", "null"))})
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
@@ -223,6 +224,7 @@ class _Builder:
         self.lines: dict[KeyPath, int] = {(): 1}
         self.problems: list[ConfigProblem] = []
         self._constructor = yaml.SafeLoader("")
+        self._plain: dict[tuple[str, str], Any] = {}  # (tag, text) -> value, for immutable values
         self._values = 0
         self._seen: set[int] = set()
         self._stack: set[int] = set()
@@ -268,13 +270,19 @@ class _Builder:
             return node.value  # what the constructor would return, without its overhead
         if node.tag in _NUMBER_TAGS and ":" in node.value:
             return node.value  # YAML 1.1 base-60 numbers ("02:00") stay text
+        key = (node.tag, node.value)
+        if key in self._plain:
+            return self._plain[key]
         try:
-            return self._constructor.construct_object(node)
+            value = self._constructor.construct_object(node)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             raise _error(
                 self.file, _line(node), format_path(path), f"unsupported YAML value: {problem}"
             ) from None
+        if node.tag in _PLAIN_TAGS:
+            self._plain[key] = value  # immutable: numbers, booleans, null
+        return value
 
     def mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
         merged: dict[str, Any] = {}
