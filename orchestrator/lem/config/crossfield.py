@@ -14,13 +14,14 @@ from __future__ import annotations
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lem.config.translate import TOKEN, Located, describe_error, describe_error_list, error_path
-from lem.config.yaml_source import KeyPath, format_path
+from lem.config.yaml_source import KeyPath
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,7 +47,12 @@ class Outcome(Generic[M]):
 
     def concerns_removed(self, path: KeyPath) -> bool:
         """Whether ``path`` is (inside) a value that was taken out."""
-        return any(path[: len(r)] == r for r in self.removed)
+        removed = self._removed_set
+        return any(path[:n] in removed for n in range(1, len(path) + 1))
+
+    @cached_property
+    def _removed_set(self) -> frozenset[KeyPath]:
+        return frozenset(self.removed)
 
 
 def validate_fully(model: type[M], data: Mapping[str, Any]) -> Outcome[M]:
@@ -91,15 +97,11 @@ def _names_removed(
 ) -> bool:
     """Whether the rule's message names a value that was taken out (absolute or relative to the rule)."""
     base = error_path(error, model)
-    names = set()
-    for path in removed:
-        names.add(format_path(path))
-        if path[: len(base)] == base and len(path) > len(base):
-            names.add(format_path(path[len(base) :]))
     for token in TOKEN.findall(located.message):
-        parts = token.split(".")
-        if any(".".join(parts[:n]) in names for n in range(1, len(parts) + 1)):
-            return True
+        parts = tuple(token.split("."))
+        for n in range(1, len(parts) + 1):
+            if parts[:n] in removed or (*base, *parts[:n]) in removed:
+                return True
     return False
 
 

@@ -131,3 +131,14 @@ def test_floats_still_take_whole_numbers_and_campaign_numbers_are_strict() -> No
     data = {"campaign_name": "c", "grid": {"backends": ["pytorch"]}, "execution": execution}
     outcome = validate_fully(CampaignConfig, data)
     assert [p.key for p in outcome.problems] == ["execution.cycles", "execution.config_gap_seconds"]
+
+
+def test_many_field_errors_beside_many_campaign_check_problems_stay_linear() -> None:
+    # 3,000 unknown top-level keys (taken out) and 3,000 unknown base keys (checked on the repaired
+    # campaign): each base problem is tested against the removed set in constant time.
+    top = "".join(f"top_{i:05d}: 1\n" for i in range(3_000))
+    base = "".join(f"  key_{i:05d}: 1\n" for i in range(3_000))
+    found = problems(f"campaign_name: c\nmodel: m\ngrid:\n  backends: [pytorch]\n{top}base:\n{base}", True)
+    assert len(found) == 6_000
+    assert found[0].startswith("f.yaml:5: top_00000: unknown key 'top_00000'")
+    assert found[-1] == "f.yaml:6005: base.key_02999: unknown key 'key_02999'"  # past the hint budget
