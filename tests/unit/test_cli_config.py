@@ -77,7 +77,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_warnings_print_and_strict_turns_them_into_failures(runner: CliRunner, tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: '3.0.0'\nmodel: m\nbaseline:\n  duration_seconds: 5\n")
+    path = write(tmp_path, "schema_version: '3.0.0'\nmodel_name: m\nbaseline:\n  duration_seconds: 5\n")
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.exit_code == 0
     assert result.output == (
@@ -91,11 +91,11 @@ def test_warnings_print_and_strict_turns_them_into_failures(runner: CliRunner, t
 
 
 def test_info_does_not_fail_strict_but_error_advice_always_fails(runner: CliRunner, tmp_path: Path) -> None:
-    info = write(tmp_path, "model: m\n")  # SCHEMA_VERSION_MISSING is info
+    info = write(tmp_path, "model_name: m\n")  # SCHEMA_VERSION_MISSING is info
     assert runner.invoke(main, ["config", "validate", "--strict", str(info)]).exit_code == 0
     error = tmp_path / "trt.yaml"
     error.write_text(
-        "schema_version: '3.0.0'\nmodel: m\nbackend: tensorrt\ntensorrt:\n  max_input_len: 100\n"
+        "schema_version: '3.0.0'\nmodel_name: m\nbackend: tensorrt\ntensorrt:\n  max_input_len: 100\n"
     )
     result = runner.invoke(main, ["config", "validate", str(error)])
     assert result.exit_code == 1
@@ -122,8 +122,8 @@ def test_json_output(runner: CliRunner, tmp_path: Path) -> None:
         {
             "file": str(bad),
             "line": 4,
-            "key": "model",
-            "message": "duplicate key 'model' (first given on line 2); keep one",
+            "key": "model_name",
+            "message": "duplicate key 'model_name' (first given on line 2); keep one",
             "column": None,  # given for problems in the YAML text itself
         }
     ]
@@ -142,7 +142,7 @@ def test_an_unexpected_error_is_a_message_not_a_traceback(
 
     monkeypatch.setattr(lem.cli.config_cmd, "check_file", explode)
     monkeypatch.delenv("LEM_DEBUG", raising=False)
-    path = write(tmp_path, "model: m\n")
+    path = write(tmp_path, "model_name: m\n")
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.exit_code == 1
     assert (
@@ -249,7 +249,7 @@ def test_text_output_stops_after_50_problems_and_json_keeps_them_all(
 ) -> None:
     path = tmp_path / "many.yaml"
     path.write_text(
-        "model: m\n" + "".join(f"key_{i:03d}: 1\n" for i in range(120))
+        "model_name: m\n" + "".join(f"key_{i:03d}: 1\n" for i in range(120))
     )  # no schema_version: info
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.exit_code == 1
@@ -277,20 +277,20 @@ def test_validate_refuses_a_missing_local_model_as_run_would(runner: CliRunner, 
     (tmp_path / "cfg").mkdir()
     path = tmp_path / "cfg" / "e.yaml"
     path.write_text(
-        "schema_version: '3.0.0'\nmodel: ../models/tiny\ndataset:\n  source: jsonl\n  path: prompts.jsonl\n"
+        "schema_version: '3.0.0'\nmodel_name: ../models/tiny\nprompts:\n  type: file\n  path: prompts.jsonl\n"
     )
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.exit_code == 1
     fix = "fix the path (relative paths are read from the directory of the file that gives them)"
     assert result.output.splitlines()[1:] == [
-        f"  {path}:2: model: {tmp_path / 'models' / 'tiny'} does not exist: {fix}",
-        f"  {path}:5: dataset.path: {tmp_path / 'cfg' / 'prompts.jsonl'} does not exist: {fix}",
+        f"  {path}:2: model_name: {tmp_path / 'models' / 'tiny'} does not exist: {fix}",
+        f"  {path}:5: prompts.path: {tmp_path / 'cfg' / 'prompts.jsonl'} does not exist: {fix}",
     ]
     (tmp_path / "models" / "tiny").mkdir(parents=True)
     (tmp_path / "cfg" / "prompts.jsonl").mkdir()  # a directory is not a prompts file
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.output.splitlines()[1:] == [
-        f"  {path}:5: dataset.path: {tmp_path / 'cfg' / 'prompts.jsonl'} is not a file (dataset.path names a "
+        f"  {path}:5: prompts.path: {tmp_path / 'cfg' / 'prompts.jsonl'} is not a file (prompts.path names a "
         f".jsonl file of prompts): {fix}",
     ]
     (tmp_path / "cfg" / "prompts.jsonl").rmdir()
@@ -301,7 +301,7 @@ def test_validate_refuses_a_missing_local_model_as_run_would(runner: CliRunner, 
 def test_overridden_settings_are_warned_by_validate_and_plan(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
-        "campaign_name: c\nmodel: org/m\ndataset: synthetic\nbase:\n  warmup:\n    max_prompts: 20\n"
+        "campaign_name: c\nmodel: org/m\ndataset: ai_energy_score\nbase:\n  warmup:\n    max_prompts: 20\n"
         "grid:\n  backends: [pytorch]\nexecution:\n  cycles: 3\n  warmup_prompts: 5\n"
     )
     expected = (

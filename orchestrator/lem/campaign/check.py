@@ -16,13 +16,12 @@ from lem.campaign.expand import Expansion, expand_campaign
 from lem.config.advice import validate_config
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
-from lem.config.loader import campaign_from_document, detect_kind, experiment_from_document
+from lem.config.loader import campaign_from_document, detect_kind, experiment_from_document, read_document
 from lem.config.local_inputs import MISSING_FIX, missing_inputs
 from lem.config.overrides import override_warnings
-from lem.config.yaml_source import YamlDocument, load_yaml
+from lem.config.yaml_source import YamlDocument, format_path
 from lem_harness.experiment import ExperimentConfig, with_absolute_paths
 
-_SCHEMA_CODES = ("SCHEMA_VERSION_MISSING", "SCHEMA_VERSION_MISMATCH")
 _NAMES_SHOWN = 3
 
 
@@ -56,18 +55,18 @@ def check_file(path: Path) -> FileReport:
     """Load ``path`` as whichever kind it is and report its problems and advice."""
     kind: Literal["experiment", "campaign"] | None = None
     try:
-        document = load_yaml(path)
+        document = read_document(path)
         kind = detect_kind(document.data)
         if kind == "experiment":
             config = experiment_from_document(document)
             summary = f"experiment, backend {config.backend}"
             problems = experiment_input_problems(document, with_absolute_paths(config, path.resolve().parent))
-            warnings = tuple(validate_config(config))
+            warnings = (*document.notices, *validate_config(config))
             return FileReport(str(path), kind, tuple(problems), warnings, summary)
         campaign = campaign_from_document(document)
         expansion = expand_campaign(campaign, path.parent)
         problems = campaign_input_problems(campaign, expansion)
-        warnings = tuple(campaign_warnings(campaign, expansion))
+        warnings = (*load_notices(campaign, expansion), *campaign_warnings(campaign, expansion))
         return FileReport(str(path), kind, tuple(problems), warnings, campaign_summary(campaign, expansion))
     except ConfigError as exc:
         return FileReport(str(path), kind, problems=tuple(exc.problems))
@@ -93,12 +92,17 @@ def campaign_input_problems(campaign: CampaignConfig, expansion: Expansion) -> l
     out: list[ConfigProblem] = []
     for (key, message), names in found.items():
         parts = tuple(key.split("."))
-        at = next((p for p in (parts, ("base", *parts)) if document.has(p)), ("experiments",))
+        spelled = (_AT_TOP.get(key, parts), ("base", *parts))  # where the campaign may give it
+        at = next((p for p in spelled if document.has(p)), ("experiments",))
+        shown = format_path(at) if at != ("experiments",) else key
         where = _where(names, len(expansion.configs))
         out.append(
-            ConfigProblem(document.file, document.line_of(at), key, f"{message}: {MISSING_FIX} [{where}]")
+            ConfigProblem(document.file, document.line_of(at), shown, f"{message}: {MISSING_FIX} [{where}]")
         )
     return out
+
+
+_AT_TOP: dict[str, tuple[str, ...]] = {"model_name": ("model",)}  # the campaign's spelling of a key
 
 
 def campaign_summary(campaign: CampaignConfig, expansion: Expansion) -> str:
@@ -107,6 +111,12 @@ def campaign_summary(campaign: CampaignConfig, expansion: Expansion) -> str:
         f"campaign '{campaign.campaign_name}': {n} configuration(s) x {cycles} cycle(s) = {n * cycles} runs, "
         f"{campaign.execution.structure}"
     )
+
+
+def load_notices(campaign: CampaignConfig, expansion: Expansion) -> list[ConfigWarning]:
+    """What loading said: schema-version and older-spelling notices of the campaign and its files."""
+    own = campaign.source.notices if campaign.source is not None else ()
+    return [*own, *expansion.notices]
 
 
 def campaign_warnings(campaign: CampaignConfig, expansion: Expansion) -> list[ConfigWarning]:
@@ -135,9 +145,6 @@ def _grouped_config_warnings(campaign: CampaignConfig, expansion: Expansion) -> 
     groups: dict[ConfigWarning, list[str]] = {}
     for expanded in expansion.configs:
         for warning in validate_config(expanded.config):
-            inherited = expanded.config.schema_version == campaign.schema_version
-            if warning.code in _SCHEMA_CODES and inherited:
-                continue  # the campaign's own schema advice covers it
             groups.setdefault(warning, []).append(expanded.name)
     total = len(expansion.configs)
     for warning, names in groups.items():

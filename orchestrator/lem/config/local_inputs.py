@@ -2,23 +2,24 @@
 
 One check for ``lem config validate`` and for ``lem campaign run`` (which builds every run's
 container before the first starts): a local model (a directory or a single file such as a
-GGUF) and a jsonl prompts file must exist; a prompts file must be a file.
+GGUF) and a prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lem_harness.experiment import ExperimentConfig, JsonlDataset, is_local_path
+from lem_harness.experiment import ExperimentConfig, FilePrompts, is_local_path
 
 MISSING_FIX = "fix the path (relative paths are read from the directory of the file that gives them)"
 
 
 def local_inputs(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     """``(dotted key, path)`` of every local path the run reads, as the config gives it."""
-    inputs = [("model", cfg.model)] if is_local_path(cfg.model) else []
-    if isinstance(cfg.dataset, JsonlDataset):  # always a file, never a hub id
-        inputs.append(("dataset.path", cfg.dataset.path))
+    inputs = [("model_name", cfg.model_name)] if is_local_path(cfg.model_name) else []
+    prompts = cfg.prompt_source  # a dataset, when given, wins over prompts: the file is then not read
+    if isinstance(prompts, FilePrompts):  # always a file, never a hub id
+        inputs.append(("prompts.path", prompts.path))
     return inputs
 
 
@@ -26,8 +27,8 @@ def input_problem(key: str, path: Path) -> str | None:
     """Why the run could not read ``path`` given under ``key``, or ``None`` when it can."""
     if not path.exists():
         return f"{path} does not exist"
-    if key == "dataset.path" and not path.is_file():
-        return f"{path} is not a file (dataset.path names a .jsonl file of prompts)"
+    if key == "prompts.path" and not path.is_file():
+        return f"{path} is not a file (prompts.path names a .jsonl file of prompts)"
     return None
 
 

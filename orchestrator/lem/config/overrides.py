@@ -1,7 +1,7 @@
 """Settings of a campaign that a later layer silently replaces: warning ``OVERRIDDEN``.
 
 A configuration is built by laying, in order (``lem.campaign.settings``): ``base``, the
-experiment file, the campaign's ``model`` / ``dataset`` / ``num_samples``, the axis values or
+experiment file, the campaign's ``model`` / ``dataset`` / ``prompts`` / ``num_samples``, the axis values or
 ``overrides``, and ``execution.warmup_*``. A value given in a lower layer and replaced by a
 higher one has no effect; each warning names the key that has no effect and the key that
 wins. Pure: the experiment files come in as parsed documents.
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 from lem.config.axes import AxisError, resolve_axis
 from lem.config.campaign import CampaignConfig
@@ -105,28 +107,32 @@ def _given_or_axis(
 
 
 def _workload(campaign: CampaignConfig, entries: Mapping[int, YamlDocument]) -> Iterator[ConfigWarning]:
+    """The campaign's ``model`` / ``dataset`` / ``prompts`` / ``num_samples`` over an experiment file's."""
+    tops: list[tuple[str, Any, str, str]] = [
+        ("model_name", campaign.model, "the campaign's model", ""),
+        (
+            "dataset",
+            _shown_section(campaign.dataset),
+            "the campaign's dataset",
+            " (it replaces the whole section)",
+        ),
+        (
+            "prompts",
+            _shown_section(campaign.prompts),
+            "the campaign's prompts",
+            " (it replaces the whole section)",
+        ),
+        ("num_input_prompts", campaign.num_samples, "num_samples", ""),
+    ]
     for i, document in sorted(entries.items()):
-        data, file = document.data, _file_of(campaign, i)
-        if campaign.model is not None and "model" in data:
-            yield _warning(f"model in {file}", data["model"], "the campaign's model", campaign.model)
-        if campaign.dataset is not None and "dataset" in data:
-            how = " (the campaign's dataset replaces the whole section)"
-            yield _warning(
-                f"dataset in {file}", data["dataset"], "the campaign's dataset", _source(campaign), how
-            )
-        elif campaign.num_samples is not None:
-            found, value = dig(data, ("dataset", "sample_size"))
-            if found:
-                yield _warning(f"dataset.sample_size in {file}", value, "num_samples", campaign.num_samples)
-    source = campaign.source
-    if campaign.num_samples is not None and source is not None:
-        found, value = dig(source.data, ("dataset", "sample_size"))
-        if found:
-            yield _warning("dataset.sample_size", value, "num_samples", campaign.num_samples)
+        file = _file_of(campaign, i)
+        for key, winner_value, winner, how in tops:
+            if winner_value is not None and key in document.data:
+                yield _warning(f"{key} in {file}", document.data[key], winner, winner_value, how)
 
 
-def _source(campaign: CampaignConfig) -> str:
-    return str(campaign.dataset.source) if campaign.dataset is not None else ""
+def _shown_section(section: BaseModel | None) -> Any:
+    return None if section is None else section.model_dump(exclude_unset=True)
 
 
 def _axis_paths(campaign: CampaignConfig) -> dict[Path, str]:

@@ -203,7 +203,7 @@ def build_mounts(cfg: ExperimentConfig, paths: RunPaths) -> tuple[Mount, ...]:
 
 
 def _input_mounts(cfg: ExperimentConfig, paths: RunPaths) -> list[Mount]:
-    """Local model / dataset paths, read-only, seen in the container at the path the config gives."""
+    """Local model / prompt-file paths, read-only, seen in the container at the path the config gives."""
     roots = (_resolved(paths.project_root), _resolved(paths.results_root), *map(_resolved, paths.extra_roots))
     mounts: list[Mount] = []
     for key, value in local_inputs(cfg):

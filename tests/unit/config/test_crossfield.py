@@ -23,14 +23,14 @@ def problems(text: str, campaign: bool = False) -> list[str]:
 
 
 def test_valid_data_is_validated_once_and_untouched() -> None:
-    outcome = validate_fully(ExperimentConfig, {"model": "m"})
-    assert outcome.instance is not None and outcome.instance.model == "m"
+    outcome = validate_fully(ExperimentConfig, {"model_name": "m"})
+    assert outcome.instance is not None and outcome.instance.model_name == "m"
     assert outcome.problems == () and outcome.removed == ()
 
 
 def test_a_field_error_no_longer_hides_the_cross_field_rules() -> None:
     text = (
-        "model: m\nfp_precision: float64\nmax_output_tokens: 64\nmin_output_tokens: 128\n"
+        "model_name: m\nfp_precision: float64\nmax_output_tokens: 64\nmin_output_tokens: 128\n"
         "warmup:\n  min_prompts: 30\n  max_prompts: 10\n  target_cv: yes\n"
     )
     assert problems(text) == [
@@ -47,7 +47,7 @@ def test_a_rule_that_names_a_bad_value_is_not_reported_against_its_default() -> 
     # max_output_tokens is invalid: comparing min_output_tokens (200) with its default (128) would blame
     # a value the user never wrote, so that rule's problem is left out.
     outcome = validate_fully(
-        ExperimentConfig, {"model": "m", "max_output_tokens": True, "min_output_tokens": 200}
+        ExperimentConfig, {"model_name": "m", "max_output_tokens": True, "min_output_tokens": 200}
     )
     assert [p.key for p in outcome.problems] == ["max_output_tokens"]
     assert outcome.removed == (("max_output_tokens",),)
@@ -55,21 +55,23 @@ def test_a_rule_that_names_a_bad_value_is_not_reported_against_its_default() -> 
 
 
 def test_backend_rule_is_dropped_when_backend_itself_is_bad() -> None:
-    outcome = validate_fully(ExperimentConfig, {"model": "m", "backend": "vlm", "vllm": {"max_num_seqs": 8}})
+    outcome = validate_fully(
+        ExperimentConfig, {"model_name": "m", "backend": "vlm", "vllm": {"max_num_seqs": 8}}
+    )
     assert [p.key for p in outcome.problems] == ["backend"]
 
 
 def test_missing_model_gets_a_stand_in_so_the_other_rules_run() -> None:
     outcome = validate_fully(ExperimentConfig, {"gpus": [0, 0]})
     assert outcome.problems == (
-        Located(("model",), "missing required key 'model'"),
+        Located(("model_name",), "missing required key 'model_name'"),
         Located(("gpus",), "gpus lists a GPU twice: [0, 0]; list each id once"),
     )
 
 
 def test_bad_list_items_take_the_whole_list_out_once() -> None:
     data: dict[str, Any] = {
-        "model": "m",
+        "model_name": "m",
         "gpus": [-1] * 1_000,
         "max_output_tokens": 8,
         "min_output_tokens": 9,
@@ -120,12 +122,12 @@ def test_campaign_checks_on_a_removed_section_are_left_out() -> None:
     ],
 )  # fmt: skip
 def test_numbers_are_strict(data: dict[str, Any], key: str, message: str) -> None:
-    outcome = validate_fully(ExperimentConfig, {"model": "m", **data})
+    outcome = validate_fully(ExperimentConfig, {"model_name": "m", **data})
     assert [(p.key, p.message) for p in outcome.problems] == [(key, message)]
 
 
 def test_floats_still_take_whole_numbers_and_campaign_numbers_are_strict() -> None:
-    config = ExperimentConfig.model_validate({"model": "m", "baseline": {"duration_seconds": 60}})
+    config = ExperimentConfig.model_validate({"model_name": "m", "baseline": {"duration_seconds": 60}})
     assert config.baseline.duration_seconds == 60.0
     execution = {"cycles": "3", "config_gap_seconds": True}
     data = {"campaign_name": "c", "grid": {"backends": ["pytorch"]}, "execution": execution}

@@ -53,35 +53,33 @@ def test_campaign_workload_overrides_experiment_files(tmp_path: Path) -> None:
         "campaign_name: c\nmodel: org/big\nnum_samples: 50\nexperiments:\n  - file: a.yaml\n"
         "  - file: b.yaml\n    overrides:\n      warmup.max_prompts: 12\nexecution:\n  warmup_prompts: 4\n"
     )
-    files = {
-        "a.yaml": "model: org/small\ndataset:\n  source: synthetic\n  sample_size: 10\n",
-        "b.yaml": "model: org/big\ndataset: synthetic\n",
-    }
+    files = {"a.yaml": "model_name: org/small\nnum_input_prompts: 10\n", "b.yaml": "model_name: org/big\n"}
     assert warnings_of(tmp_path, campaign, files) == [
         "experiments[1].overrides.warmup.max_prompts: experiments[1].overrides.warmup.max_prompts (12) "
         "has no effect: execution.warmup_prompts (4) overrides it; set it in one place",
-        "model in a.yaml: model in a.yaml ('org/small') has no effect: the campaign's model ('org/big') "
+        "model_name in a.yaml: model_name in a.yaml ('org/small') has no effect: the campaign's model "
+        "('org/big') overrides it; set it in one place",
+        "num_input_prompts in a.yaml: num_input_prompts in a.yaml (10) has no effect: num_samples (50) "
         "overrides it; set it in one place",
-        "dataset.sample_size in a.yaml: dataset.sample_size in a.yaml (10) has no effect: num_samples (50) "
-        "overrides it; set it in one place",
-        "model in b.yaml: model in b.yaml ('org/big') has no effect: the campaign's model ('org/big') "
-        "overrides it; set it in one place",
+        "model_name in b.yaml: model_name in b.yaml ('org/big') has no effect: the campaign's model "
+        "('org/big') overrides it; set it in one place",
     ]
 
 
-def test_campaign_dataset_replaces_a_file_dataset_and_num_samples_its_own_sample_size(tmp_path: Path) -> None:
+def test_campaign_dataset_and_prompts_replace_a_file_section(tmp_path: Path) -> None:
     campaign = (
-        "campaign_name: c\nmodel: m\ndataset:\n  source: synthetic\n  sample_size: 10\nnum_samples: 20\n"
+        "campaign_name: c\ndataset: ai_energy_score\nprompts:\n  type: synthetic\n"
         "experiments:\n  - file: a.yaml\n"
     )
-    files = {"a.yaml": "model: m\ndataset: ai_energy_score\n"}
+    files = {
+        "a.yaml": "model_name: m\ndataset:\n  name: org/other\nprompts:\n  type: synthetic\n  input_len: 8\n"
+    }
     assert warnings_of(tmp_path, campaign, files) == [
-        "model in a.yaml: model in a.yaml ('m') has no effect: the campaign's model ('m') overrides it; "
-        "set it in one place",
-        "dataset in a.yaml: dataset in a.yaml ('ai_energy_score') has no effect: the campaign's dataset "
-        "('synthetic') overrides it (the campaign's dataset replaces the whole section); set it in one place",
-        "dataset.sample_size: dataset.sample_size (10) has no effect: num_samples (20) overrides it; "
-        "set it in one place",
+        "dataset in a.yaml: dataset in a.yaml ({'name': 'org/other'}) has no effect: the campaign's dataset "
+        "({'name': 'ai_energy_score'}) overrides it (it replaces the whole section); set it in one place",
+        "prompts in a.yaml: prompts in a.yaml ({'type': 'synthetic', 'input_len': 8}) has no effect: the "
+        "campaign's prompts ({'type': 'synthetic'}) overrides it (it replaces the whole section); set it in "
+        "one place",
     ]
 
 
@@ -91,8 +89,8 @@ def test_base_keys_every_experiment_file_sets_again(tmp_path: Path) -> None:
         "experiments:\n  - file: a.yaml\n  - file: b.yaml\n"
     )
     files = {
-        "a.yaml": "model: m\nmax_output_tokens: 32\npytorch:\n  batch_size: 4\n",
-        "b.yaml": "model: m\nmax_output_tokens: 16\n",
+        "a.yaml": "model_name: m\nmax_output_tokens: 32\npytorch:\n  batch_size: 4\n",
+        "b.yaml": "model_name: m\nmax_output_tokens: 16\n",
     }
     assert warnings_of(tmp_path, campaign, files) == [
         "base.max_output_tokens: base.max_output_tokens (64) has no effect: max_output_tokens in a.yaml, "
