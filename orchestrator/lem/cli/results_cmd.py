@@ -44,6 +44,7 @@ from lem.results.tables import (
 
 DEFAULT_RESULTS_DIR = Path("results")
 ANALYSIS_DIR = "analysis"
+FIRST_REPETITION = "rep-0001"  # a daemon campaign's repetitions share the campaign's group_by
 PIPE_WIDTH = 220
 USER_ERRORS = (
     NoResultsError,
@@ -91,7 +92,7 @@ def _console() -> Console:
 def _summarize(campaign: Path, group_by: Sequence[str]) -> CampaignSummary:
     fields = validate_fields(group_by)
     if not fields and campaign.is_dir():
-        manifest = read_manifest(campaign)
+        manifest = read_manifest(campaign) or read_manifest(campaign / FIRST_REPETITION)
         fields = _valid_default(manifest.group_by) if manifest else ()
     return summarize_campaign(campaign, fields)
 

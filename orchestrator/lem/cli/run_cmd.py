@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import click
 from rich.console import Console, RenderableType
 
 from lem.campaign.clock import Clock, SystemClock
+from lem.campaign.daemon_launch import launch_daemon
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
 from lem.campaign.hostgpus import host_gpu_inventory
 from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
@@ -27,10 +29,13 @@ from lem.campaign.liveness import CampaignBusy, registry_dir
 from lem.campaign.manifest import ManifestError
 from lem.campaign.plan import plan_campaign
 from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
+from lem.campaign.schedule_state import ScheduleError
 from lem.campaign.signals import stop_on_signals
+from lem.cli import daemon_cmd
 from lem.cli.campaign_cmd import load_and_expand, plan
 from lem.config.campaign import CampaignConfig
 from lem.config.overrides import override_warnings
+from lem.config.zone import ZoneError, local_zone
 from lem.results.fields import UnknownFieldError
 from lem.results.load import NoResultsError
 from lem.results.summary import summarize_campaign
@@ -54,6 +59,7 @@ class RunDeps:
     registry: Path = field(default_factory=registry_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
+    zone: Callable[[], tuple[tzinfo, str]] = local_zone
 
 
 @dataclass(frozen=True)
@@ -102,15 +108,16 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
     """Run campaign FILE: every configuration, cycle after cycle, each run in a fresh container."""
     opts = RunOptions(**options)
     campaign_cfg, expansion = load_and_expand(file)
-    _refuse_daemon(campaign_cfg)
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
+    deps = ctx.find_object(RunDeps) or RunDeps()
     if opts.dry_run:
         ctx.invoke(plan, file=file, as_json=False)
+        if campaign_cfg.daemon.enabled:
+            click.echo(daemon_cmd.upcoming_text(campaign_cfg, deps.clock.time(), _zone(deps)[0]))
         click.echo(f"results would go to {results_root / campaign_cfg.campaign_name}")
         return
     for warning in override_warnings(campaign_cfg, expansion.entry_documents):  # plan prints them itself
         click.echo(str(warning), err=True)
-    deps = ctx.find_object(RunDeps) or RunDeps()
     request = LaunchRequest(
         campaign=campaign_cfg,
         campaign_file=file,
@@ -121,18 +128,41 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
         fail_fast=opts.fail_fast,
         flavour=opts.flavour,
     )
+    if campaign_cfg.daemon.enabled:
+        ctx.exit(_run_daemon(request, deps, opts, file))
     result = _launch(request, deps, opts.runtime_name, opts.quiet)
     _print_summary(result, campaign_cfg, file)
     ctx.exit(result.report.exit_code)
 
 
-def _refuse_daemon(campaign_cfg: CampaignConfig) -> None:
-    if campaign_cfg.daemon.enabled:
-        raise click.UsageError(
-            "daemon mode (daemon.enabled: true) is not implemented by `lem campaign run`: set "
-            "daemon.enabled: false and schedule the command with cron or a systemd timer, giving each "
-            "repetition its own --results-dir"
-        )
+def _zone(deps: RunDeps) -> tuple[tzinfo, str]:
+    try:
+        return deps.zone()
+    except ZoneError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _run_daemon(request: LaunchRequest, deps: RunDeps, opts: RunOptions, file: Path) -> int:
+    zone, zone_name = _zone(deps)
+    stop = threading.Event()
+    display = daemon_cmd.schedule_display(opts.quiet)
+    services = _services(deps, opts.runtime_name, stop, _progress(deps, opts.quiet))
+    with stop_on_signals(stop, display.event, deps.force_exit):
+        try:
+            result = launch_daemon(
+                request,
+                services,
+                display=display,
+                progress_factory=lambda: _progress(deps, opts.quiet),
+                zone=zone,
+                zone_name=zone_name,
+            )
+        except (LemRuntimeError, ManifestError, CampaignBusy, ScheduleError) as e:
+            raise click.ClickException(str(e)) from None
+    daemon_cmd.print_daemon_summary(result, request.campaign, file)
+    for renderable in _tables(result.campaign_dir, ("repetition", *request.campaign.group_by)):
+        _summary_console().print(renderable)
+    return result.report.exit_code
 
 
 def _progress(deps: RunDeps, quiet: bool) -> ProgressSink:
@@ -142,10 +172,10 @@ def _progress(deps: RunDeps, quiet: bool) -> ProgressSink:
     return RichProgress(deps.clock, console)
 
 
-def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
-    progress = _progress(deps, quiet)
-    stop = threading.Event()
-    services = LaunchServices(
+def _services(
+    deps: RunDeps, runtime_name: str, stop: threading.Event, progress: ProgressSink
+) -> LaunchServices:
+    return LaunchServices(
         runtime=deps.runtime_factory(runtime_name),
         clock=deps.clock,
         stop=stop,
@@ -155,6 +185,12 @@ def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: boo
         registry=deps.registry,
         host_env=deps.host_env,
     )
+
+
+def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
+    progress = _progress(deps, quiet)
+    stop = threading.Event()
+    services = _services(deps, runtime_name, stop, progress)
     with stop_on_signals(stop, progress.note, deps.force_exit):
         try:
             return launch_campaign(request, services)
@@ -168,9 +204,7 @@ def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Pat
         f"campaign {campaign_cfg.campaign_name}: {report.total} runs — {report.done} done, "
         f"{report.failed} failed, {report.interrupted} interrupted, {report.pending} pending"
     )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=SUMMARY_WIDTH)  # logs and CI: do not fold the table at 80 columns
+    console = _summary_console()
     for renderable in _tables(result.campaign_dir, campaign_cfg.group_by):
         console.print(renderable)
     for run_id, message in report.problems:
@@ -180,6 +214,13 @@ def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Pat
     click.echo(f"results: {result.campaign_dir}")
     if report.exit_code != 0 and (report.pending or report.interrupted or report.failed):
         click.echo(f"to continue: lem campaign run {file} --resume")
+
+
+def _summary_console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=SUMMARY_WIDTH)  # logs and CI: do not fold the table at 80 columns
+    return console
 
 
 def _tables(campaign_dir: Path, group_by: tuple[str, ...]) -> list[RenderableType]:

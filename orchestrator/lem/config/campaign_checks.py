@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lem.config.axes import ALIASES, AxisError, resolve_axis
-from lem.config.campaign import CampaignConfig
+from lem.config.campaign import RUN_GROUP_FIELDS, CampaignConfig
 from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest, unknown_key_hint
 from lem.config.translate import HINT_LIMIT, Located
 from lem.config.yaml_source import KeyPath
@@ -128,7 +128,7 @@ def _check_axes(campaign: CampaignConfig) -> Iterator[Located]:
 
 def _check_group_by(campaign: CampaignConfig) -> Iterator[Located]:
     axes = list(campaign.grid.axes) if campaign.grid is not None else []
-    known = [*ALIASES, *axes, *experiment_paths()]
+    known = [*ALIASES, *axes, *experiment_paths(), *RUN_GROUP_FIELDS]
     for i, key in enumerate(campaign.group_by):
         if key not in known:
             yield Located(("group_by", i), f"unknown parameter '{key}'{_path_hint(key, known)}")

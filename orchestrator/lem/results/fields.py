@@ -1,5 +1,9 @@
 """Dotted configuration fields (``backend``, ``pytorch.batch_size``, ``dataset.input_len``) for group_by.
 
+Two more group_by fields belong to a run rather than to its configuration: ``repetition``
+(a daemon campaign's repetition, 1, 2, …) and ``hour_of_day`` (the local hour, 0–23, at which
+the run started). See ``RECORD_FIELDS`` and ``record_value``.
+
 A path is checked against the ``ExperimentConfig`` schema before any result is read,
 so a typo is reported with the closest known names. A backend section that a config
 omits resolves to that backend's defaults (``pytorch.batch_size`` is 1 when a
@@ -12,11 +16,14 @@ import difflib
 import types
 import typing
 from collections.abc import Sequence
+from datetime import datetime, tzinfo
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 
+from lem.config.campaign import RUN_GROUP_FIELDS
+from lem.results.load import RunRecord
 from lem_harness.experiment import BACKEND_SECTIONS, DatasetConfig, ExperimentConfig
 
 
@@ -25,6 +32,25 @@ class UnknownFieldError(ValueError):
 
 
 FieldValue = str | int | float | bool | None
+RECORD_FIELDS = RUN_GROUP_FIELDS
+
+
+def is_record_field(path: str) -> bool:
+    return path in RECORD_FIELDS
+
+
+def record_value(record: RunRecord, path: str, zone: tzinfo) -> FieldValue:
+    """A group_by field of one run: a record field, else the run's configuration field."""
+    if path == "repetition":
+        return record.repetition
+    if path == "hour_of_day":
+        return start_time(record, zone).hour if record.started_at else None
+    return resolve_field(record.config, path) if record.config is not None else None
+
+
+def start_time(record: RunRecord, zone: tzinfo) -> datetime:
+    """When the run started, in ``zone``."""
+    return datetime.fromisoformat(record.started_at).astimezone(zone)
 
 
 def validate_fields(paths: Sequence[str]) -> tuple[str, ...]:
@@ -69,14 +95,17 @@ def _scalar(value: Any) -> FieldValue:
 
 
 def _check(path: str) -> None:
+    if is_record_field(path):
+        return
     leaves = _leaves(ExperimentConfig, "")
     if path in leaves or path in _sections(ExperimentConfig, ""):
         return
-    close = difflib.get_close_matches(path, sorted(leaves), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(path, sorted(leaves | set(RECORD_FIELDS)), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownFieldError(
         f"group_by field '{path}' is not a configuration field{hint} "
-        "(use a dotted path such as backend, fp_precision or pytorch.batch_size)"
+        "(use a dotted path such as backend, fp_precision or pytorch.batch_size, or a run field: "
+        f"{', '.join(RECORD_FIELDS)})"
     )
 
 

@@ -167,14 +167,6 @@ def test_dry_run_prints_the_plan_and_runs_nothing(cli: Cli) -> None:
     assert cli.asked == [] and not cli.results.exists()
 
 
-def test_daemon_mode_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    cli = Cli(tmp_path, CAMPAIGN_YAML + "daemon: {enabled: true, interval: 24h}\n")
-    result = cli.invoke()
-    assert result.exit_code == 2
-    assert "daemon mode (daemon.enabled: true) is not implemented" in result.output
-    assert "cron or a systemd timer" in result.output
-
-
 def test_a_bad_campaign_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     cli = Cli(tmp_path, CAMPAIGN_YAML.replace("cycles: 2", "cycles: 0"))
     result = cli.invoke()

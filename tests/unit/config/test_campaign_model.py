@@ -77,6 +77,33 @@ def test_daemon_schedule() -> None:
         DaemonConfig(at="24:00")
 
 
+def test_daemon_keys_of_a_scheduled_campaign() -> None:
+    text = HEAD + (
+        "group_by: [repetition, hour_of_day, backend]\n"
+        "daemon: {enabled: true, at: '02:00', repetitions: 7, days: [mon, fri], on_overrun: skip}\n"
+    )
+    c = campaign_from_document(parse_yaml(text, "c.yaml"))
+    d = c.daemon
+    assert (d.at, d.interval_s, d.repetitions, d.days, d.on_overrun) == (
+        "02:00",
+        86_400.0,
+        7,
+        ("mon", "fri"),
+        "skip",
+    )
+    assert d.weekdays == frozenset({0, 4})
+    assert c.group_by == ("repetition", "hour_of_day", "backend")
+    assert DaemonConfig(enabled=True, interval="30s", days="weekdays").days == (
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+    )
+    problems = campaign_problems(HEAD + "daemon: {enabled: true, interval: 1h, repetitions: 0}\n")
+    assert any("daemon.repetitions" in p for p in problems), problems
+
+
 def test_campaign_needs_something_to_run_and_a_safe_name() -> None:
     with pytest.raises(ValidationError, match="needs a 'grid'"):
         CampaignConfig(campaign_name="c")
