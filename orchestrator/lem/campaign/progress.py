@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from lem.campaign.clock import Clock
 from lem.campaign.manifest import RunEntry
 from lem.campaign.plan import PlannedRun
+from lem.campaign.verdict import first_line
 from lem_harness.contract import RunResult
 
 
@@ -114,6 +116,12 @@ def result_figures(result: RunResult | None) -> str:
     return f"{jpt_text}, {tps_text}"
 
 
+def failure_line(entry: RunEntry) -> str:
+    """One line for a run that did not finish: its message once, and where its full log is."""
+    text = first_line(entry.message or entry.outcome or entry.status)
+    return f"{text} (log: {entry.log_path})" if entry.log_path else text
+
+
 class _Counter:
     """Shared state of both displays: position k of N, elapsed, ETA."""
 
@@ -159,7 +167,7 @@ class LogProgress:
         if entry.status in ("done", "failed"):
             self._c.finished += 1
             self._c.eta.finished(run, entry.duration_s)
-        detail = result_figures(result) if entry.status == "done" else (entry.message or entry.outcome or "")
+        detail = result_figures(result) if entry.status == "done" else failure_line(entry)
         self._write(
             f"{entry.status}: {run.run_id} in {format_duration(entry.duration_s)} — {detail} "
             f"[elapsed {self._c.elapsed()}, eta {format_duration(self._c.eta.eta_s())}]"
@@ -209,10 +217,10 @@ class RichProgress:
         last = result_figures(result) if entry.status == "done" else f"[red]{entry.status}: {run.run_id}"
         self._update(completed=self._c.finished, eta=format_duration(self._c.eta.eta_s()), last=last)
         if entry.status != "done":
-            self._console.print(f"[red]{entry.status}[/]: {run.run_id} — {entry.message or entry.outcome}")
+            self._console.print(Text.assemble((entry.status, "red"), f": {run.run_id} — {failure_line(entry)}"))
 
     def note(self, text: str) -> None:
-        self._console.print(text)
+        self._console.print(Text(text))
 
     def campaign_finished(self) -> None:
         self._bar.stop()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from lem.results.files import prepare_dir, write_bytes
 from lem.results.load import RunRecord
 from lem.results.metrics import BY_NAME
-from lem.results.stats import Stats
+from lem.results.stats import INDICATIVE, Stats
 from lem.results.summary import CampaignSummary, ConfigSummary
 from lem.results.timeline import THROTTLE_MASK, TimelineError, read_timeline
 
@@ -79,8 +79,23 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _half(s: Stats) -> float:
-    return s.ci_half_width or 0.0
+def _err(stats: Sequence[Stats], metric: str) -> list[list[float]]:
+    """Asymmetric error bars ``[[below…], [above…]]``: never below zero for a non-negative metric."""
+    below, above = [], []
+    for s in stats:
+        shown = s.shown_interval(BY_NAME[metric].non_negative)
+        mean = s.mean or 0.0
+        below.append(0.0 if shown is None else mean - shown[0])
+        above.append(0.0 if shown is None else shown[1] - mean)
+    return [below, above]
+
+
+def _indicative_note(ax: Axes, stats: Sequence[Stats]) -> None:
+    if any(s.indicative for s in stats):
+        ax.text(
+            0.99, 0.98, f"† {INDICATIVE}", ha="right", va="top", fontsize=8, color="#8a4b00",
+            transform=ax.transAxes,
+        )
 
 
 def _axis_label(metric: str) -> str:
@@ -121,21 +136,23 @@ def tradeoff_png(summary: CampaignSummary) -> bytes:
         ax.errorbar(
             x.mean or 0.0,
             y.mean or 0.0,
-            xerr=_half(x),
-            yerr=_half(y),
+            xerr=_err([x], THROUGHPUT_METRIC),
+            yerr=_err([y], ENERGY_METRIC),
             fmt="o",
             capsize=4,
             color=colours[group],
             label=None if group in labelled else group,
         )
         labelled.add(group)
+        mark = "†" if x.indicative or y.indicative else ""
         ax.annotate(
-            c.name, (x.mean or 0.0, y.mean or 0.0), textcoords="offset points", xytext=(6, 6), fontsize=8
+            c.name + mark, (x.mean or 0.0, y.mean or 0.0), textcoords="offset points", xytext=(6, 6), fontsize=8
         )
     ax.set_xlabel(_axis_label(THROUGHPUT_METRIC))
     ax.set_ylabel(_axis_label(ENERGY_METRIC))
     ax.set_title(f"{summary.name}: energy per token vs throughput (mean ± 95 % CI)")
     ax.grid(True, alpha=0.3)
+    _indicative_note(ax, [s for c in points for s in (c.stat(THROUGHPUT_METRIC), c.stat(ENERGY_METRIC))])
     if points:
         ax.legend(fontsize=8, loc="best")
     else:
@@ -157,10 +174,11 @@ def bars_png(summary: CampaignSummary, metric: str) -> bytes:
     ax.bar(
         range(len(configs)),
         [s.mean or 0.0 for s in stats],
-        yerr=[_half(s) for s in stats],
+        yerr=_err(stats, metric),
         capsize=4,
         color=[colours[label] for label in labels],
     )
+    _indicative_note(ax, stats)
     for i, s in enumerate(stats):
         if s.mean is None:
             ax.text(i, 0, "no valid runs", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
@@ -180,10 +198,11 @@ def group_bars_png(summary: CampaignSummary, metric: str) -> bytes:
     ax.bar(
         range(len(groups)),
         [s.mean or 0.0 for s in stats],
-        yerr=[_half(s) for s in stats],
+        yerr=_err(stats, metric),
         capsize=4,
         color=[colours[n] for n in names],
     )
+    _indicative_note(ax, stats)
     ax.set_xticks(range(len(groups)), names, rotation=25, ha="right", fontsize=8)
     _bar_decor(ax, summary, metric, f"by {', '.join(summary.group_by)}", {})
     return _png(fig)

@@ -217,6 +217,30 @@ class DockerRuntime:
             )
         return removed
 
+    def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:
+        """A short harness command in a throwaway container (no GPU); its stdout."""
+        self._require_image(spec)
+        container = self._start(spec)
+        try:
+            waiter = _Waiter(lambda: self._call(container.wait))
+            if not waiter.done.wait(timeout_s):
+                self._kill(container)
+                raise LemRuntimeError(
+                    f"{spec.image}: the harness did not answer `{' '.join(spec.command[:1])}` in {timeout_s:g} s",
+                    "check the Docker engine (docker info) and the image",
+                )
+            out = self._call(container.logs, stdout=True, stderr=False).decode("utf-8", "replace")
+            err = self._call(container.logs, stdout=False, stderr=True).decode("utf-8", "replace")
+        finally:
+            self._remove(container)
+        if waiter.exit_code != 0:
+            raise LemRuntimeError(
+                f"{spec.image}: the harness could not answer `{' '.join(spec.command[:1])}` "
+                f"(exit {waiter.exit_code}): {err.strip()[-300:]}",
+                "rebuild the image from this checkout (lem images build)",
+            )
+        return out
+
     # ------------------------------------------------------------------ one run
 
     def _require_image(self, spec: ContainerSpec) -> None:

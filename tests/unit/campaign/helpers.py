@@ -87,6 +87,7 @@ class Bench:
             progress=LogProgress(self.clock, self.lines.append),
             probe_factory=probe_factory,
             inventory=lambda indices: ({}, None),
+            gpu_processes=lambda uuids: {},
             registry=self.root / "live",
             host_env={},
         )

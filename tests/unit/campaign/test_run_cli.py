@@ -96,9 +96,31 @@ def test_a_failed_run_exits_1_and_says_how_to_continue(cli: Cli) -> None:
     cli.runtime.script["pytorch-bs1-c02"] = [FAIL]
     result = cli.invoke()
     assert result.exit_code == 1
-    assert "pytorch-bs1-c02: failed: harness exited 1" in result.stdout
+    assert "failed: RuntimeError: engine crashed [pytorch-bs1-c02]" in result.stdout
     assert f"to continue: lem campaign run {cli.file} --resume" in result.stdout
     assert len(cli.runtime.calls) == 4
+    # said once on each stream: one progress line (with the log's place), one summary line
+    assert (
+        "failed: pytorch-bs1-c02 in 0:10 — RuntimeError: engine crashed (log: pytorch-bs1-c02/container.log)"
+        in result.stderr
+    )
+    assert (result.stdout.count("engine crashed"), result.stderr.count("engine crashed")) == (1, 1)
+
+
+def test_the_breaker_stops_the_campaign_and_says_how_to_resume(cli: Cli) -> None:
+    cli.runtime.default = FAIL
+    result = cli.invoke()
+    assert result.exit_code == 1
+    assert len(cli.runtime.calls) == 3
+    assert (
+        "stopped: 3 runs in a row failed with RuntimeError (execution.max_consecutive_failures: 3); "
+        "fix the cause, then resume" in result.stdout
+    )
+    assert "failed: RuntimeError: engine crashed [pytorch-bs1-c01, pytorch-bs2-c01, pytorch-bs1-c02]" in (
+        result.stdout
+    )
+    assert result.stdout.count("engine crashed") == 1
+    assert f"to continue: lem campaign run {cli.file} --resume" in result.stdout
 
 
 def test_fail_fast(cli: Cli) -> None:

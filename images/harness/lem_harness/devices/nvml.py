@@ -299,6 +299,17 @@ class NvmlDevices(GpuDevices):
             supports_energy_counter=counter,
         )
 
+    def compute_process_counts(self) -> dict[str, int]:
+        """GPU UUID → processes holding a compute context on it now (GPUs that cannot say are left out)."""
+        counts: dict[str, int] = {}
+        for gpu in self._gpus:
+            procs = _optional(
+                f"listing the processes on {gpu.uuid}", pynvml.nvmlDeviceGetComputeRunningProcesses, gpu.handle
+            )
+            if procs is not None:
+                counts[gpu.uuid] = len(procs)
+        return counts
+
     def driver_version(self) -> str | None:
         version = _optional("reading the driver version", pynvml.nvmlSystemGetDriverVersion)
         return None if version is None else _text(version)
