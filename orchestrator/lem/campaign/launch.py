@@ -3,8 +3,8 @@
 ``launch_campaign`` is the API behind ``lem campaign run``. In order: preflight
 (``lem.campaign.preflight``: images, paths, GPUs, disk, what the runs need inside the runtime —
 every problem at once, ``PreflightFailed`` before anything runs; ``skip_preflight`` keeps only
-the runtime's own check); the campaign registers itself as live on this host; the manifest is created, or loaded
-for ``--resume``; this tool's containers of campaigns that are not live (including this
+the runtime's own check); the campaign registers itself as live on this host; the manifest is
+created, or loaded for ``--resume``; this tool's containers of campaigns that are not live (including this
 campaign's own, left by a process that died) are removed; the host GPUs are looked up for the
 containers and the thermal gaps; then the executor runs what is left to do.
 """

@@ -124,8 +124,9 @@ def image_findings(runtime: Runtime, images: Mapping[str, str]) -> tuple[list[Fi
 
 
 def spec_findings(given: PreflightInput) -> tuple[list[Finding], dict[str, ContainerSpec]]:
-    """Build every run's container spec; problems said once; the first good spec per backend."""
-    findings: dict[str, Finding] = {}
+    """Build every run's container spec: each problem said once, naming the configurations it
+    affects; the first good spec per backend (for the probe)."""
+    errors: dict[str, tuple[LemRuntimeError, list[str]]] = {}
     first: dict[str, ContainerSpec] = {}
     for run in given.runs:
         try:
@@ -133,11 +134,13 @@ def spec_findings(given: PreflightInput) -> tuple[list[Finding], dict[str, Conta
                 run, given.configs[run.config_id], given.campaign_dir / run.run_id
             )
         except LemRuntimeError as e:
-            key = str(e)
-            findings.setdefault(key, Finding("error", f"{run.name}", e.message, e.hint))
+            names = errors.setdefault(str(e), (e, []))[1]
+            if run.name not in names:
+                names.append(run.name)
             continue
         first.setdefault(run.backend, spec)
-    return list(findings.values()), first
+    findings = [Finding("error", ", ".join(names), e.message, e.hint) for e, names in errors.values()]
+    return findings, first
 
 
 # --------------------------------------------------------------------------- 3. results directory
@@ -226,7 +229,9 @@ def probe_findings(
 # --------------------------------------------------------------------------- 5. GPUs in use
 
 
-def gpu_findings(uuids: Iterable[str], processes: Callable[[Collection[str]], dict[str, int]]) -> list[Finding]:
+def gpu_findings(
+    uuids: Iterable[str], processes: Callable[[Collection[str]], dict[str, int]]
+) -> list[Finding]:
     wanted = list(uuids)
     busy = processes(wanted) if wanted else {}
     return [

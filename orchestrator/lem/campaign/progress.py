@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from rich.console import Console
-from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from lem.campaign.clock import Clock
 from lem.campaign.manifest import RunEntry
@@ -217,7 +217,9 @@ class RichProgress:
         last = result_figures(result) if entry.status == "done" else f"[red]{entry.status}: {run.run_id}"
         self._update(completed=self._c.finished, eta=format_duration(self._c.eta.eta_s()), last=last)
         if entry.status != "done":
-            self._console.print(Text.assemble((entry.status, "red"), f": {run.run_id} — {failure_line(entry)}"))
+            self._console.print(
+                Text.assemble((entry.status, "red"), f": {run.run_id} — {failure_line(entry)}")
+            )
 
     def note(self, text: str) -> None:
         self._console.print(Text(text))

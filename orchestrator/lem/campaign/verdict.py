@@ -70,8 +70,8 @@ def judge(outcome: RunOutcome, run_dir: Path, run_id: str) -> Verdict:
         return Verdict("failed", outcome.status, message, result, outcome.status)
     if result is None:
         assert problem is not None
-        kind, _, detail = problem.partition(": ")
-        return Verdict("failed", kind, detail, None, kind)
+        missing, _, detail = problem.partition(": ")
+        return Verdict("failed", missing, detail, None, missing)
     if result.status != "ok":
         return Verdict("failed", "failed", "the harness reported a failure", result, "failed")
     return Verdict("done", "ok", "", result)

@@ -45,7 +45,9 @@ METRICS: tuple[Metric, ...] = (
     _energy_metric("gross_energy_j", "Energy gross", "J"),
     _energy_metric("adjusted_energy_j", "Energy idle-adj.", "J", non_negative=False),
     _energy_metric("energy_per_output_token_j", "Energy/token", "J/tok"),
-    _energy_metric("adjusted_energy_per_output_token_j", "Energy/token idle-adj.", "J/tok", non_negative=False),
+    _energy_metric(
+        "adjusted_energy_per_output_token_j", "Energy/token idle-adj.", "J/tok", non_negative=False
+    ),
     _energy_metric("output_tokens_per_j", "Tokens/J", "tok/J", higher=True),
     _inference_metric("output_tokens_per_s", "Output throughput", "tok/s", higher=True),
     _inference_metric("total_tokens_per_s", "Total throughput", "tok/s", higher=True),

@@ -93,7 +93,13 @@ def _err(stats: Sequence[Stats], metric: str) -> list[list[float]]:
 def _indicative_note(ax: Axes, stats: Sequence[Stats]) -> None:
     if any(s.indicative for s in stats):
         ax.text(
-            0.99, 0.98, f"† {INDICATIVE}", ha="right", va="top", fontsize=8, color="#8a4b00",
+            0.99,
+            0.98,
+            f"† {INDICATIVE}",
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="#8a4b00",
             transform=ax.transAxes,
         )
 
@@ -146,7 +152,11 @@ def tradeoff_png(summary: CampaignSummary) -> bytes:
         labelled.add(group)
         mark = "†" if x.indicative or y.indicative else ""
         ax.annotate(
-            c.name + mark, (x.mean or 0.0, y.mean or 0.0), textcoords="offset points", xytext=(6, 6), fontsize=8
+            c.name + mark,
+            (x.mean or 0.0, y.mean or 0.0),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
         )
     ax.set_xlabel(_axis_label(THROUGHPUT_METRIC))
     ax.set_ylabel(_axis_label(ENERGY_METRIC))

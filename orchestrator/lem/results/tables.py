@@ -22,8 +22,8 @@ from lem.results.summary import CampaignSummary, ConfigSummary, Excluded, GroupS
 
 LEGEND = (
     "cells: mean ± half-width of the Student-t 95 % interval (CV), or mean [0, upper bound] where the "
-    f"interval of a quantity that cannot be negative would reach below zero; ! = CV > 10 %; † = {INDICATIVE}; "
-    "n = valid runs"
+    "interval of a quantity that cannot be negative would reach below zero; ! = CV > 10 %; "
+    f"† = {INDICATIVE}; n = valid runs"
 )
 DASH = "—"
 TEXT_HEADERS = frozenset({"Flags", "Flags / error"})

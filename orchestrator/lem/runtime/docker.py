@@ -226,16 +226,16 @@ class DockerRuntime:
             if not waiter.done.wait(timeout_s):
                 self._kill(container)
                 raise LemRuntimeError(
-                    f"{spec.image}: the harness did not answer `{' '.join(spec.command[:1])}` in {timeout_s:g} s",
+                    f"{spec.image}: the harness did not answer `{spec.command[0]}` in {timeout_s:g} s",
                     "check the Docker engine (docker info) and the image",
                 )
-            out = self._call(container.logs, stdout=True, stderr=False).decode("utf-8", "replace")
-            err = self._call(container.logs, stdout=False, stderr=True).decode("utf-8", "replace")
+            out: str = self._call(container.logs, stdout=True, stderr=False).decode("utf-8", "replace")
+            err: str = self._call(container.logs, stdout=False, stderr=True).decode("utf-8", "replace")
         finally:
             self._remove(container)
         if waiter.exit_code != 0:
             raise LemRuntimeError(
-                f"{spec.image}: the harness could not answer `{' '.join(spec.command[:1])}` "
+                f"{spec.image}: the harness could not answer `{spec.command[0]}` "
                 f"(exit {waiter.exit_code}): {err.strip()[-300:]}",
                 "rebuild the image from this checkout (lem images build)",
             )

@@ -16,7 +16,7 @@ from lem.campaign.preflight import PreflightFailed
 from lem.campaign.progress import LogProgress
 from lem.campaign.session import open_campaign
 from lem.campaign.specs import CampaignSpecs
-from lem.runtime.errors import ImageMissing, RuntimeUnavailable, SpecError
+from lem.runtime.errors import RuntimeUnavailable
 from lem.runtime.spec import LABEL_CAMPAIGN, LABEL_RUN, ContainerSpec
 from lem_harness.contract import RESULT_FILE, SPEC_FILE, RunSpec
 from tests.support.fake_runtime import FAIL, Play

@@ -304,7 +304,9 @@ class NvmlDevices(GpuDevices):
         counts: dict[str, int] = {}
         for gpu in self._gpus:
             procs = _optional(
-                f"listing the processes on {gpu.uuid}", pynvml.nvmlDeviceGetComputeRunningProcesses, gpu.handle
+                f"listing the processes on {gpu.uuid}",
+                pynvml.nvmlDeviceGetComputeRunningProcesses,
+                gpu.handle,
             )
             if procs is not None:
                 counts[gpu.uuid] = len(procs)
