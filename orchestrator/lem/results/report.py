@@ -283,11 +283,12 @@ def render_html(parts: ReportParts) -> str:
 
 def simulated_banner(s: CampaignSummary) -> str | None:
     """The warning that opens a report when any of its energy figures is simulated."""
-    simulated = sum(1 for r in s.records if r.energy_source == "simulated")
+    sources = [r.energy_source for r in s.records if r.energy_source]
+    simulated = sources.count("simulated")
     if not simulated:
         return None
     return (
-        f"SIMULATED ENERGY: {simulated} of {len(s.records)} runs read no energy sensor "
+        f"SIMULATED ENERGY: {simulated} of the {len(sources)} runs with energy figures read no energy sensor "
         "(measurement.device: simulated). Their energy and power figures show the pipeline working, "
         "they are not measurements; throughput and latency are real."
     )
