@@ -91,17 +91,17 @@ def _err(stats: Sequence[Stats], metric: str) -> list[list[float]]:
 
 
 def _indicative_note(ax: Axes, stats: Sequence[Stats]) -> None:
+    """Below the axis (where no legend or bar can hide it): what a † on a label means."""
     if any(s.indicative for s in stats):
-        ax.text(
-            0.99,
-            0.98,
-            f"† {INDICATIVE}",
-            ha="right",
-            va="top",
-            fontsize=8,
-            color="#8a4b00",
-            transform=ax.transAxes,
-        )
+        label = ax.get_xlabel()
+        if label:
+            ax.set_xlabel(f"{label}\n† {INDICATIVE}")
+        else:
+            ax.set_xlabel(f"† {INDICATIVE}", color="#8a4b00")
+
+
+def _marked(name: str, s: Stats) -> str:
+    return f"{name}†" if s.indicative else name
 
 
 def _axis_label(metric: str) -> str:
@@ -192,7 +192,8 @@ def bars_png(summary: CampaignSummary, metric: str) -> bytes:
     for i, s in enumerate(stats):
         if s.mean is None:
             ax.text(i, 0, "no valid runs", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
-    ax.set_xticks(range(len(configs)), [c.name for c in configs], rotation=35, ha="right", fontsize=8)
+    ticks = [_marked(c.name, s) for c, s in zip(configs, stats, strict=True)]
+    ax.set_xticks(range(len(configs)), ticks, rotation=35, ha="right", fontsize=8)
     _bar_decor(ax, summary, metric, "per configuration", colours)
     return _png(fig)
 
@@ -213,7 +214,8 @@ def group_bars_png(summary: CampaignSummary, metric: str) -> bytes:
         color=[colours[n] for n in names],
     )
     _indicative_note(ax, stats)
-    ax.set_xticks(range(len(groups)), names, rotation=25, ha="right", fontsize=8)
+    ticks = [_marked(n, s) for n, s in zip(names, stats, strict=True)]
+    ax.set_xticks(range(len(groups)), ticks, rotation=25, ha="right", fontsize=8)
     _bar_decor(ax, summary, metric, f"by {', '.join(summary.group_by)}", {})
     return _png(fig)
 
