@@ -26,7 +26,7 @@ from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
 from lem.campaign.liveness import LiveCampaign, live_campaign_ids, registry_dir
 from lem.campaign.manifest import definition_hash
 from lem.campaign.plan import PlannedRun
-from lem.campaign.preflight import HostProbes, PreflightInput, preflight
+from lem.campaign.preflight import Finding, HostProbes, PreflightInput, preflight
 from lem.campaign.progress import ProgressSink
 from lem.campaign.session import campaign_id_for, open_campaign
 from lem.campaign.specs import CampaignSpecs
@@ -82,6 +82,14 @@ class LaunchResult:
 def campaign_images(campaign_runs: Sequence[PlannedRun], flavour: Flavour) -> dict[str, str]:
     """Backend → image for every backend the plan uses."""
     return {backend: image_name(backend, flavour) for backend in {run.backend for run in campaign_runs}}
+
+
+def check_campaign(request: LaunchRequest, services: LaunchServices) -> list[Finding]:
+    """Preflight alone (``lem doctor CAMPAIGN``): the warnings, or ``PreflightFailed`` with every problem."""
+    images = campaign_images(request.runs, request.flavour)
+    name = request.campaign.campaign_name
+    specs = _specs(request, services, campaign_id_for(name, definition_hash(name, request.runs)), images)
+    return _preflight(request, services, specs, images)
 
 
 def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchResult:
@@ -146,7 +154,7 @@ def _specs(
 
 def _preflight(
     request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs, images: dict[str, str]
-) -> None:
+) -> list[Finding]:
     """Every problem at once before anything runs (``PreflightFailed``); warnings are shown."""
     given = PreflightInput(
         runtime=services.runtime,
@@ -157,8 +165,10 @@ def _preflight(
         campaign_dir=request.results_root / request.campaign.campaign_name,
         timeout_s=request.campaign.execution.timeout_seconds,
     )
-    for finding in preflight(given, services.host or HostProbes(services.gpu_processes)):
+    warnings = preflight(given, services.host or HostProbes(services.gpu_processes))
+    for finding in warnings:
         services.progress.note(f"preflight warning: {finding.subject}: {finding.message} ({finding.fix})")
+    return warnings
 
 
 def _services(request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs) -> Services:

@@ -92,12 +92,12 @@ class HostProbes:
 
 def preflight(given: PreflightInput, host: HostProbes) -> list[Finding]:
     """Every finding; raises ``PreflightFailed`` when any is an error."""
-    findings, reachable = image_findings(given.runtime, given.images)
+    findings, usable = image_findings(given.runtime, given.images)
     spec_problems, first_specs = spec_findings(given)
     findings += spec_problems
     findings += disk_findings(given, host)
-    if reachable:
-        findings += probe_findings(given.runtime, first_specs, needs_by_backend(given))
+    probed = {backend: spec for backend, spec in first_specs.items() if backend in usable}
+    findings += probe_findings(given.runtime, probed, needs_by_backend(given))
     findings += gpu_findings(given.specs.gpu_uuids(given.configs), host.gpu_processes)
     if any(f.severity == "error" for f in findings):
         raise PreflightFailed(findings)
@@ -107,17 +107,20 @@ def preflight(given: PreflightInput, host: HostProbes) -> list[Finding]:
 # --------------------------------------------------------------------------- 1. runtime and images
 
 
-def image_findings(runtime: Runtime, images: Mapping[str, str]) -> tuple[list[Finding], bool]:
-    """Problems of the runtime and of each image; False when the runtime itself does not answer."""
+def image_findings(runtime: Runtime, images: Mapping[str, str]) -> tuple[list[Finding], set[str]]:
+    """Problems of the runtime and of each image, and the backends whose image can be asked more."""
     findings: list[Finding] = []
+    usable: set[str] = set()
     for backend, image in sorted(images.items()):
         try:
             runtime.check([image])
         except RuntimeUnavailable as e:
-            return [Finding("error", f"{runtime.name} runtime", e.message, e.hint)], False
+            return [Finding("error", f"{runtime.name} runtime", e.message, e.hint)], set()
         except LemRuntimeError as e:
             findings.append(Finding("error", f"image for {backend}", e.message, e.hint))
-    return findings, True
+            continue
+        usable.add(backend)
+    return findings, usable
 
 
 # --------------------------------------------------------------------------- 2. container specs

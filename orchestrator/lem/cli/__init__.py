@@ -14,6 +14,7 @@ from lem.cli.campaign_cmd import campaign
 from lem.cli.cleanup_cmd import cleanup
 from lem.cli.config_cmd import config
 from lem.cli.context import AppContext, LemGroup
+from lem.cli.doctor_cmd import doctor
 from lem.cli.images_cmd import images
 from lem.cli.results_cmd import results
 
@@ -34,3 +35,4 @@ campaign.add_command(run_cmd.run)
 main.add_command(results)
 main.add_command(images)
 main.add_command(cleanup)
+main.add_command(doctor)

@@ -335,6 +335,14 @@ class DockerRuntime:
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             log.warning("could not look for leftover containers of run %s: %s", spec.run_id, e)
 
+    # ------------------------------------------------------------------ the engine (lem doctor)
+
+    def engine_facts(self) -> tuple[str, tuple[str, ...]]:
+        """The engine's version and the container runtimes it offers (``nvidia`` when GPUs can pass)."""
+        version = self._call(self.client.version)
+        info = self._call(self.client.info)
+        return str(version.get("Version", "?")), tuple(sorted((info.get("Runtimes") or {}).keys()))
+
     # ------------------------------------------------------------------ images (lem images)
 
     def image_status(self, name: str) -> ImageStatus:

@@ -147,6 +147,16 @@ def open_nvml(gpu_ids: Sequence[int], env: Mapping[str, str]) -> tuple[NvmlDevic
     return devices, warnings + devices.open_warnings(env)
 
 
+def open_all_nvml() -> NvmlDevices:
+    """Every GPU NVML sees, in NVML index order — for ``lem doctor``'s inventory of the host."""
+    init_nvml()
+    try:
+        return NvmlDevices([(gpu.index, handle) for gpu, handle in _enumerate()])
+    except BaseException:
+        _shutdown_quietly()
+        raise
+
+
 def open_nvml_by_uuid(uuids: Sequence[str]) -> NvmlDevices:
     """GPUs by UUID — for the host, which reads temperatures and power between runs."""
     init_nvml()
