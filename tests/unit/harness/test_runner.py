@@ -111,11 +111,13 @@ def _spec(tmp_path: Path, **changes: Any) -> RunSpec:
     )
 
 
-def _run(tmp_path: Path, spec: RunSpec, clock: FakeClock, **kw: Any) -> tuple[RunResult, FakeEngine]:
+def _run(
+    tmp_path: Path, spec: RunSpec, clock: FakeClock, engine_cls: type[FakeEngine] | None = None, **kw: Any
+) -> tuple[RunResult, FakeEngine]:
     engines: list[FakeEngine] = []
 
     def factory(config: ExperimentConfig) -> Engine:
-        engines.append(FakeEngine(config, clock, **kw))
+        engines.append((engine_cls or FakeEngine)(config, clock, **kw))
         return engines[0]
 
     result = run(
