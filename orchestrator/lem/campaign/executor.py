@@ -173,7 +173,7 @@ class CampaignExecutor:
         gap_s = run.gap_before_s
         for attempt in range(1, self.plan.campaign.execution.retries + 2):
             if gap_s > 0:
-                self.s.progress.gap_started(run, gap_s)
+                self.s.progress.gap_started(run, gap_s, self.s.gaps.status_line)
             gap = self.s.gaps.wait(gap_s)
             if self.s.stop.is_set():
                 return None
@@ -208,7 +208,7 @@ class CampaignExecutor:
             log_path=_relative(container.log_path, self.plan.campaign_dir),
         )
         self._ran.append(run.run_id)
-        self.s.progress.run_started(run, attempt)
+        self.s.progress.run_started(run, attempt, run_dir)
         verdict = self._execute(run, container, run_dir)
         entry = self._save(
             run.run_id,

@@ -83,6 +83,7 @@ def test_lem_campaign_file_runs_the_campaign_and_prints_the_summary(cli: Cli) ->
     assert "pytorch-bs1" in result.stdout and "pytorch-bs2" in result.stdout
     assert f"results: {cli.results / 'demo'}" in result.stdout
     assert "run 4/4: pytorch-bs2 cycle 2" in result.stderr
+    assert "\x1b" not in result.stderr + result.stdout  # plain lines: no control codes in logs
     assert "--resume" not in result.stdout
 
 
