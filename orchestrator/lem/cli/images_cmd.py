@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 
-from lem.runtime.errors import LemRuntimeError
+from lem.runtime.errors import LemRuntimeError, RuntimeUnavailable
 from lem.runtime.images import (
     CPU_FLAVOUR_BACKENDS,
     FLAVOURS,
@@ -16,6 +17,7 @@ from lem.runtime.images import (
     ImageStatus,
     build_backend_image,
     find_repo_root,
+    has_wheelhouse,
     image_name,
     image_problem,
     plan_build,
@@ -41,6 +43,15 @@ def _docker() -> Any:
     from lem.runtime.docker import DockerRuntime
 
     return DockerRuntime()
+
+
+def _campaign_backends(file: Path | None) -> tuple[str, ...]:
+    if file is None:
+        return ()
+    from lem.cli.campaign_cmd import load_and_expand
+
+    _, expansion = load_and_expand(file)
+    return tuple(sorted({c.config.backend for c in expansion.configs}))
 
 
 def _backends(chosen: Sequence[str], flavour: Flavour) -> list[str]:
@@ -75,13 +86,45 @@ def images() -> None:
 @flavour_option
 @click.option("--offline", is_flag=True, help="Install from wheelhouse/<backend>[-cpu]/ only (no index).")
 @click.option("--base-image", default=None, help="Override the Dockerfile's BASE_IMAGE build argument.")
+@click.option(
+    "--missing",
+    is_flag=True,
+    help="Only images that are missing or speak another contract; offline when a wheelhouse is there; "
+    "an unreachable Docker engine is reported, not an error (the campaign's preflight says what to do).",
+)
+@click.option(
+    "--for",
+    "campaign_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Only the backends this campaign uses.",
+)
 @_runtime_errors_as_messages
-def build(backends: tuple[str, ...], flavour: Flavour, offline: bool, base_image: str | None) -> None:
+def build(
+    *,
+    backends: tuple[str, ...],
+    flavour: Flavour,
+    offline: bool,
+    base_image: str | None,
+    missing: bool,
+    campaign_file: Path | None,
+) -> None:
     """Build images from the Dockerfiles under images/ (the build output is streamed)."""
     root = find_repo_root()
     runtime = _docker()
-    for backend in _backends(backends, flavour):
-        plan = plan_build(backend, flavour, offline=offline, base_image=base_image)
+    chosen = _backends(backends or _campaign_backends(campaign_file), flavour)
+    if missing:
+        try:
+            chosen = [
+                b for b in chosen if image_problem(runtime.image_status(image_name(b, flavour))) is not None
+            ]
+        except RuntimeUnavailable as e:
+            click.echo(f"not building: {e.message}", err=True)
+            return
+        if not chosen:
+            click.echo("every image is present and speaks this host's contract")
+    for backend in chosen:
+        use_wheels = offline or (missing and has_wheelhouse(root, backend, flavour))
+        plan = plan_build(backend, flavour, offline=use_wheels, base_image=base_image)
         click.echo(f"building {plan.tag} from {plan.dockerfile}{' (offline)' if plan.offline else ''}")
         image_id = build_backend_image(runtime, root, plan, click.echo)
         click.echo(f"built {plan.tag} ({image_id[:19]})")

@@ -94,6 +94,11 @@ def plan_build(
     )
 
 
+def has_wheelhouse(repo_root: Path, backend: str, flavour: Flavour) -> bool:
+    """Whether ``wheelhouse/<backend>[-cpu]/`` holds wheels (then a build can be offline)."""
+    return any((repo_root / "wheelhouse" / wheelhouse_name(backend, flavour)).glob("*.whl"))
+
+
 def check_sources(repo_root: Path, build: ImageBuild) -> None:
     """Raise when the Dockerfile or (offline) the wheelhouse is missing, saying how to make it."""
     if not (repo_root / build.dockerfile).is_file():

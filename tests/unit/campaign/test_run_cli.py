@@ -179,7 +179,7 @@ def test_unreachable_docker_suggests_the_local_runtime(cli: Cli) -> None:
     result = cli.invoke()
     assert result.exit_code == 1
     assert "Docker engine unreachable: connection refused" in result.output
-    assert "use --runtime local" in result.output
+    assert "lem campaign run FILE --runtime local" in result.output and "make demo" in result.output
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(cli: Cli) -> None:
