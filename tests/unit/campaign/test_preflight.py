@@ -105,7 +105,7 @@ def test_a_local_model_path_that_does_not_exist_is_said_once_for_all_its_runs(tm
     error = _fails(bench)
     # two configurations x two cycles share the model: one finding naming both configurations
     assert _subjects(error) == ["pytorch-bs1, pytorch-bs2"]
-    assert error.findings[0].message == f"model: {tmp_path / 'missing'} does not exist"
+    assert error.findings[0].message == f"model_name: {tmp_path / 'missing'} does not exist"
 
 
 def test_a_gpu_index_this_host_lacks(tmp_path: Path) -> None:

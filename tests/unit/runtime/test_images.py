@@ -24,6 +24,7 @@ from lem.runtime.images import (
     plan_build,
     write_context,
 )
+from lem_harness.contract import CONTRACT_VERSION
 from tests.unit.runtime.fake_docker import FakeClient, FakeContainer, FakeImage
 
 REPO = Path(__file__).resolve().parents[3]
@@ -235,12 +236,14 @@ def test_cleanup_spares_live_campaigns(
 
 
 def test_build_missing_builds_only_what_is_missing(fake_client: FakeClient) -> None:
-    fake_client.images.images[CPU] = FakeImage(CPU, "1.0.0")  # pytorch:cpu present; vllm:cpu missing
+    fake_client.images.images[CPU] = FakeImage(CPU, CONTRACT_VERSION)  # pytorch:cpu present; vllm:cpu missing
     result = CliRunner().invoke(main, ["images", "build", "--missing", "--flavour", "cpu"])
     # the vllm build starts (and stops at its empty wheelhouse in this checkout); pytorch is left alone
     assert "building llenergymeasure/vllm:cpu from images/vllm/Dockerfile.cpu (offline)" in result.output
     assert "pytorch:cpu from" not in result.output
-    fake_client.images.images["llenergymeasure/vllm:cpu"] = FakeImage("llenergymeasure/vllm:cpu", "1.0.0")
+    fake_client.images.images["llenergymeasure/vllm:cpu"] = FakeImage(
+        "llenergymeasure/vllm:cpu", CONTRACT_VERSION
+    )
     result = CliRunner().invoke(main, ["images", "build", "--missing", "--flavour", "cpu"])
     assert (result.exit_code, result.output) == (
         0,
@@ -253,9 +256,9 @@ def test_build_missing_for_a_campaign_and_without_docker(
 ) -> None:
     campaign = tmp_path / "c.yaml"
     campaign.write_text(
-        "campaign_name: c\nmodel: org/m\ngrid: {backends: [pytorch], axes: {pytorch.batch_size: [1]}}\n"
+        "schema_version: '3.0.0'\ncampaign_name: c\nmodel: org/m\ngrid: {backends: [pytorch], axes: {pytorch.batch_size: [1]}}\n"
     )
-    fake_client.images.images[CPU] = FakeImage(CPU, "1.0.0")
+    fake_client.images.images[CPU] = FakeImage(CPU, CONTRACT_VERSION)
     argv = ["images", "build", "--missing", "--flavour", "cpu", "--for", str(campaign)]
     result = CliRunner().invoke(main, argv)
     assert (result.exit_code, result.output) == (
