@@ -256,7 +256,8 @@ def test_build_missing_for_a_campaign_and_without_docker(
 ) -> None:
     campaign = tmp_path / "c.yaml"
     campaign.write_text(
-        "schema_version: '3.0.0'\ncampaign_name: c\nmodel: org/m\ngrid: {backends: [pytorch], axes: {pytorch.batch_size: [1]}}\n"
+        "schema_version: '3.0.0'\ncampaign_name: c\nmodel: org/m\n"
+        "grid: {backends: [pytorch], axes: {pytorch.batch_size: [1]}}\n"
     )
     fake_client.images.images[CPU] = FakeImage(CPU, CONTRACT_VERSION)
     argv = ["images", "build", "--missing", "--flavour", "cpu", "--for", str(campaign)]
