@@ -51,6 +51,12 @@ class LaunchRequest:
     flavour: Flavour = "gpu"
     skip_preflight: bool = False
     project_root: Path = field(default_factory=Path.cwd)
+    subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
+
+    @property
+    def campaign_dir(self) -> Path:
+        root = self.results_root / self.campaign.campaign_name
+        return root / self.subdir if self.subdir else root
 
 
 @dataclass
@@ -111,6 +117,7 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             request.results_root,
             resume=request.resume,
             now=services.clock.time(),
+            campaign_dir=request.campaign_dir,
         )
         try:
             removed = _cleanup(services, campaign_id)
@@ -162,7 +169,7 @@ def _preflight(
         runs=request.runs,
         configs={c.config_id: c for c in request.expansion.configs},
         specs=specs,
-        campaign_dir=request.results_root / request.campaign.campaign_name,
+        campaign_dir=request.campaign_dir,
         timeout_s=request.campaign.execution.timeout_seconds,
     )
     warnings = preflight(given, services.host or HostProbes(services.gpu_processes))
