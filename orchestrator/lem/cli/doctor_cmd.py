@@ -79,7 +79,8 @@ def doctor(
 def _campaign_verdict(
     file: Path, runtime_name: str, flavour: Flavour, results_dir: Path | None, deps: DoctorDeps
 ) -> tuple[bool, list[Finding]]:
-    campaign_cfg, expansion = load_and_expand(file)
+    loaded = load_and_expand(file)
+    campaign_cfg, expansion = loaded.campaign, loaded.expansion
     request = LaunchRequest(
         campaign=campaign_cfg,
         campaign_file=file,

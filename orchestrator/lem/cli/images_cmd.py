@@ -50,8 +50,8 @@ def _campaign_backends(file: Path | None) -> tuple[str, ...]:
         return ()
     from lem.cli.campaign_cmd import load_and_expand
 
-    _, expansion = load_and_expand(file)
-    return tuple(sorted({c.config.backend for c in expansion.configs}))
+    loaded = load_and_expand(file)
+    return tuple(sorted({c.config.backend for c in loaded.expansion.configs}))
 
 
 def _backends(chosen: Sequence[str], flavour: Flavour) -> list[str]:

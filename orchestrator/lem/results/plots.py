@@ -214,7 +214,7 @@ def repetitions_png(summary: CampaignSummary) -> bytes:
             ax.errorbar(
                 [p.start for p in mine],
                 [p.stats.mean or 0.0 for p in mine],
-                yerr=[_half(p.stats) for p in mine],
+                yerr=_err([p.stats for p in mine], metric),
                 fmt="o-",
                 capsize=4,
                 color=colour,
