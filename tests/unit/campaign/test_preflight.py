@@ -15,7 +15,7 @@ from lem.campaign.preflight import (
 )
 from lem.runtime.errors import RuntimeUnavailable
 from tests.unit.campaign.helpers import Bench, make_bench
-from tests.unit.campaign.test_run_cli import Cli
+from tests.unit.campaign.test_run_cli import CAMPAIGN_YAML, Cli
 
 
 def _host(free: int = 10**12, writable: bool = True, busy: dict[str, int] | None = None) -> HostProbes:
@@ -190,7 +190,7 @@ def test_skip_preflight_starts_without_the_checks(bench: Bench) -> None:
 
 
 def test_the_cli_exits_1_listing_every_problem_and_skip_preflight_runs(tmp_path: Path) -> None:
-    cli = Cli(tmp_path)
+    cli = Cli(tmp_path, CAMPAIGN_YAML)
     cli.runtime.probe_answer = json.dumps(
         [{"subject": "package torch", "message": "missing", "fix": "rebuild"}]
     )
