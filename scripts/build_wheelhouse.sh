@@ -36,7 +36,8 @@ case "$FLAVOUR" in
     gpu) NAME="$BACKEND"; REQS="$ROOT/images/$BACKEND/requirements.txt" ;;
     cpu) [ "$BACKEND" = vllm ] && exec "$ROOT/scripts/build_vllm_wheelhouse.sh"  # its own recipe (+ a .deb)
          [ "$BACKEND" = pytorch ] || die "cpu flavours exist for pytorch and vllm only"
-         NAME="$BACKEND-cpu"; REQS="$ROOT/images/$BACKEND/requirements-cpu.txt" ;;
+         NAME="$BACKEND-cpu"; REQS="$ROOT/images/$BACKEND/requirements-cpu.txt"
+         NODEPS="$ROOT/images/$BACKEND/requirements-cpu-nodeps.txt" ;;  # the demo model, --no-deps
     *) die "flavour must be gpu or cpu, not '$FLAVOUR'" ;;
 esac
 [ -f "$REQS" ] || die "missing $REQS"
@@ -52,7 +53,8 @@ if [ "$TARGET_PY" != "$HOST_PY" ]; then
                  --platform manylinux2014_x86_64 --platform any)
 fi
 
-want="$( { cat "$REQS"; echo "python=$TARGET_PY"; } | sha256sum | cut -d' ' -f1)"
+NODEPS="${NODEPS:-}"
+want="$( { cat "$REQS" ${NODEPS:+"$NODEPS"}; echo "python=$TARGET_PY"; } | sha256sum | cut -d' ' -f1)"
 mkdir -p "$OUT"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     say "$NAME: requirements unchanged; skipping download"
@@ -60,6 +62,10 @@ else
     say "$NAME: downloading $(grep -cvE '^\s*(#|$)' "$REQS") pinned requirements for Python $TARGET_PY into $OUT"
     "$PY" -m pip download --quiet --dest "$OUT" "${cross_flags[@]}" -r "$REQS" "setuptools>=68" wheel \
         || die "pip download failed (is PyPI reachable? see the header of this script)"
+    if [ -n "$NODEPS" ]; then
+        "$PY" -m pip download --quiet --no-deps --dest "$OUT" "${cross_flags[@]}" -r "$NODEPS" \
+            || die "pip download of $NODEPS failed"
+    fi
     echo "$want" >"$STAMP"
 fi
 # The harness wheel goes to harness/ (for installs outside Docker, e.g. the local runtime on an

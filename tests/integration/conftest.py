@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-CPU_IMAGE = "llenergymeasure/pytorch:cpu"
+from lem.runtime.images import image_name
+
+CPU_IMAGE = image_name("pytorch", "cpu")  # LEM_IMAGE_REPOSITORY renames it on a shared engine
 BASE_IMAGE = "lem/debian-bookworm:base"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP = (

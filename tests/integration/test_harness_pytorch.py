@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
+from lem_harness.cpus import usable_cpus
 from lem_harness.datasets.synthetic import synthetic_prompts
 from lem_harness.experiment import ExperimentConfig, SyntheticPrompts
 from tests.support.tiny_model import build_tiny_model
@@ -128,6 +129,9 @@ def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_pa
     assert (
         m.ttft_mean_s is not None and m.itl_mean_s is not None and 0 < m.ttft_mean_s < m.batch_latency_p99_s
     )
+
+    # the CPU threads torch was given: what this process may use, not the machine's CPU count
+    assert result.provenance is not None and result.provenance.cpu_threads == usable_cpus()
 
     # energy relations
     assert e.energy_source == "simulated"

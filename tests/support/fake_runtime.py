@@ -61,6 +61,8 @@ class FakeRuntime:
     started: Counter[str] = field(default_factory=Counter)
     checked: list[list[str]] = field(default_factory=list)
     cleaned: list[list[str]] = field(default_factory=list)
+    probe_answer: str = "[]"  # what `lem_harness probe` says (JSON list of problems)
+    queries: list[ContainerSpec] = field(default_factory=list)
 
     def check(self, images: Sequence[str]) -> None:
         self.checked.append(list(images))
@@ -71,6 +73,10 @@ class FakeRuntime:
     def cleanup_orphans(self, live_campaign_ids: Collection[str]) -> list[str]:
         self.cleaned.append(sorted(live_campaign_ids))
         return []
+
+    def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:
+        self.queries.append(spec)
+        return self.probe_answer
 
     def attempts(self, run_id: str) -> int:
         return self.started[run_id]

@@ -1,5 +1,8 @@
 """``python -m lem_harness run --spec SPEC.json --out DIR`` (argparse: the harness has no click).
 
+``python -m lem_harness probe --needs JSON`` answers the host's preflight (``lem_harness.probe``):
+the problems, as JSON, on stdout; exit 0 whatever it finds, 2 when the request is invalid.
+
 Exit codes: 0 the run succeeded; 1 the run failed (``result.json`` still written, with
 ``status: failed`` and the error); 2 bad arguments or an unreadable/invalid spec (a
 message on stderr, no traceback, no result).
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -69,7 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one experiment spec and write result.json + timeline.csv")
     run.add_argument("--spec", type=Path, required=True, help="the run spec (JSON, contract.RunSpec)")
     run.add_argument("--out", type=Path, required=True, help="directory for result.json and timeline.csv")
+    probe = commands.add_parser("probe", help="check what runs need inside this environment (JSON out)")
+    probe.add_argument("--needs", required=True, help="JSON list of {backend, model, dataset}")
     return parser
+
+
+def _probe(needs_json: str) -> int:
+    from lem_harness.probe import run_probe
+
+    try:
+        print(run_probe(needs_json, os.environ))
+    except ValidationError as e:
+        print("lem_harness: invalid probe request:\n" + "\n".join(_validation_lines(e)), file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -104,4 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="lem_harness %(asctime)s %(message)s", stream=sys.stderr)
     if args.command == "run":
         return _run(args.spec, args.out)
+    if args.command == "probe":
+        return _probe(args.needs)
     return EXIT_USAGE

@@ -19,6 +19,7 @@ CONTRACT_VERSION = "2.0.0"
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 TIMELINE_FILE = "timeline.csv"
+STATUS_FILE = "status.json"  # the run's live progress (lem_harness.status), rewritten atomically
 
 # Columns of the power timeline CSV, one row per GPU per sample.
 TIMELINE_COLUMNS: tuple[str, ...] = (
@@ -212,6 +213,7 @@ class Provenance(ContractModel):
     image: ImageInfo | None = None
     device_kind: str  # nvml | simulated | none
     visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES as seen
+    cpu_threads: int | None = None  # CPUs the harness may use (affinity, cgroup quota); CPU engines' threads
 
 
 class RunResult(ContractModel):
@@ -237,6 +239,24 @@ class RunResult(ContractModel):
     warnings: list[str] = Field(default_factory=list)
     timeline_file: str | None = None
     provenance: Provenance | None = None
+
+
+LivePhase = Literal["starting", "baseline", "loading", "warmup", "measuring", "writing"]
+
+
+class LiveStatus(ContractModel):
+    """``status.json``: what a running harness is doing now (read by the host's live view)."""
+
+    phase: LivePhase
+    phase_started_unix_s: float
+    updated_unix_s: float
+    warmup_batches: int | None = None
+    warmup_cv: float | None = None  # rolling CV of warmup batch latency so far
+    batches_done: int | None = None
+    batches_total: int | None = None
+    output_tokens: int | None = None  # generated in the measured window so far
+    power_w: float | None = None  # latest sample, summed over the run's GPUs
+    temperature_c: float | None = None  # latest sample, hottest of the run's GPUs
 
 
 def contract_major(version: str) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from lem_harness import __version__
 from lem_harness.contract import Provenance, RunSpec, config_hash
+from lem_harness.cpus import usable_cpus
 from lem_harness.devices.base import GpuDevices
 
 HARNESS_PACKAGES = ("pydantic", "nvidia-ml-py")
@@ -53,4 +54,5 @@ def build_provenance(
         image=spec.image,
         device_kind=devices.kind if devices is not None else "none",
         visible_devices=visible_devices(env),
+        cpu_threads=usable_cpus(),
     )

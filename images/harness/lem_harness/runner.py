@@ -36,13 +36,14 @@ from lem_harness.datasets import DatasetError, load_prompts
 from lem_harness.devices import DeviceError, GpuDevices, open_devices
 from lem_harness.devices.rapl import RaplReader
 from lem_harness.engines import create_engine
-from lem_harness.engines.base import Engine, EngineUnavailableError
+from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError
 from lem_harness.experiment import ExperimentConfig
 from lem_harness.fileio import atomic_write_json, atomic_write_text
 from lem_harness.flags import FlagInputs, validity_flags
 from lem_harness.measure import BaselineCache, EnergyMeter, Sampler, WindowEnergy, measure_idle_baseline
 from lem_harness.metrics import energy_metrics, inference_metrics
 from lem_harness.provenance import build_provenance
+from lem_harness.status import StatusFile
 from lem_harness.warmup import run_warmup
 
 logger = logging.getLogger("lem_harness")
@@ -70,8 +71,11 @@ class _Run:
         wall: Callable[[], float],
         sleep: Callable[[float], None],
         env: Mapping[str, str],
+        *,
+        status: StatusFile,
     ) -> None:
         self.spec, self.cfg = spec, spec.config
+        self.status = status
         self.clock, self.wall, self.sleep, self.env = clock, wall, sleep, env
         self.devices: GpuDevices | None = None
         self.sampler: Sampler | None = None
@@ -108,7 +112,10 @@ class _Run:
         self.devices, notes = open_devices(self.cfg.measurement, self.cfg.gpus, self.env, self.clock)
         self.warnings.extend(notes)
         if self.devices is not None and self.cfg.timeseries.enabled:
-            self.sampler = Sampler(self.devices, self.cfg.timeseries.sample_rate_hz, self.clock, self.wall)
+            sampler = self.sampler = Sampler(
+                self.devices, self.cfg.timeseries.sample_rate_hz, self.clock, self.wall
+            )
+            sampler.add_tick_callback(lambda: self.status.telemetry(sampler.latest()))
         self.meter = EnergyMeter(self.devices, self.sampler, self.clock, rapl=RaplReader())
 
     def _prompts(self, engine: Engine) -> list[list[int]]:
@@ -153,6 +160,7 @@ class _Run:
                 logger.info("baseline: %.1f W from the cache (%.0f s old)", reading.idle_power_w, age)
                 return
         self._begin("baseline")
+        self.status.phase("baseline")
         try:
             reading = measure_idle_baseline(
                 self.devices, conf.duration_seconds, self.sampler, self.clock, self.sleep
@@ -168,6 +176,7 @@ class _Run:
         logger.info("baseline: %.1f W idle over %.0f s", reading.idle_power_w, reading.duration_s)
 
     def _load(self, engine: Engine) -> None:
+        self.status.phase("loading")
         self._begin("build")
         info = engine.build()
         build = self._end("build", record=info.built)
@@ -194,7 +203,12 @@ class _Run:
             self.warmup = WarmupMetrics(mode="disabled", iterations=0, prompts=0, duration_s=0.0)
             return
         self._begin("warmup")
-        self.warmup = run_warmup(engine, prompts, plan, conf, self.clock)
+        self.status.phase("warmup", warmup_batches=0)
+
+        def progress(batches: int, cv: float | None) -> None:
+            self.status.update(warmup_batches=batches, warmup_cv=cv)
+
+        self.warmup = run_warmup(engine, prompts, plan, conf, self.clock, on_batch=progress)
         engine.synchronize()
         self._end("warmup")
         w = self.warmup
@@ -206,7 +220,13 @@ class _Run:
         engine.reset_peak_memory()
         engine.synchronize()
         self._begin("measure")
-        batches = [engine.generate([prompts[i] for i in batch]) for batch in plan]
+        self.status.phase("measuring", batches_done=0, batches_total=len(plan), output_tokens=0)
+        batches: list[BatchResult] = []
+        tokens = 0
+        for batch in plan:
+            batches.append(engine.generate([prompts[i] for i in batch]))
+            tokens += sum(g.output_tokens for g in batches[-1].generations)
+            self.status.update(batches_done=len(batches), output_tokens=tokens)
         engine.synchronize()
         window = self.window = self._end("measure")
         self.warnings.extend(window.warnings)
@@ -330,7 +350,8 @@ def run(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = _iso(wall())
-    state = _Run(spec, clock, wall, sleep, env)
+    status = StatusFile(out_dir, wall)
+    state = _Run(spec, clock, wall, sleep, env, status=status)
     error: ErrorInfo | None = None
     try:
         state.execute(engine_factory)
@@ -338,6 +359,7 @@ def run(
         error = _error_info(e)
     finally:
         state.close()
+    status.phase("writing")
     try:
         state.write_timeline(out_dir / TIMELINE_FILE)
     except OSError as e:

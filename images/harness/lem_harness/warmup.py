@@ -88,8 +88,12 @@ def run_warmup(
     plan: Sequence[Sequence[int]],
     cfg: WarmupConfig,
     clock: Callable[[], float],
+    *,
+    on_batch: Callable[[int, float | None], object] | None = None,
 ) -> WarmupMetrics:
-    """Run warmup batches on ``engine`` until ``stop_reason`` says stop; record what happened."""
+    """Run warmup batches on ``engine`` until ``stop_reason`` says stop; record what happened.
+
+    ``on_batch(batches so far, rolling CV so far)`` follows each batch (the live view)."""
     if not cfg.enabled or cfg.max_prompts == 0:
         return WarmupMetrics(mode="disabled", iterations=0, prompts=0, duration_s=0.0)
     start = clock()
@@ -99,6 +103,8 @@ def run_warmup(
     for batch in warmup_batches(plan, cfg.max_prompts):
         seen.append(engine.generate([prompts[i] for i in batch]).latency_s)
         done += len(batch)
+        if on_batch is not None:
+            on_batch(len(seen), rolling_cv(seen, cfg.window_size))
         reason = stop_reason(cfg, seen, done, clock() - start)
         if reason is not None:
             break

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from lem.campaign.progress import format_duration
+from lem.campaign.live import format_duration
 
 
 def waiting_line(repetition: int, due_local: str, seconds: float) -> str:

@@ -4,8 +4,12 @@ For each run still to do (everything not ``done`` in the manifest, in plan order
 gap before it, drop the page cache where asked and permitted, mark it ``running``, write its
 ``spec.json``, hand its ``ContainerSpec`` to the runtime, judge the outcome with the
 ``result.json`` it left, and save the manifest. A failed run is retried only when
-``execution.retries`` asks and never stops the campaign unless ``fail_fast``. A stop request
-(Ctrl-C) kills the running container, marks the run ``interrupted`` and ends the campaign.
+``execution.retries`` asks and stops the campaign only with ``fail_fast`` or when the circuit
+breaker trips: ``execution.max_consecutive_failures`` runs in a row failed with the same error
+class (the harness's exception type, or the runtime's outcome), so that a cause every run
+shares (a missing package, a wrong path) is said once instead of being met by every run left.
+A stop request (Ctrl-C) kills the running container, marks the run ``interrupted`` and ends
+the campaign.
 """
 
 from __future__ import annotations
@@ -95,6 +99,31 @@ class CampaignAborted(Exception):
     """The runtime failed in a way every following run would share (daemon gone, image removed)."""
 
 
+class FailureStreak:
+    """Counts runs that failed in a row with the same error class; any other outcome resets it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # 0: never trips
+        self.error_type: str | None = None
+        self.count = 0
+
+    def observe(self, entry: RunEntry) -> bool:
+        """Record a finished run; True when the streak has reached the limit."""
+        if entry.status != "failed":
+            self.error_type, self.count = None, 0
+            return False
+        kind = entry.error_type or entry.outcome or "failed"
+        self.count = self.count + 1 if kind == self.error_type else 1
+        self.error_type = kind
+        return self.limit > 0 and self.count >= self.limit
+
+    def reason(self) -> str:
+        return (
+            f"{self.count} runs in a row failed with {self.error_type} "
+            f"(execution.max_consecutive_failures: {self.limit}); fix the cause, then resume"
+        )
+
+
 class CampaignExecutor:
     def __init__(
         self, plan: CampaignPlan, manifest: Manifest, services: Services, fail_fast: bool = False
@@ -104,6 +133,7 @@ class CampaignExecutor:
         self.s = services
         self.fail_fast = fail_fast
         self._ran: list[str] = []
+        self._streak = FailureStreak(plan.campaign.execution.max_consecutive_failures)
 
     def todo(self) -> list[PlannedRun]:
         """Runs not yet done, in plan order (a done run is never repeated)."""
@@ -134,6 +164,8 @@ class CampaignExecutor:
                 return None
             if entry.status == "failed" and self.fail_fast:
                 return f"--fail-fast: {run.run_id} failed"
+            if self._streak.observe(entry):
+                return self._streak.reason()
         return None
 
     def _run_with_retries(self, run: PlannedRun) -> RunEntry | None:
@@ -141,7 +173,7 @@ class CampaignExecutor:
         gap_s = run.gap_before_s
         for attempt in range(1, self.plan.campaign.execution.retries + 2):
             if gap_s > 0:
-                self.s.progress.gap_started(run, gap_s)
+                self.s.progress.gap_started(run, gap_s, self.s.gaps.status_line)
             gap = self.s.gaps.wait(gap_s)
             if self.s.stop.is_set():
                 return None
@@ -172,15 +204,18 @@ class CampaignExecutor:
             start_temperature_c=gap.start_temperature_c,
             page_cache_dropped=dropped,
             result_path=None,
+            error_type=None,
+            log_path=_relative(container.log_path, self.plan.campaign_dir),
         )
         self._ran.append(run.run_id)
-        self.s.progress.run_started(run, attempt)
+        self.s.progress.run_started(run, attempt, run_dir)
         verdict = self._execute(run, container, run_dir)
         entry = self._save(
             run.run_id,
             status=verdict.status,
             outcome=verdict.outcome,
             message=verdict.message or None,
+            error_type=verdict.error_type,
             finished_at=iso_utc(self.s.clock.time()),
             duration_s=self.s.clock.monotonic() - started,
             result_path=f"{run.run_id}/{RESULT_FILE}" if verdict.result is not None else None,
@@ -199,6 +234,7 @@ class CampaignExecutor:
                 status="failed",
                 outcome="runtime_error",
                 message=str(e),
+                error_type=type(e).__name__,
                 finished_at=iso_utc(self.s.clock.time()),
             )
             raise CampaignAborted(f"{run.run_id}: {e}") from e
@@ -232,3 +268,13 @@ class CampaignExecutor:
                 if e.status in ("failed", "interrupted")
             ],
         )
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    """``path`` relative to ``root`` when it lies inside it, else as given."""
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path

@@ -127,6 +127,7 @@ class GapWaiter:
         if self.mode == "thermal" and probe is None:
             self.mode = "fixed"
         self.idle = IdleReference()
+        self.latest: list[GpuReading] = []  # the last readings taken (the live view shows them)
         self._calibrate()
 
     def wait(self, seconds: float) -> GapRecord:
@@ -138,6 +139,19 @@ class GapWaiter:
         waited = sleep_unless_stopped(self._clock, seconds, self._stop)
         ended: GapEnd = "stopped" if self._stop.is_set() else "fixed"
         return GapRecord(waited, ended, _temperatures(self._read()) or None)
+
+    def status_line(self) -> str | None:
+        """Thermal mode: each GPU's last temperature against the one that ends the gap."""
+        if self.mode != "thermal" or not self.latest:
+            return None
+        tolerance = self._execution.thermal.temperature_tolerance_c
+        parts = []
+        for reading in self.latest:
+            idle = self.idle.temperature_c.get(reading.uuid)
+            now = f"{reading.temperature_c:.0f} °C" if reading.temperature_c is not None else "? °C"
+            target = f" → ≤ {idle + tolerance:.0f} °C" if idle is not None else ""
+            parts.append(f"{reading.uuid[:12]} {now}{target}")
+        return "; ".join(parts)
 
     def observe_baseline(self, baseline: BaselineMetrics | None) -> None:
         """Lower the idle reference with a run's measured idle temperatures and powers."""
@@ -183,7 +197,8 @@ class GapWaiter:
         if self._probe is None:
             return []
         try:
-            return self._probe.read()
+            self.latest = self._probe.read()
+            return self.latest
         except DeviceError as e:
             self._fall_back(f"reading the GPUs failed ({e})")
             self.close()

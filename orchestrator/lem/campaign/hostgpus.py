@@ -28,3 +28,21 @@ def host_gpu_inventory(indices: Collection[int]) -> tuple[dict[int, str], str | 
         return {}, str(e)
     finally:
         devices.close()
+
+
+def host_gpu_processes(uuids: Collection[str]) -> dict[str, int]:
+    """GPU UUID → compute processes on it now; empty when NVML cannot tell (preflight only warns)."""
+    if not uuids:
+        return {}
+    try:
+        from lem_harness.devices.nvml import open_nvml_by_uuid
+
+        devices = open_nvml_by_uuid(sorted(uuids))
+    except (DeviceError, ImportError):
+        return {}
+    try:
+        return devices.compute_process_counts()
+    except DeviceError:
+        return {}
+    finally:
+        devices.close()

@@ -1,9 +1,10 @@
 """Starting a campaign: images checked, results directory opened, orphans removed, runs executed.
 
-``launch_campaign`` is the API behind ``lem campaign run``. In order: every backend image
-the campaign needs is checked (a missing one stops everything, with the command that builds
-it); the campaign registers itself as live on this host; the manifest is created, or loaded
-for ``--resume``; this tool's containers of campaigns that are not live (including this
+``launch_campaign`` is the API behind ``lem campaign run``. In order: preflight
+(``lem.campaign.preflight``: images, paths, GPUs, disk, what the runs need inside the runtime —
+every problem at once, ``PreflightFailed`` before anything runs; ``skip_preflight`` keeps only
+the runtime's own check); the campaign registers itself as live on this host; the manifest is
+created, or loaded for ``--resume``; this tool's containers of campaigns that are not live (including this
 campaign's own, left by a process that died) are removed; the host GPUs are looked up for the
 containers and the thermal gaps; then the executor runs what is left to do.
 """
@@ -21,10 +22,11 @@ from lem.campaign.coldstart import DROP_CACHES, PageCacheDropper
 from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
 from lem.campaign.expand import Expansion
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
-from lem.campaign.hostgpus import host_gpu_inventory
+from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
 from lem.campaign.liveness import LiveCampaign, live_campaign_ids, registry_dir
 from lem.campaign.manifest import definition_hash
 from lem.campaign.plan import PlannedRun
+from lem.campaign.preflight import Finding, HostProbes, PreflightInput, preflight
 from lem.campaign.progress import ProgressSink
 from lem.campaign.session import campaign_id_for, open_campaign
 from lem.campaign.specs import CampaignSpecs
@@ -47,6 +49,7 @@ class LaunchRequest:
     resume: bool = False
     fail_fast: bool = False
     flavour: Flavour = "gpu"
+    skip_preflight: bool = False
     project_root: Path = field(default_factory=Path.cwd)
     subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
 
@@ -66,6 +69,8 @@ class LaunchServices:
     progress: ProgressSink
     probe_factory: ProbeFactory = NvmlProbe
     inventory: Inventory = host_gpu_inventory
+    gpu_processes: Callable[[Collection[str]], dict[str, int]] = host_gpu_processes
+    host: HostProbes | None = None  # preflight's disk probes (default: the real ones)
     registry: Path = field(default_factory=registry_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     page_cache_path: Path = DROP_CACHES
@@ -85,14 +90,25 @@ def campaign_images(campaign_runs: Sequence[PlannedRun], flavour: Flavour) -> di
     return {backend: image_name(backend, flavour) for backend in {run.backend for run in campaign_runs}}
 
 
+def check_campaign(request: LaunchRequest, services: LaunchServices) -> list[Finding]:
+    """Preflight alone (``lem doctor CAMPAIGN``): the warnings, or ``PreflightFailed`` with every problem."""
+    images = campaign_images(request.runs, request.flavour)
+    name = request.campaign.campaign_name
+    specs = _specs(request, services, campaign_id_for(name, definition_hash(name, request.runs)), images)
+    return _preflight(request, services, specs, images)
+
+
 def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchResult:
     """Run (or resume) the campaign; raises ``LemRuntimeError``, ``ManifestError``, ``CampaignBusy``."""
     images = campaign_images(request.runs, request.flavour)
-    services.runtime.check(sorted(set(images.values())))
     name = request.campaign.campaign_name
     campaign_id = campaign_id_for(name, definition_hash(name, request.runs))
-    specs = _specs(request, services, campaign_id, images)
-    _check_specs(request, specs)
+    if request.skip_preflight:
+        services.runtime.check(sorted(set(images.values())))
+        specs = _specs(request, services, campaign_id, images)
+    else:
+        specs = _specs(request, services, campaign_id, images)
+        _preflight(request, services, specs, images)
     with LiveCampaign(services.registry, campaign_id):
         opened = open_campaign(
             request.campaign,
@@ -143,11 +159,23 @@ def _specs(
     )
 
 
-def _check_specs(request: LaunchRequest, specs: CampaignSpecs) -> None:
-    """Build every run's container spec once, so a path or GPU problem stops the campaign before it starts."""
-    configs = {c.config_id: c for c in request.expansion.configs}
-    for run in request.runs:
-        specs.container_spec(run, configs[run.config_id], request.campaign_dir / run.run_id)
+def _preflight(
+    request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs, images: dict[str, str]
+) -> list[Finding]:
+    """Every problem at once before anything runs (``PreflightFailed``); warnings are shown."""
+    given = PreflightInput(
+        runtime=services.runtime,
+        images=images,
+        runs=request.runs,
+        configs={c.config_id: c for c in request.expansion.configs},
+        specs=specs,
+        campaign_dir=request.campaign_dir,
+        timeout_s=request.campaign.execution.timeout_seconds,
+    )
+    warnings = preflight(given, services.host or HostProbes(services.gpu_processes))
+    for finding in warnings:
+        services.progress.note(f"preflight warning: {finding.subject}: {finding.message} ({finding.fix})")
+    return warnings
 
 
 def _services(request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs) -> Services:

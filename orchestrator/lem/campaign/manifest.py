@@ -60,7 +60,9 @@ class RunEntry(_Model):
     status: RunStatus = "pending"
     attempts: int = 0
     outcome: str | None = None  # the runtime's last outcome: ok | failed | oom | timeout | …
-    message: str | None = None
+    message: str | None = None  # one line: the harness's ``Type: message``, or what the runtime saw
+    error_type: str | None = None  # the failure's class (exception type or runtime outcome)
+    log_path: str | None = None  # the run's full log, relative to the campaign directory
     started_at: str | None = None  # ISO 8601, UTC
     finished_at: str | None = None
     duration_s: float | None = None

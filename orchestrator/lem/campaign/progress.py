@@ -1,32 +1,46 @@
 """What a person sees while a campaign runs: run k of N, configuration, cycle, elapsed time, an ETA
 that counts the gaps still to wait, and the last result's J/token and tok/s.
 
-``RichProgress`` draws a live bar on a terminal; ``LogProgress`` writes one plain line per
-event (``--quiet``, or when the output is not a terminal). Both are fed by the executor
-through the ``Progress`` protocol.
+``RichProgress`` draws a live bar on a terminal, and under it what the running run is doing now:
+its phase (idle baseline, loading, warmup with its CV, measuring with tokens so far, writing)
+with the GPU power and temperature, read from the run's ``status.json`` at each refresh
+(``lem.campaign.live``); during a thermal gap, each GPU's temperature against its target.
+``LogProgress`` writes one plain line per event, no control codes (``--quiet``, or when the
+output is not a terminal). Both are fed by the executor through the ``ProgressSink`` protocol.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from lem.campaign.clock import Clock
+from lem.campaign.live import describe, format_duration, read_status
 from lem.campaign.manifest import RunEntry
 from lem.campaign.plan import PlannedRun
+from lem.campaign.verdict import first_line
 from lem_harness.contract import RunResult
+
+GapStatus = Callable[[], "str | None"]  # the gap's live state (thermal: temperature vs target)
+
+
+def _no_status() -> str | None:
+    return None
 
 
 class ProgressSink(Protocol):
     def campaign_started(self, total: int, already_done: int, todo: Sequence[PlannedRun]) -> None: ...
 
-    def gap_started(self, run: PlannedRun, seconds: float) -> None: ...
+    def gap_started(self, run: PlannedRun, seconds: float, status: GapStatus = _no_status) -> None: ...
 
-    def run_started(self, run: PlannedRun, attempt: int) -> None: ...
+    def run_started(self, run: PlannedRun, attempt: int, run_dir: Path | None = None) -> None: ...
 
     def run_finished(self, run: PlannedRun, entry: RunEntry, result: RunResult | None) -> None: ...
 
@@ -94,15 +108,6 @@ class EtaEstimator:
             self._known_s += left * (new - old)
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
-
-
 def result_figures(result: RunResult | None) -> str:
     """``"0.0123 J/token, 45.6 tok/s"`` from a result, with ``?`` for what it lacks."""
     if result is None:
@@ -112,6 +117,12 @@ def result_figures(result: RunResult | None) -> str:
     jpt_text = f"{jpt:.4g} J/token" if jpt is not None else "? J/token"
     tps_text = f"{tps:.4g} tok/s" if tps is not None else "? tok/s"
     return f"{jpt_text}, {tps_text}"
+
+
+def failure_line(entry: RunEntry) -> str:
+    """One line for a run that did not finish: its message once, and where its full log is."""
+    text = first_line(entry.message or entry.outcome or entry.status)
+    return f"{text} (log: {entry.log_path})" if entry.log_path else text
 
 
 class _Counter:
@@ -144,10 +155,10 @@ class LogProgress:
         self._c.begin(total, already_done, todo)
         self._write(f"campaign: {total} runs, {already_done} already done, {len(todo)} to run")
 
-    def gap_started(self, run: PlannedRun, seconds: float) -> None:
+    def gap_started(self, run: PlannedRun, seconds: float, status: GapStatus = _no_status) -> None:
         self._write(f"gap: up to {seconds:g} s ({run.gap_kind}) before {run.run_id}")
 
-    def run_started(self, run: PlannedRun, attempt: int) -> None:
+    def run_started(self, run: PlannedRun, attempt: int, run_dir: Path | None = None) -> None:
         self._c.eta.started(run)
         tries = f", attempt {attempt}" if attempt > 1 else ""
         self._write(
@@ -159,7 +170,7 @@ class LogProgress:
         if entry.status in ("done", "failed"):
             self._c.finished += 1
             self._c.eta.finished(run, entry.duration_s)
-        detail = result_figures(result) if entry.status == "done" else (entry.message or entry.outcome or "")
+        detail = result_figures(result) if entry.status == "done" else failure_line(entry)
         self._write(
             f"{entry.status}: {run.run_id} in {format_duration(entry.duration_s)} — {detail} "
             f"[elapsed {self._c.elapsed()}, eta {format_duration(self._c.eta.eta_s())}]"
@@ -175,10 +186,19 @@ class LogProgress:
 class RichProgress:
     """A live bar: run k/N, configuration and cycle, elapsed, ETA with gaps, last J/token and tok/s."""
 
-    def __init__(self, clock: Clock, console: Console) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        console: Console,
+        wall: Callable[[], float] = time.time,
+        refresh_per_second: float = 2,
+    ) -> None:
         self._c = _Counter(clock)
         self._console = console
-        self._bar = Progress(
+        self._wall = wall
+        self._detail: Callable[[], str] = lambda: ""
+        self._bar = _BarWithDetail(
+            self._current_detail,
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -186,6 +206,7 @@ class RichProgress:
             TextColumn("eta {task.fields[eta]}"),
             TextColumn("{task.fields[last]}"),
             console=console,
+            refresh_per_second=refresh_per_second,
         )
         self._task: TaskID | None = None
 
@@ -194,25 +215,41 @@ class RichProgress:
         self._bar.start()
         self._task = self._bar.add_task("starting", total=total, completed=already_done, eta="?", last="")
 
-    def gap_started(self, run: PlannedRun, seconds: float) -> None:
+    def gap_started(self, run: PlannedRun, seconds: float, status: GapStatus = _no_status) -> None:
         self._update(description=f"{run.gap_kind} gap ≤ {seconds:g} s before {run.name} c{run.cycle}")
+        started = self._c.clock.monotonic()
 
-    def run_started(self, run: PlannedRun, attempt: int) -> None:
+        def detail() -> str:
+            waited = f"gap: waited {format_duration(self._c.clock.monotonic() - started)} of ≤ {seconds:g} s"
+            now = status()
+            return f"{waited} · {now}" if now else waited
+
+        self._detail = detail
+
+    def run_started(self, run: PlannedRun, attempt: int, run_dir: Path | None = None) -> None:
         self._c.eta.started(run)
         tries = f" (attempt {attempt})" if attempt > 1 else ""
         self._update(description=f"{run.name} cycle {run.cycle}{tries}")
+        if run_dir is not None:
+            self._detail = lambda: describe(read_status(run_dir), self._wall())
 
     def run_finished(self, run: PlannedRun, entry: RunEntry, result: RunResult | None) -> None:
         if entry.status in ("done", "failed"):
             self._c.finished += 1
             self._c.eta.finished(run, entry.duration_s)
+        self._detail = lambda: ""
         last = result_figures(result) if entry.status == "done" else f"[red]{entry.status}: {run.run_id}"
         self._update(completed=self._c.finished, eta=format_duration(self._c.eta.eta_s()), last=last)
         if entry.status != "done":
-            self._console.print(f"[red]{entry.status}[/]: {run.run_id} — {entry.message or entry.outcome}")
+            self._console.print(
+                Text.assemble((entry.status, "red"), f": {run.run_id} — {failure_line(entry)}")
+            )
 
     def note(self, text: str) -> None:
-        self._console.print(text)
+        self._console.print(Text(text))
+
+    def _current_detail(self) -> str:
+        return self._detail()
 
     def campaign_finished(self) -> None:
         self._bar.stop()
@@ -232,3 +269,17 @@ class RichProgress:
             self._bar.update(self._task, eta=eta)
         if last is not None:
             self._bar.update(self._task, last=last)
+
+
+class _BarWithDetail(Progress):
+    """The progress bar, then one line of what the running run (or gap) is doing now."""
+
+    def __init__(self, detail: Callable[[], str], *columns: Any, **kwargs: Any) -> None:
+        self._detail_text = detail
+        super().__init__(*columns, **kwargs)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        text = self._detail_text()
+        if text:
+            yield Text(f"  {text}", style="dim")

@@ -2,7 +2,10 @@
 
 A run is ``done`` only when the runtime says ``ok`` and a valid result of the same run, in a
 contract this host understands, says ``ok``. A stop request that killed the run makes it
-``interrupted``. Everything else is ``failed``, with the most useful message at hand.
+``interrupted``. Everything else is ``failed``, with one message said once: the harness's own
+error (``Type: message``) when its ``result.json`` has one, else what the runtime saw (timeout,
+OOM kill, exit code with the last log line). ``error_type`` names the failure's class (the
+harness's exception type, or the runtime outcome) for the circuit breaker.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Verdict:
     outcome: str  # the runtime's status, or result_missing / result_invalid found here
     message: str
     result: RunResult | None
+    error_type: str | None = None  # the harness's exception type, else the runtime outcome; None when done
 
 
 def read_result(run_dir: Path, run_id: str) -> tuple[RunResult | None, str | None]:
@@ -57,22 +61,23 @@ def judge(outcome: RunOutcome, run_dir: Path, run_id: str) -> Verdict:
     if outcome.status == "interrupted":
         return Verdict("interrupted", "interrupted", outcome.message or "stopped by request", None)
     result, problem = read_result(run_dir, run_id)
+    if result is not None and result.error is not None:  # the harness said what went wrong: say only that
+        error = result.error
+        kind = outcome.status if outcome.status != "ok" else "failed"
+        return Verdict("failed", kind, f"{error.type}: {error.message}", result, error.type)
     if outcome.status != "ok":
-        return Verdict("failed", outcome.status, _failure_message(outcome, result), result)
+        message = outcome.message or f"{outcome.status} (exit code {outcome.exit_code})"
+        return Verdict("failed", outcome.status, message, result, outcome.status)
     if result is None:
         assert problem is not None
-        kind, _, detail = problem.partition(": ")
-        return Verdict("failed", kind, detail, None)
+        missing, _, detail = problem.partition(": ")
+        return Verdict("failed", missing, detail, None, missing)
     if result.status != "ok":
-        error = result.error.message if result.error is not None else "the harness reported a failure"
-        return Verdict("failed", "failed", error, result)
+        return Verdict("failed", "failed", "the harness reported a failure", result, "failed")
     return Verdict("done", "ok", "", result)
 
 
-def _failure_message(outcome: RunOutcome, result: RunResult | None) -> str:
-    parts = [outcome.message or f"{outcome.status} (exit code {outcome.exit_code})"]
-    if result is not None and result.error is not None:
-        parts.append(f"harness: {result.error.type}: {result.error.message}")
-    if outcome.log_tail and not any(line in parts[0] for line in outcome.log_tail[-1:]):
-        parts.append("last log lines: " + " | ".join(outcome.log_tail[-3:]))
-    return "; ".join(parts)
+def first_line(message: str, limit: int = 200) -> str:
+    """The message's first line, cut to ``limit`` characters (for one-line progress output)."""
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

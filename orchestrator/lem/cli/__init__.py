@@ -14,6 +14,7 @@ from lem.cli.campaign_cmd import campaign
 from lem.cli.cleanup_cmd import cleanup
 from lem.cli.config_cmd import config
 from lem.cli.context import AppContext, LemGroup
+from lem.cli.doctor_cmd import doctor
 from lem.cli.experiment_cmd import experiment
 from lem.cli.images_cmd import images
 from lem.cli.results_cmd import results
@@ -37,3 +38,4 @@ main.add_command(experiment)
 main.add_command(results)
 main.add_command(images)
 main.add_command(cleanup)
+main.add_command(doctor)

@@ -11,17 +11,18 @@ from typing import Any, TypeVar, cast
 import click
 
 from lem.runtime.bundle import BundleBuild, BundleRequest, build_from_bundle, make_bundle, staging_dir
-from lem.runtime.errors import LemRuntimeError
+from lem.runtime.errors import LemRuntimeError, RuntimeUnavailable
 from lem.runtime.images import (
     CPU_FLAVOUR_BACKENDS,
     FLAVOURS,
-    IMAGE_REPOSITORY,
     Flavour,
     ImageStatus,
     build_backend_image,
     find_repo_root,
+    has_wheelhouse,
     image_name,
     image_problem,
+    image_repository,
     plan_build,
 )
 from lem.runtime.wheelhouse import script_wheelhouse
@@ -46,6 +47,15 @@ def _docker() -> Any:
     from lem.runtime.docker import DockerRuntime
 
     return DockerRuntime()
+
+
+def _campaign_backends(file: Path | None) -> tuple[str, ...]:
+    if file is None:
+        return ()
+    from lem.cli.campaign_cmd import load_and_expand
+
+    loaded = load_and_expand(file)
+    return tuple(sorted({c.config.backend for c in loaded.expansion.configs}))
 
 
 def _backends(chosen: Sequence[str], flavour: Flavour) -> list[str]:
@@ -89,11 +99,22 @@ def images() -> None:
 )
 @click.option(
     "--repository",
-    default=IMAGE_REPOSITORY,
-    show_default=True,
-    help="Name the images REPOSITORY/<backend>:<tag>.",
+    default=None,
+    help="Name the images REPOSITORY/<backend>:<tag> (default: $LEM_IMAGE_REPOSITORY, else llenergymeasure).",
 )
 @click.option("--no-cache", is_flag=True, help="Build every layer afresh (Docker's layer cache unused).")
+@click.option(
+    "--missing",
+    is_flag=True,
+    help="Only images that are missing or speak another contract; offline when a wheelhouse is there; "
+    "an unreachable Docker engine is reported, not an error (the campaign's preflight says what to do).",
+)
+@click.option(
+    "--for",
+    "campaign_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Only the backends this campaign uses.",
+)
 @_runtime_errors_as_messages
 def build(
     *,
@@ -102,8 +123,10 @@ def build(
     offline: bool,
     base_image: str | None,
     bundle_file: Path | None,
-    repository: str,
+    repository: str | None,
     no_cache: bool,
+    missing: bool,
+    campaign_file: Path | None,
 ) -> None:
     """Build images from the Dockerfiles under images/ (the build output is streamed)."""
     root = find_repo_root()
@@ -111,10 +134,26 @@ def build(
     if bundle_file is not None:
         if base_image:
             raise click.UsageError("--bundle builds on the bundle's own base images: drop --base-image")
-        _build_from_bundle(BundleBuild(bundle_file, root, Path(), backends, repository, no_cache), runtime)
+        repo = image_repository(repository)
+        _build_from_bundle(BundleBuild(bundle_file, root, Path(), backends, repo, no_cache), runtime)
         return
-    for backend in _backends(backends, flavour):
-        plan = plan_build(backend, flavour, offline=offline, base_image=base_image, repository=repository)
+    chosen = _backends(backends or _campaign_backends(campaign_file), flavour)
+    if missing:
+        try:
+            chosen = [
+                b
+                for b in chosen
+                if image_problem(runtime.image_status(image_name(b, flavour, repository=repository)))
+                is not None
+            ]
+        except RuntimeUnavailable as e:
+            click.echo(f"not building: {e.message}", err=True)
+            return
+        if not chosen:
+            click.echo("every image is present and speaks this host's contract")
+    for backend in chosen:
+        use_wheels = offline or (missing and has_wheelhouse(root, backend, flavour))
+        plan = plan_build(backend, flavour, offline=use_wheels, base_image=base_image, repository=repository)
         plan = replace(plan, nocache=no_cache)
         click.echo(f"building {plan.tag} from {plan.dockerfile}{' (offline)' if plan.offline else ''}")
         image_id = build_backend_image(runtime, root, plan, click.echo)

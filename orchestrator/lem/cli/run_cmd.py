@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -25,11 +25,12 @@ from rich.console import Console, RenderableType
 from lem.campaign.clock import Clock, SystemClock
 from lem.campaign.daemon_launch import launch_daemon
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
-from lem.campaign.hostgpus import host_gpu_inventory
+from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
 from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
 from lem.campaign.liveness import CampaignBusy, registry_dir
 from lem.campaign.manifest import ManifestError
 from lem.campaign.plan import plan_campaign
+from lem.campaign.preflight import HostProbes, PreflightFailed
 from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
 from lem.campaign.schedule_state import ScheduleError
 from lem.campaign.signals import stop_on_signals
@@ -59,6 +60,8 @@ class RunDeps:
     clock: Clock = field(default_factory=SystemClock)
     probe_factory: ProbeFactory = NvmlProbe
     inventory: Inventory = host_gpu_inventory
+    gpu_processes: Callable[[Collection[str]], dict[str, int]] = host_gpu_processes
+    host: HostProbes | None = None
     registry: Path = field(default_factory=registry_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
@@ -76,6 +79,7 @@ class RunOptions:
     results_dir: Path | None
     dry_run: bool
     flavour: Flavour
+    skip_preflight: bool = False
     group_by: tuple[str, ...] = ()
 
 
@@ -117,6 +121,15 @@ _SHARED_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         default="gpu",
         show_default=True,
         help="Image flavour for --runtime docker: gpu (production) or cpu (the CPU test images).",
+    ),
+)
+
+
+_SHARED_OPTIONS += (
+    click.option(
+        "--skip-preflight",
+        is_flag=True,
+        help="Experts: start without checking images, paths, GPUs, disk and the runs' needs first.",
     ),
 )
 
@@ -182,6 +195,7 @@ def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_comm
         resume=opts.resume,
         fail_fast=opts.fail_fast,
         flavour=opts.flavour,
+        skip_preflight=opts.skip_preflight,
     )
     if campaign_cfg.daemon.enabled:
         ctx.exit(_run_daemon(request, deps, opts, loaded.file))
@@ -237,6 +251,8 @@ def _services(
         progress=progress,
         probe_factory=deps.probe_factory,
         inventory=deps.inventory,
+        gpu_processes=deps.gpu_processes,
+        host=deps.host,
         registry=deps.registry,
         host_env=deps.host_env,
     )
@@ -249,7 +265,7 @@ def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: boo
     with stop_on_signals(stop, progress.note, deps.force_exit):
         try:
             return launch_campaign(request, services)
-        except (LemRuntimeError, ManifestError, CampaignBusy) as e:
+        except (LemRuntimeError, ManifestError, CampaignBusy, PreflightFailed) as e:
             raise click.ClickException(str(e)) from None
 
 
@@ -264,8 +280,8 @@ def _print_summary(
     console = _summary_console()
     for renderable in _tables(result.campaign_dir, group_by):
         console.print(renderable)
-    for run_id, message in report.problems:
-        click.echo(f"{run_id}: {message}")
+    for line in problem_lines(report.problems):
+        click.echo(line)
     if report.aborted:
         click.echo(f"stopped: {report.aborted}")
     click.echo(f"results: {result.campaign_dir}")
@@ -290,3 +306,15 @@ def _tables(campaign_dir: Path, group_by: tuple[str, ...]) -> list[RenderableTyp
     if group_by:
         tables.append(group_table(summary))
     return tables
+
+
+def problem_lines(problems: list[tuple[str, str]], shown: int = 3) -> list[str]:
+    """Runs that share a message are listed once under it (``message [run, run, … and N more]``)."""
+    runs_by_message: dict[str, list[str]] = {}
+    for run_id, message in problems:
+        runs_by_message.setdefault(message, []).append(run_id)
+    lines = []
+    for message, run_ids in runs_by_message.items():
+        more = f" and {len(run_ids) - shown} more" if len(run_ids) > shown else ""
+        lines.append(f"{message} [{', '.join(run_ids[:shown])}{more}]")
+    return lines

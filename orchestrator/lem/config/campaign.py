@@ -51,6 +51,9 @@ class ExecutionConfig(StrictModel):
     gap_mode: Literal["fixed", "thermal"] = "fixed"
     thermal: ThermalGapConfig = Field(default_factory=ThermalGapConfig)
     retries: StrictInt = Field(0, ge=0, le=10)
+    max_consecutive_failures: StrictInt = Field(
+        3, ge=0, le=10_000
+    )  # same error class in a row → stop; 0: never
     timeout_seconds: StrictFloat = Field(3_600.0, gt=0.0, le=7 * 86_400.0)
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ class Metric:
     higher_is_better: bool
     section: Section  # RunResult.energy or RunResult.metrics
     field: str  # the field read in that section
+    non_negative: bool = True  # intervals are drawn no lower than 0 (all but idle-adjusted energy)
 
     def extract(self, result: RunResult) -> float | None:
         section = result.energy if self.section == "energy" else result.metrics
@@ -30,8 +31,10 @@ class Metric:
         return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _energy_metric(name: str, label: str, unit: str, higher: bool = False) -> Metric:
-    return Metric(name, label, unit, higher, "energy", name)
+def _energy_metric(
+    name: str, label: str, unit: str, higher: bool = False, non_negative: bool = True
+) -> Metric:
+    return Metric(name, label, unit, higher, "energy", name, non_negative)
 
 
 def _inference_metric(name: str, label: str, unit: str, higher: bool = False) -> Metric:
@@ -40,9 +43,11 @@ def _inference_metric(name: str, label: str, unit: str, higher: bool = False) ->
 
 METRICS: tuple[Metric, ...] = (
     _energy_metric("gross_energy_j", "Energy gross", "J"),
-    _energy_metric("adjusted_energy_j", "Energy idle-adj.", "J"),
+    _energy_metric("adjusted_energy_j", "Energy idle-adj.", "J", non_negative=False),
     _energy_metric("energy_per_output_token_j", "Energy/token", "J/tok"),
-    _energy_metric("adjusted_energy_per_output_token_j", "Energy/token idle-adj.", "J/tok"),
+    _energy_metric(
+        "adjusted_energy_per_output_token_j", "Energy/token idle-adj.", "J/tok", non_negative=False
+    ),
     _energy_metric("output_tokens_per_j", "Tokens/J", "tok/J", higher=True),
     _inference_metric("output_tokens_per_s", "Output throughput", "tok/s", higher=True),
     _inference_metric("total_tokens_per_s", "Total throughput", "tok/s", higher=True),

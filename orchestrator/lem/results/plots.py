@@ -28,7 +28,7 @@ from lem.results.fields import start_time
 from lem.results.files import prepare_dir, write_bytes
 from lem.results.load import RunRecord
 from lem.results.metrics import BY_NAME
-from lem.results.stats import Stats, describe
+from lem.results.stats import INDICATIVE, Stats, describe
 from lem.results.summary import CampaignSummary, ConfigSummary
 from lem.results.timeline import THROTTLE_MASK, TimelineError, read_timeline
 
@@ -86,8 +86,29 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _half(s: Stats) -> float:
-    return s.ci_half_width or 0.0
+def _err(stats: Sequence[Stats], metric: str) -> list[list[float]]:
+    """Asymmetric error bars ``[[below…], [above…]]``: never below zero for a non-negative metric."""
+    below, above = [], []
+    for s in stats:
+        shown = s.shown_interval(BY_NAME[metric].non_negative)
+        mean = s.mean or 0.0
+        below.append(0.0 if shown is None else mean - shown[0])
+        above.append(0.0 if shown is None else shown[1] - mean)
+    return [below, above]
+
+
+def _indicative_note(ax: Axes, stats: Sequence[Stats]) -> None:
+    """Below the axis (where no legend or bar can hide it): what a † on a label means."""
+    if any(s.indicative for s in stats):
+        label = ax.get_xlabel()
+        if label:
+            ax.set_xlabel(f"{label}\n† {INDICATIVE}")
+        else:
+            ax.set_xlabel(f"† {INDICATIVE}", color="#8a4b00")
+
+
+def _marked(name: str, s: Stats) -> str:
+    return f"{name}†" if s.indicative else name
 
 
 def _axis_label(metric: str) -> str:
@@ -128,21 +149,27 @@ def tradeoff_png(summary: CampaignSummary) -> bytes:
         ax.errorbar(
             x.mean or 0.0,
             y.mean or 0.0,
-            xerr=_half(x),
-            yerr=_half(y),
+            xerr=_err([x], THROUGHPUT_METRIC),
+            yerr=_err([y], ENERGY_METRIC),
             fmt="o",
             capsize=4,
             color=colours[group],
             label=None if group in labelled else group,
         )
         labelled.add(group)
+        mark = "†" if x.indicative or y.indicative else ""
         ax.annotate(
-            c.name, (x.mean or 0.0, y.mean or 0.0), textcoords="offset points", xytext=(6, 6), fontsize=8
+            c.name + mark,
+            (x.mean or 0.0, y.mean or 0.0),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
         )
     ax.set_xlabel(_axis_label(THROUGHPUT_METRIC))
     ax.set_ylabel(_axis_label(ENERGY_METRIC))
     ax.set_title(f"{summary.name}: energy per token vs throughput (mean ± 95 % CI)")
     ax.grid(True, alpha=0.3)
+    _indicative_note(ax, [s for c in points for s in (c.stat(THROUGHPUT_METRIC), c.stat(ENERGY_METRIC))])
     if points:
         ax.legend(fontsize=8, loc="best")
     else:
@@ -187,7 +214,7 @@ def repetitions_png(summary: CampaignSummary) -> bytes:
             ax.errorbar(
                 [p.start for p in mine],
                 [p.stats.mean or 0.0 for p in mine],
-                yerr=[_half(p.stats) for p in mine],
+                yerr=_err([p.stats for p in mine], metric),
                 fmt="o-",
                 capsize=4,
                 color=colour,
@@ -220,14 +247,16 @@ def bars_png(summary: CampaignSummary, metric: str) -> bytes:
     ax.bar(
         range(len(configs)),
         [s.mean or 0.0 for s in stats],
-        yerr=[_half(s) for s in stats],
+        yerr=_err(stats, metric),
         capsize=4,
         color=[colours[label] for label in labels],
     )
+    _indicative_note(ax, stats)
     for i, s in enumerate(stats):
         if s.mean is None:
             ax.text(i, 0, "no valid runs", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
-    ax.set_xticks(range(len(configs)), [c.name for c in configs], rotation=35, ha="right", fontsize=8)
+    ticks = [_marked(c.name, s) for c, s in zip(configs, stats, strict=True)]
+    ax.set_xticks(range(len(configs)), ticks, rotation=35, ha="right", fontsize=8)
     _bar_decor(ax, summary, metric, "per configuration", colours)
     return _png(fig)
 
@@ -243,11 +272,13 @@ def group_bars_png(summary: CampaignSummary, metric: str) -> bytes:
     ax.bar(
         range(len(groups)),
         [s.mean or 0.0 for s in stats],
-        yerr=[_half(s) for s in stats],
+        yerr=_err(stats, metric),
         capsize=4,
         color=[colours[n] for n in names],
     )
-    ax.set_xticks(range(len(groups)), names, rotation=25, ha="right", fontsize=8)
+    _indicative_note(ax, stats)
+    ticks = [_marked(n, s) for n, s in zip(names, stats, strict=True)]
+    ax.set_xticks(range(len(groups)), ticks, rotation=25, ha="right", fontsize=8)
     _bar_decor(ax, summary, metric, f"by {', '.join(summary.group_by)}", {})
     return _png(fig)
 

@@ -249,12 +249,21 @@ ul.flags li{margin:2px 0}.scope{display:inline-block;min-width:72px;font-weight:
 ul.notes{color:#444;font-size:12px}
 figure{margin:12px 0 20px}figcaption{color:#555;font-size:12px}img{max-width:100%;border:1px solid #d8dde6}
 p.method{max-width:980px}
+.banner{background:#b00020;color:#ffffff;padding:10px 14px;margin:0 0 16px;font-weight:600;border-radius:3px}
+.table-wrap{max-width:100%;overflow-x:auto;margin:8px 0 4px}
+.table-wrap table{margin:0}
+.table-wrap th:first-child{position:sticky;left:0;z-index:1}
+.table-wrap td:first-child{position:sticky;left:0;background:#ffffff}
+.table-wrap tr:nth-child(even) td:first-child{background:#f4f6fa}
+td.text{min-width:12em;max-width:36em;overflow-wrap:anywhere}
 """
 
 
 def render_html(parts: ReportParts) -> str:
     s = parts.summary
+    banner = simulated_banner(s)
     body = [
+        *([f'<div class="banner simulated" role="alert">{_e(banner)}</div>'] if banner else []),
         f"<h1>LLenergyMeasure report: {_e(s.name)}</h1>",
         f'<p class="meta">{_e(_meta_line(parts))}</p>',
         '<section id="validity"><h2>Validity flags</h2>',
@@ -278,6 +287,19 @@ def render_html(parts: ReportParts) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>LLenergyMeasure report: {_e(s.name)}</title>"
         f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def simulated_banner(s: CampaignSummary) -> str | None:
+    """The warning that opens a report when any of its energy figures is simulated."""
+    sources = [r.energy_source for r in s.records if r.energy_source]
+    simulated = sources.count("simulated")
+    if not simulated:
+        return None
+    return (
+        f"SIMULATED ENERGY: {simulated} of the {len(sources)} runs with energy figures read no energy sensor "
+        "(measurement.device: simulated). Their energy and power figures show the pipeline working, "
+        "they are not measurements; throughput and latency are real."
     )
 
 
@@ -306,7 +328,7 @@ def _table_html(data: TableData, css: str) -> str:
     rows = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{_e(c)}</td>' if data.numeric(i) else f"<td>{_e(c)}</td>"
+            f'<td class="num">{_e(c)}</td>' if data.numeric(i) else f'<td class="text">{_e(c)}</td>'
             for i, c in enumerate(row)
         )
         + "</tr>"
@@ -314,7 +336,8 @@ def _table_html(data: TableData, css: str) -> str:
     )
     notes = "".join(f"<li>{_e(n)}</li>" for n in data.notes)
     title = f"<p><b>{_e(data.title)}</b></p>" if data.title not in ("Runs", "Provenance") else ""
-    return f'{title}<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>' + (
+    table = f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    return f'{title}<div class="table-wrap">{table}</div>' + (
         f'<ul class="notes">{notes}</ul>' if notes else ""
     )
 
@@ -340,7 +363,9 @@ def _e(text: str) -> str:
 def render_markdown_report(parts: ReportParts, image_dir: str | None = None) -> str:
     """Markdown; figures are linked as ``<image_dir>/<name>.png`` when ``image_dir`` is given."""
     s = parts.summary
-    lines = [f"# LLenergyMeasure report: {s.name}", "", _meta_line(parts), "", "## Validity flags", ""]
+    banner = simulated_banner(s)
+    lines = [f"> **{banner}**", ""] if banner else []
+    lines += [f"# LLenergyMeasure report: {s.name}", "", _meta_line(parts), "", "## Validity flags", ""]
     lines += [f"- **{f.code}** ({f.scope}): {f.message}" for f in s.all_flags()] or ["No validity flags."]
     lines += ["", "## Summary across cycles", ""]
     lines += [render_markdown(t) for t in parts.tables]

@@ -154,7 +154,7 @@ def config_detail(summary: CampaignSummary, config: ConfigSummary, as_json: bool
             table.add_row(
                 metric_header(metric.name),
                 str(s.n),
-                format_stat(s),
+                format_stat(s, metric.non_negative),
                 format_number(s.std),
                 format_number(s.min),
                 format_number(s.max),

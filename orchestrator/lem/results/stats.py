@@ -25,6 +25,10 @@ _MAX_CF_ITERATIONS = 100_000
 _STIRLING_FROM = 100.0  # Stirling's series is exact to double precision beyond this
 
 
+INDICATIVE_BELOW_N = 3
+INDICATIVE = "n < 3: indicative only"
+
+
 @dataclass(frozen=True)
 class Stats:
     """Summary of one metric over the valid runs of a configuration.
@@ -53,6 +57,18 @@ class Stats:
     @property
     def high_cv(self) -> bool:
         return self.cv is not None and self.cv > HIGH_CV
+
+    @property
+    def indicative(self) -> bool:
+        """An interval from fewer than 3 values: t(0.975, 1) = 12.7 makes it too wide to read much into."""
+        return self.n < INDICATIVE_BELOW_N and self.ci_low is not None
+
+    def shown_interval(self, non_negative: bool) -> tuple[float, float] | None:
+        """The interval to draw: the Student-t bounds, the lower one held at 0 for a quantity that cannot
+        be negative (energy, throughput, power, latency)."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return (max(0.0, self.ci_low) if non_negative else self.ci_low), self.ci_high
 
 
 def describe(values: Sequence[float], confidence: float = CONFIDENCE) -> Stats:

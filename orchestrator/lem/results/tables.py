@@ -17,10 +17,14 @@ from rich.text import Text
 
 from lem.results.compare import Comparison, MetricComparison
 from lem.results.metrics import BY_NAME, resolve_metrics
-from lem.results.stats import Stats
+from lem.results.stats import INDICATIVE, Stats
 from lem.results.summary import CampaignSummary, ConfigSummary, Excluded, GroupSummary
 
-LEGEND = "cells: mean ± half-width of the Student-t 95 % interval (CV); ! = CV > 10 %; n = valid runs"
+LEGEND = (
+    "cells: mean ± half-width of the Student-t 95 % interval (CV), or mean [0, upper bound] where the "
+    "interval of a quantity that cannot be negative would reach below zero; ! = CV > 10 %; "
+    f"† = {INDICATIVE}; n = valid runs"
+)
 DASH = "—"
 TEXT_HEADERS = frozenset({"Flags", "Flags / error"})
 
@@ -52,13 +56,21 @@ def format_number(value: float | None) -> str:
     return f"{value:.3e}"
 
 
-def format_stat(s: Stats) -> str:
+def format_stat(s: Stats, non_negative: bool = True) -> str:
     if s.n == 0 or s.mean is None:
         return DASH
     if s.n == 1:
         return f"{format_number(s.mean)} (n=1)"
     cv = f"{s.cv * 100:.1f} %{'!' if s.high_cv else ''}" if s.cv is not None else "CV —"
-    return f"{format_number(s.mean)} ± {format_number(s.ci_half_width)} ({cv})"
+    mark = "†" if s.indicative else ""
+    shown = s.shown_interval(non_negative)
+    if shown is not None and s.ci_low is not None and shown[0] != s.ci_low:  # held at zero
+        return f"{format_number(s.mean)} [0, {format_number(shown[1])}]{mark} ({cv})"
+    return f"{format_number(s.mean)} ± {format_number(s.ci_half_width)}{mark} ({cv})"
+
+
+def format_metric_stat(s: Stats, metric: str) -> str:
+    return format_stat(s, BY_NAME[metric].non_negative)
 
 
 def metric_header(name: str) -> str:
@@ -102,7 +114,7 @@ def config_table_data(summary: CampaignSummary, metrics: Sequence[str] | None = 
             c.backend,
             str(c.n_ok),
             _excluded(c.excluded),
-            *(format_stat(c.stat(m)) for m in names),
+            *(format_metric_stat(c.stat(m), m) for m in names),
             _flags(c),
         )
         for c in summary.configs
@@ -135,7 +147,7 @@ def _group_row(g: GroupSummary, names: Sequence[str]) -> tuple[str, ...]:
         str(len(g.config_names)),
         str(g.n_ok),
         _excluded(g.excluded),
-        *(format_stat(g.stat(m)) for m in names),
+        *(format_metric_stat(g.stat(m), m) for m in names),
     )
 
 
@@ -217,8 +229,8 @@ def comparison_table_data(comparison: Comparison) -> TableData:
         (
             _pair_name(pair.a.name, pair.b.name),
             metric_header(m.metric),
-            format_stat(m.a),
-            format_stat(m.b),
+            format_metric_stat(m.a, m.metric),
+            format_metric_stat(m.b, m.metric),
             DASH if m.ratio is None else f"{m.ratio:.3f}",
             _difference(m),
             _beyond(m),

@@ -219,6 +219,30 @@ class DockerRuntime:
             )
         return removed
 
+    def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:
+        """A short harness command in a throwaway container (no GPU); its stdout."""
+        self._require_image(spec)
+        container = self._start(spec)
+        try:
+            waiter = _Waiter(lambda: self._call(container.wait))
+            if not waiter.done.wait(timeout_s):
+                self._kill(container)
+                raise LemRuntimeError(
+                    f"{spec.image}: the harness did not answer `{spec.command[0]}` in {timeout_s:g} s",
+                    "check the Docker engine (docker info) and the image",
+                )
+            out: str = self._call(container.logs, stdout=True, stderr=False).decode("utf-8", "replace")
+            err: str = self._call(container.logs, stdout=False, stderr=True).decode("utf-8", "replace")
+        finally:
+            self._remove(container)
+        if waiter.exit_code != 0:
+            raise LemRuntimeError(
+                f"{spec.image}: the harness could not answer `{spec.command[0]}` "
+                f"(exit {waiter.exit_code}): {err.strip()[-300:]}",
+                "rebuild the image from this checkout (lem images build)",
+            )
+        return out
+
     # ------------------------------------------------------------------ one run
 
     def _require_image(self, spec: ContainerSpec) -> None:
@@ -312,6 +336,14 @@ class DockerRuntime:
                 self._remove(container)
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             log.warning("could not look for leftover containers of run %s: %s", spec.run_id, e)
+
+    # ------------------------------------------------------------------ the engine (lem doctor)
+
+    def engine_facts(self) -> tuple[str, tuple[str, ...]]:
+        """The engine's version and the container runtimes it offers (``nvidia`` when GPUs can pass)."""
+        version = self._call(self.client.version)
+        info = self._call(self.client.info)
+        return str(version.get("Version", "?")), tuple(sorted((info.get("Runtimes") or {}).keys()))
 
     # ------------------------------------------------------------------ images (lem images)
 

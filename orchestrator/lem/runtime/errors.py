@@ -32,7 +32,7 @@ class RuntimeUnavailable(LemRuntimeError):
                 "Start Docker (sudo systemctl start docker, or `make docker-engine` on a CI/dev box) "
                 "and check `docker info`."
             )
-        hint += " To run without Docker, use --runtime local."
+        hint += " Without Docker: make demo, or lem campaign run FILE --runtime local."
         super().__init__(f"Docker engine unreachable: {detail}", hint)
 
 

@@ -7,6 +7,7 @@ source, the backend's directory under ``images/`` and that image's wheelhouse on
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from lem_harness.contract import CONTRACT_VERSION, contract_major
 from lem_harness.experiment import BACKENDS
 
 IMAGE_REPOSITORY = "llenergymeasure"
+REPOSITORY_ENV = "LEM_IMAGE_REPOSITORY"  # another name for this checkout's images on a shared engine
 Flavour = Literal["gpu", "cpu"]
 FLAVOURS: tuple[Flavour, ...] = ("gpu", "cpu")
 CPU_FLAVOUR_BACKENDS = frozenset({"pytorch", "vllm"})  # images/<backend>/Dockerfile.cpu
@@ -36,11 +38,19 @@ def lem_version() -> str:
 
 
 def image_name(
-    backend: str, flavour: Flavour = "gpu", version: str | None = None, repository: str = IMAGE_REPOSITORY
+    backend: str, flavour: Flavour = "gpu", version: str | None = None, repository: str | None = None
 ) -> str:
-    """``llenergymeasure/<backend>:<version>``; the CPU test flavour is ``llenergymeasure/<backend>:cpu``."""
+    """``llenergymeasure/<backend>:<version>``; the CPU test flavour is ``llenergymeasure/<backend>:cpu``.
+
+    ``repository`` (else ``LEM_IMAGE_REPOSITORY``, for checkouts sharing one Docker engine)
+    replaces ``llenergymeasure``."""
     tag = "cpu" if flavour == "cpu" else (version or lem_version())
-    return f"{repository}/{backend}:{tag}"
+    return f"{image_repository(repository)}/{backend}:{tag}"
+
+
+def image_repository(repository: str | None = None) -> str:
+    """``repository``, else ``$LEM_IMAGE_REPOSITORY``, else ``llenergymeasure``."""
+    return repository or os.environ.get(REPOSITORY_ENV) or IMAGE_REPOSITORY
 
 
 def flavour_of(image: str) -> Flavour:
@@ -80,7 +90,7 @@ def plan_build(
     *,
     offline: bool = False,
     base_image: str | None = None,
-    repository: str = IMAGE_REPOSITORY,
+    repository: str | None = None,
 ) -> ImageBuild:
     """How to build ``backend``'s image. A CPU test flavour always builds offline."""
     if backend not in BACKENDS:
@@ -105,6 +115,11 @@ def plan_build(
         offline,
         tuple(sorted(args.items())),
     )
+
+
+def has_wheelhouse(repo_root: Path, backend: str, flavour: Flavour) -> bool:
+    """Whether ``wheelhouse/<backend>[-cpu]/`` holds wheels (then a build can be offline)."""
+    return any((repo_root / "wheelhouse" / wheelhouse_name(backend, flavour)).glob("*.whl"))
 
 
 def check_sources(repo_root: Path, build: ImageBuild) -> None:

@@ -93,6 +93,29 @@ class LocalRuntime:
     def cleanup_orphans(self, live_campaign_ids: Collection[str]) -> list[str]:
         return []  # subprocesses end with their run; nothing outlives it
 
+    def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:
+        """A short harness command (``probe``) in a subprocess with the run's environment; its stdout."""
+        paths = PathMap(spec.mounts, self._volume_root)
+        command = [self._python, "-m", "lem_harness", *spec.command]
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=self._environment(spec, paths),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise LemRuntimeError(f"the local harness did not answer: {e}", "check the Python path") from e
+        if done.returncode != 0:
+            raise LemRuntimeError(
+                f"the local harness could not answer `{spec.command[0]}` (exit {done.returncode}): "
+                f"{done.stderr.strip()[-300:]}",
+                "reinstall it (make install)",
+            )
+        return done.stdout
+
     def run(self, spec: ContainerSpec, stop: threading.Event) -> RunOutcome:
         if stop.is_set():
             return RunOutcome("interrupted", None, 0.0, [], "stopped before the harness started")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 # Labels on every container this tool starts; cleanup of orphans keys on them.
@@ -81,6 +81,22 @@ class ContainerSpec:
         mount = self.mount_at(RUN_DIR_TARGET)
         return mount.source if mount is not None and mount.kind == "bind" else None
 
+    def for_query(self, command: Sequence[str]) -> ContainerSpec:
+        """This run's container asked a question instead: same image, environment and caches,
+        no GPU, no spec/run/baseline mounts (they do not exist before the run), a short timeout."""
+        private = {SPEC_TARGET, RUN_DIR_TARGET, BASELINE_CACHE_TARGET}
+        env = tuple((k, "void" if k == "NVIDIA_VISIBLE_DEVICES" else v) for k, v in self.environment)
+        return replace(
+            self,
+            command=tuple(command),
+            run_id=f"{self.run_id}-query",
+            gpu_uuids=(),
+            mounts=tuple(m for m in self.mounts if m.target not in private),
+            environment=env,
+            labels=tuple((k, f"{v}-query" if k == LABEL_RUN else v) for k, v in self.labels),
+            log_path=None,
+        )
+
     def secret_values(self) -> tuple[str, ...]:
         """Values of forwarded secrets, to be masked in logs and messages."""
         return tuple(value for name, value in self.environment if name in SECRET_ENV_NAMES and value)
@@ -112,4 +128,11 @@ class Runtime(Protocol):
 
     def cleanup_orphans(self, live_campaign_ids: Collection[str]) -> list[str]:
         """Remove this tool's containers whose campaign is not live; return what was removed."""
+        ...
+
+    def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:
+        """Run the harness with ``spec.command`` (a short query such as ``probe``); its stdout.
+
+        Raises ``LemRuntimeError`` when the harness cannot answer (non-zero exit, with its stderr).
+        """
         ...

@@ -148,7 +148,8 @@ def select_gpus(cfg: ExperimentConfig, inventory: Mapping[int, str]) -> tuple[st
             raise SpecError(
                 "measurement.device",
                 "nvml asked for but no NVIDIA GPU was found on this host",
-                "run on a GPU host, or set measurement.device: simulated for a CPU demo",
+                "run on a GPU host; without one: make demo, or measurement.device: simulated with "
+                "--flavour cpu (Docker) or --runtime local",
             )
         return ()
     missing = [i for i in cfg.gpus if i not in inventory]

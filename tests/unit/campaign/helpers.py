@@ -14,9 +14,10 @@ from click.testing import CliRunner, Result
 from lem.campaign.clock import FakeClock
 from lem.campaign.expand import Expansion, expand_campaign
 from lem.campaign.gaps import GpuProbe
-from lem.campaign.launch import LaunchRequest, LaunchResult, LaunchServices, launch_campaign
+from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
 from lem.campaign.manifest import MANIFEST_FILE, Manifest
 from lem.campaign.plan import PlannedRun, plan_campaign
+from lem.campaign.preflight import HostProbes
 from lem.campaign.progress import LogProgress
 from lem.cli.campaign_cmd import campaign
 from lem.cli.run_cmd import RunDeps
@@ -54,6 +55,8 @@ class Bench:
     clock: FakeClock = field(default_factory=FakeClock)
     stop: threading.Event = field(default_factory=threading.Event)
     lines: list[str] = field(default_factory=list)
+    host: HostProbes | None = None  # preflight's disk probes (None: the real ones)
+    inventory: Inventory = lambda indices: ({}, None)
     runtime: FakeRuntime = field(init=False)
     expansion: Expansion = field(init=False)
     runs: list[PlannedRun] = field(init=False)
@@ -72,7 +75,12 @@ class Bench:
         return self.results_root / self.campaign.campaign_name
 
     def launch(
-        self, *, resume: bool = False, fail_fast: bool = False, probe_factory: Any = no_nvml
+        self,
+        *,
+        resume: bool = False,
+        fail_fast: bool = False,
+        probe_factory: Any = no_nvml,
+        skip_preflight: bool = False,
     ) -> LaunchResult:
         self.stop.clear()
         request = LaunchRequest(
@@ -83,6 +91,7 @@ class Bench:
             results_root=self.results_root,
             resume=resume,
             fail_fast=fail_fast,
+            skip_preflight=skip_preflight,
             project_root=self.root,
         )
         services = LaunchServices(
@@ -91,7 +100,9 @@ class Bench:
             stop=self.stop,
             progress=LogProgress(self.clock, self.lines.append),
             probe_factory=probe_factory,
-            inventory=lambda indices: ({}, None),
+            inventory=self.inventory,
+            gpu_processes=(self.host.gpu_processes if self.host else lambda uuids: {}),
+            host=self.host,
             registry=self.root / "live",
             host_env={},
         )

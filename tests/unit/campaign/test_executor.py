@@ -12,10 +12,11 @@ from lem.campaign.clock import FakeClock
 from lem.campaign.coldstart import PageCacheDropper
 from lem.campaign.executor import CampaignExecutor, Services
 from lem.campaign.gaps import GapWaiter, GpuReading
+from lem.campaign.preflight import PreflightFailed
 from lem.campaign.progress import LogProgress
 from lem.campaign.session import open_campaign
 from lem.campaign.specs import CampaignSpecs
-from lem.runtime.errors import ImageMissing, RuntimeUnavailable, SpecError
+from lem.runtime.errors import RuntimeUnavailable
 from lem.runtime.spec import LABEL_CAMPAIGN, LABEL_RUN, ContainerSpec
 from lem_harness.contract import RESULT_FILE, SPEC_FILE, RunSpec
 from tests.support.fake_runtime import FAIL, Play
@@ -75,11 +76,10 @@ def test_a_failed_run_does_not_stop_the_campaign(bench: Bench) -> None:
     result = bench.launch()
     assert bench.statuses() == ["done", "failed", "done", "done"]
     failed = bench.manifest().entry("pytorch-bs2-c01")
-    assert (failed.outcome, failed.attempts) == ("failed", 1)
-    assert (
-        failed.message
-        == "harness exited 1; harness: RuntimeError: engine crashed; last log lines: line 1 | line 2"
-    )
+    assert (failed.outcome, failed.attempts, failed.error_type) == ("failed", 1, "RuntimeError")
+    # said once: the harness's own error, not the exit code and log lines that repeat it
+    assert failed.message == "RuntimeError: engine crashed"
+    assert failed.log_path == "pytorch-bs2-c01/container.log"
     assert result.report.exit_code == 1
     assert result.report.problems == [("pytorch-bs2-c01", f"failed: {failed.message}")]
 
@@ -119,34 +119,73 @@ def test_fail_fast_stops_after_the_first_failure(bench: Bench) -> None:
 
 
 @pytest.mark.parametrize(
-    ("play", "outcome", "message"),
+    ("play", "outcome", "message", "error_type"),
     [
         (
             Play(outcome="timeout", result="none", exit_code=None, message="killed after 3600 s"),
             "timeout",
-            "killed after 3600 s; last log lines: line 1 | line 2",
+            "killed after 3600 s",
+            "timeout",
         ),
+        (Play(outcome="oom", result="none", exit_code=137, message="OOM-killed"), "oom", "OOM-killed", "oom"),
+        (Play(result="none"), "result_missing", "{run_dir}/result.json was not written", "result_missing"),
         (
-            Play(outcome="oom", result="none", exit_code=137, message="OOM-killed"),
-            "oom",
-            "OOM-killed; last log lines: line 1 | line 2",
+            Play(result="invalid"),
+            "result_invalid",
+            "{run_dir}/result.json: run_id: Field required",
+            "result_invalid",
         ),
-        (Play(result="none"), "result_missing", "{run_dir}/result.json was not written"),
-        (Play(result="invalid"), "result_invalid", "{run_dir}/result.json: run_id: Field required"),
-        (Play(result="failed"), "failed", "engine crashed"),
+        (Play(result="failed"), "failed", "RuntimeError: engine crashed", "RuntimeError"),
     ],
 )
 def test_outcomes_map_to_failed_with_a_useful_message(
-    tmp_path: Path, play: Play, outcome: str, message: str
+    tmp_path: Path, play: Play, outcome: str, message: str, error_type: str
 ) -> None:
     bench = make_bench(tmp_path)
     bench.runtime.script["pytorch-bs1-c01"] = [play]
     bench.launch()
     entry = bench.manifest().entry("pytorch-bs1-c01")
-    assert (entry.status, entry.outcome) == ("failed", outcome)
+    assert (entry.status, entry.outcome, entry.error_type) == ("failed", outcome, error_type)
     assert entry.message == message.format(run_dir=bench.campaign_dir / "pytorch-bs1-c01")
     # a harness that failed still leaves its result (with the error) behind
     assert entry.result_path == ("pytorch-bs1-c01/result.json" if play.result == "failed" else None)
+
+
+def test_the_breaker_stops_after_three_failures_of_the_same_class(bench: Bench) -> None:
+    bench.runtime.default = FAIL
+    result = bench.launch()
+    assert bench.statuses() == ["failed", "failed", "failed", "pending"]
+    assert len(bench.runtime.calls) == 3
+    assert result.report.aborted == (
+        "3 runs in a row failed with RuntimeError (execution.max_consecutive_failures: 3); "
+        "fix the cause, then resume"
+    )
+    assert result.report.exit_code == 1
+
+
+def test_the_breaker_counts_only_failures_of_one_class_in_a_row(tmp_path: Path) -> None:
+    bench = make_bench(tmp_path, {"max_consecutive_failures": 2})
+    timeout = Play(outcome="timeout", result="none", exit_code=None, message="killed")
+    bench.runtime.script = {
+        "pytorch-bs1-c01": [FAIL],
+        "pytorch-bs2-c01": [timeout],  # another class: the streak starts again at 1
+        "pytorch-bs1-c02": [Play()],  # a success resets it
+        "pytorch-bs2-c02": [FAIL],
+    }
+    result = bench.launch()
+    assert bench.statuses() == ["failed", "failed", "done", "failed"]
+    assert result.report.aborted is None
+
+
+def test_the_breaker_trips_at_the_configured_count_and_zero_turns_it_off(tmp_path: Path) -> None:
+    two = make_bench(tmp_path / "two", {"max_consecutive_failures": 2})
+    two.runtime.default = FAIL
+    assert "2 runs in a row failed with RuntimeError" in (two.launch().report.aborted or "")
+    assert two.statuses() == ["failed", "failed", "pending", "pending"]
+    off = make_bench(tmp_path / "off", {"max_consecutive_failures": 0})
+    off.runtime.default = FAIL
+    assert off.launch().report.aborted is None
+    assert off.statuses() == ["failed"] * 4
 
 
 def test_an_older_attempts_result_is_never_taken_for_this_one(bench: Bench) -> None:
@@ -177,7 +216,7 @@ def test_losing_the_runtime_aborts_the_campaign(bench: Bench) -> None:
 
 def test_a_missing_image_stops_before_anything_is_written(bench: Bench) -> None:
     bench.runtime.missing_images = ["llenergymeasure/pytorch:0.1.0"]
-    with pytest.raises(ImageMissing, match="lem images build --backend pytorch"):
+    with pytest.raises(PreflightFailed, match="lem images build --backend pytorch"):
         bench.launch()
     assert bench.runtime.checked == [["llenergymeasure/pytorch:0.1.0"]]
     assert not bench.results_root.exists()
@@ -186,7 +225,7 @@ def test_a_missing_image_stops_before_anything_is_written(bench: Bench) -> None:
 
 def test_a_bad_model_path_stops_before_anything_is_written(tmp_path: Path) -> None:
     bench = make_bench(tmp_path, model=str(tmp_path / "no-such-model"))
-    with pytest.raises(SpecError, match="does not exist"):
+    with pytest.raises(PreflightFailed, match="does not exist"):
         bench.launch()
     assert not bench.results_root.exists()
 

@@ -53,6 +53,7 @@ def test_lem_campaign_file_runs_the_campaign_and_prints_the_summary(cli: Cli) ->
     assert "pytorch-bs1" in result.stdout and "pytorch-bs2" in result.stdout
     assert f"results: {cli.results / 'demo'}" in result.stdout
     assert "run 4/4: pytorch-bs2 cycle 2" in result.stderr
+    assert "\x1b" not in result.stderr + result.stdout  # plain lines: no control codes in logs
     assert "--resume" not in result.stdout
 
 
@@ -66,9 +67,31 @@ def test_a_failed_run_exits_1_and_says_how_to_continue(cli: Cli) -> None:
     cli.runtime.script["pytorch-bs1-c02"] = [FAIL]
     result = cli.invoke()
     assert result.exit_code == 1
-    assert "pytorch-bs1-c02: failed: harness exited 1" in result.stdout
+    assert "failed: RuntimeError: engine crashed [pytorch-bs1-c02]" in result.stdout
     assert f"to continue: lem campaign run {cli.file} --resume" in result.stdout
     assert len(cli.runtime.calls) == 4
+    # said once on each stream: one progress line (with the log's place), one summary line
+    assert (
+        "failed: pytorch-bs1-c02 in 0:10 — RuntimeError: engine crashed (log: pytorch-bs1-c02/container.log)"
+        in result.stderr
+    )
+    assert (result.stdout.count("engine crashed"), result.stderr.count("engine crashed")) == (1, 1)
+
+
+def test_the_breaker_stops_the_campaign_and_says_how_to_resume(cli: Cli) -> None:
+    cli.runtime.default = FAIL
+    result = cli.invoke()
+    assert result.exit_code == 1
+    assert len(cli.runtime.calls) == 3
+    assert (
+        "stopped: 3 runs in a row failed with RuntimeError (execution.max_consecutive_failures: 3); "
+        "fix the cause, then resume" in result.stdout
+    )
+    assert "failed: RuntimeError: engine crashed [pytorch-bs1-c01, pytorch-bs2-c01, pytorch-bs1-c02]" in (
+        result.stdout
+    )
+    assert result.stdout.count("engine crashed") == 1
+    assert f"to continue: lem campaign run {cli.file} --resume" in result.stdout
 
 
 def test_fail_fast(cli: Cli) -> None:
@@ -126,7 +149,7 @@ def test_unreachable_docker_suggests_the_local_runtime(cli: Cli) -> None:
     result = cli.invoke()
     assert result.exit_code == 1
     assert "Docker engine unreachable: connection refused" in result.output
-    assert "use --runtime local" in result.output
+    assert "lem campaign run FILE --runtime local" in result.output and "make demo" in result.output
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(cli: Cli) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
+from lem_harness.cpus import usable_cpus
 from lem_harness.devices import DeviceUnavailableError
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
@@ -110,11 +111,13 @@ def _spec(tmp_path: Path, **changes: Any) -> RunSpec:
     )
 
 
-def _run(tmp_path: Path, spec: RunSpec, clock: FakeClock, **kw: Any) -> tuple[RunResult, FakeEngine]:
+def _run(
+    tmp_path: Path, spec: RunSpec, clock: FakeClock, engine_cls: type[FakeEngine] | None = None, **kw: Any
+) -> tuple[RunResult, FakeEngine]:
     engines: list[FakeEngine] = []
 
     def factory(config: ExperimentConfig) -> Engine:
-        engines.append(FakeEngine(config, clock, **kw))
+        engines.append((engine_cls or FakeEngine)(config, clock, **kw))
         return engines[0]
 
     result = run(
@@ -174,6 +177,7 @@ def test_energy_tokens_and_phases_are_exact(tmp_path: Path) -> None:
     assert result.provenance.packages["fakeframework"] == "1.2.3"
     assert result.provenance.gpus[0].uuid == "GPU-SIMULATED-0"
     assert result.provenance.device_kind == "simulated"
+    assert result.provenance.cpu_threads == usable_cpus()  # affinity capped by any cgroup quota
 
 
 def test_idle_baseline_is_the_median_of_the_curve_over_the_baseline_span(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_html_report_content(alpha: CampaignSummary) -> None:
     for section in ("validity", "summary", "plots", "runs", "provenance", "methodology"):
         assert f'<section id="{section}">' in text
     assert "GAP_CAP_REACHED" in text and "THROTTLING" in text and "SHORT_WINDOW" in text
-    assert "3.203 ± 0.9927 (3.4 %)" in text  # bs1 energy per token, mean ± CI half-width (CV)
+    assert "3.203 ± 0.9927† (3.4 %)" in text  # bs1 energy per token, n = 2: mean ± CI half-width† (CV)
     assert "excluded: 1 failed, 2 invalid, 1 missing" in text
     assert "contract version 0.9.0 is older" in text and "not valid JSON" in text
     assert "NVIDIA A100-SXM4-80GB (GPU-0a1b2c3d-0000-4000-8000-00000000a100, 400 W limit)" in text

@@ -81,7 +81,7 @@ def test_show_errors(golden: Path) -> None:
 def test_summary_table_and_flags(golden: Path) -> None:
     out = _run("summary", str(golden / "alpha")).output
     assert "Campaign alpha: 4 configurations, 6 valid runs" in out
-    assert "3.203 ± 0.9927 (3.4 %)" in out and "1 missing" in out
+    assert "3.203 ± 0.9927†" in out and "1 missing" in out  # n = 2: marked indicative
     assert "GAP_CAP_REACHED" in out and "THROTTLING×1" in out
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from lem.campaign.liveness import LiveCampaign
 from lem.cli import main
 from lem.runtime import docker as docker_runtime
-from lem.runtime.errors import LemRuntimeError
+from lem.runtime.errors import LemRuntimeError, RuntimeUnavailable
 from lem.runtime.images import (
     ImageStatus,
     build_backend_image,
@@ -24,6 +24,7 @@ from lem.runtime.images import (
     plan_build,
     write_context,
 )
+from lem_harness.contract import CONTRACT_VERSION
 from tests.unit.runtime.fake_docker import FakeClient, FakeContainer, FakeImage
 
 REPO = Path(__file__).resolve().parents[3]
@@ -32,10 +33,13 @@ MANAGED = "org.llenergymeasure.managed"
 CAMPAIGN = "org.llenergymeasure.campaign"
 
 
-def test_image_names() -> None:
+def test_image_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEM_IMAGE_REPOSITORY", raising=False)
     assert image_name("pytorch", "cpu") == "llenergymeasure/pytorch:cpu"
     assert image_name("vllm", "gpu", "1.2.3") == "llenergymeasure/vllm:1.2.3"
     assert image_name("tensorrt") == f"llenergymeasure/tensorrt:{lem_version()}"
+    monkeypatch.setenv("LEM_IMAGE_REPOSITORY", "lem-mine")  # a second checkout on a shared engine
+    assert image_name("pytorch", "cpu") == "lem-mine/pytorch:cpu"
 
 
 def test_cpu_plan_is_offline_from_its_own_wheelhouse() -> None:
@@ -229,3 +233,44 @@ def test_cleanup_spares_live_campaigns(
         "1 orphan container(s) removed; spared 1 running campaign(s)",
     ]
     assert (dead.calls, live.calls) == (["remove(force=True)"], [])
+
+
+def test_build_missing_builds_only_what_is_missing(fake_client: FakeClient) -> None:
+    fake_client.images.images[CPU] = FakeImage(CPU, CONTRACT_VERSION)  # pytorch:cpu present; vllm:cpu missing
+    result = CliRunner().invoke(main, ["images", "build", "--missing", "--flavour", "cpu"])
+    # the vllm build starts (and stops at its empty wheelhouse in this checkout); pytorch is left alone
+    assert "building llenergymeasure/vllm:cpu from images/vllm/Dockerfile.cpu (offline)" in result.output
+    assert "pytorch:cpu from" not in result.output
+    fake_client.images.images["llenergymeasure/vllm:cpu"] = FakeImage(
+        "llenergymeasure/vllm:cpu", CONTRACT_VERSION
+    )
+    result = CliRunner().invoke(main, ["images", "build", "--missing", "--flavour", "cpu"])
+    assert (result.exit_code, result.output) == (
+        0,
+        "every image is present and speaks this host's contract\n",
+    )
+
+
+def test_build_missing_for_a_campaign_and_without_docker(
+    fake_client: FakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text(
+        "schema_version: '3.0.0'\ncampaign_name: c\nmodel: org/m\n"
+        "grid: {backends: [pytorch], axes: {pytorch.batch_size: [1]}}\n"
+    )
+    fake_client.images.images[CPU] = FakeImage(CPU, CONTRACT_VERSION)
+    argv = ["images", "build", "--missing", "--flavour", "cpu", "--for", str(campaign)]
+    result = CliRunner().invoke(main, argv)
+    assert (result.exit_code, result.output) == (
+        0,
+        "every image is present and speaks this host's contract\n",
+    )
+
+    def unreachable(self: object, name: str) -> ImageStatus:
+        raise RuntimeUnavailable("connection refused")
+
+    monkeypatch.setattr(type(docker_runtime.DockerRuntime()), "image_status", unreachable)
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0  # the campaign's preflight will say what to run instead
+    assert result.output == "not building: Docker engine unreachable: connection refused\n"

@@ -147,6 +147,16 @@ def open_nvml(gpu_ids: Sequence[int], env: Mapping[str, str]) -> tuple[NvmlDevic
     return devices, warnings + devices.open_warnings(env)
 
 
+def open_all_nvml() -> NvmlDevices:
+    """Every GPU NVML sees, in NVML index order — for ``lem doctor``'s inventory of the host."""
+    init_nvml()
+    try:
+        return NvmlDevices([(gpu.index, handle) for gpu, handle in _enumerate()])
+    except BaseException:
+        _shutdown_quietly()
+        raise
+
+
 def open_nvml_by_uuid(uuids: Sequence[str]) -> NvmlDevices:
     """GPUs by UUID — for the host, which reads temperatures and power between runs."""
     init_nvml()
@@ -298,6 +308,19 @@ class NvmlDevices(GpuDevices):
             compute_capability=None if capability is None else f"{capability[0]}.{capability[1]}",
             supports_energy_counter=counter,
         )
+
+    def compute_process_counts(self) -> dict[str, int]:
+        """GPU UUID → processes holding a compute context on it now (GPUs that cannot say are left out)."""
+        counts: dict[str, int] = {}
+        for gpu in self._gpus:
+            procs = _optional(
+                f"listing the processes on {gpu.uuid}",
+                pynvml.nvmlDeviceGetComputeRunningProcesses,
+                gpu.handle,
+            )
+            if procs is not None:
+                counts[gpu.uuid] = len(procs)
+        return counts
 
     def driver_version(self) -> str | None:
         version = _optional("reading the driver version", pynvml.nvmlSystemGetDriverVersion)

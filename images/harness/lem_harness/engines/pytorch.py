@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lem_harness.cpus import usable_cpus
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
 from lem_harness.engines.batching import dynamic_batches, output_length, static_batches
 from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
@@ -168,6 +169,8 @@ class PyTorchEngine(Engine):
         assert isinstance(tokenizer, HFTokenizer)
         transformers.set_seed(self.config.random_seed)
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self._device == "cpu":
+            torch.set_num_threads(usable_cpus())  # the CPUs a quota / affinity allows, not the machine's
         dtype = self._dtype(torch)
         self._check_attention()
         ref, gguf = resolve_model(self.config.model_name)

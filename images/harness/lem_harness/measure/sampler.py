@@ -95,6 +95,7 @@ class Sampler:
         self.origin_s = clock() if origin_s is None else origin_s
         self._phase = phase
         self._rows: list[TimelineRow] = []
+        self._latest: list[TimelineRow] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,6 +184,7 @@ class Sampler:
         rows = [_row(t_s, self._wall(), self._phase, sample) for sample in samples]
         with self._lock:
             self._rows.extend(rows)
+            self._latest = rows
             self.ticks += 1
         for callback in self._callbacks:
             try:
@@ -190,6 +192,11 @@ class Sampler:
             except Exception as e:  # a callback's failure is recorded, not the tick's
                 self._note_error(f"tick callback {e.__class__.__name__}: {e}")
         return rows
+
+    def latest(self) -> list[TimelineRow]:
+        """The last tick's rows (one per GPU), without copying the timeline."""
+        with self._lock:
+            return list(self._latest)
 
     def samples(self) -> list[TimelineRow]:
         """Every row so far, in time order."""
