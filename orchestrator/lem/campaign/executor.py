@@ -97,17 +97,27 @@ class CampaignAborted(Exception):
 
 class CampaignExecutor:
     def __init__(
-        self, plan: CampaignPlan, manifest: Manifest, services: Services, fail_fast: bool = False
+        self,
+        plan: CampaignPlan,
+        manifest: Manifest,
+        services: Services,
+        fail_fast: bool = False,
+        skip: frozenset[str] = frozenset(),
     ) -> None:
         self.plan = plan
+        self.skip = skip
         self.manifest = manifest
         self.s = services
         self.fail_fast = fail_fast
         self._ran: list[str] = []
 
     def todo(self) -> list[PlannedRun]:
-        """Runs not yet done, in plan order (a done run is never repeated)."""
-        return [r for r in self.plan.runs if self.manifest.entry(r.run_id).status != "done"]
+        """Runs not yet done nor skipped, in plan order (a done run is never repeated)."""
+        return [
+            r
+            for r in self.plan.runs
+            if self.manifest.entry(r.run_id).status != "done" and r.run_id not in self.skip
+        ]
 
     def run(self) -> CampaignReport:
         todo = self.todo()
@@ -172,6 +182,7 @@ class CampaignExecutor:
             start_temperature_c=gap.start_temperature_c,
             page_cache_dropped=dropped,
             result_path=None,
+            result_sha256=None,
         )
         self._ran.append(run.run_id)
         self.s.progress.run_started(run, attempt)
@@ -184,6 +195,7 @@ class CampaignExecutor:
             finished_at=iso_utc(self.s.clock.time()),
             duration_s=self.s.clock.monotonic() - started,
             result_path=f"{run.run_id}/{RESULT_FILE}" if verdict.result is not None else None,
+            result_sha256=verdict.result_sha256 if verdict.result is not None else None,
         )
         if verdict.result is not None:
             self.s.gaps.observe_baseline(verdict.result.baseline)

@@ -2,10 +2,12 @@
 
 ``launch_campaign`` is the API behind ``lem campaign run``. In order: every backend image
 the campaign needs is checked (a missing one stops everything, with the command that builds
-it); the campaign registers itself as live on this host; the manifest is created, or loaded
-for ``--resume``; this tool's containers of campaigns that are not live (including this
-campaign's own, left by a process that died) are removed; the host GPUs are looked up for the
-containers and the thermal gaps; then the executor runs what is left to do.
+it); the campaign registers itself as live on this host (for every user: ``lem.campaign.liveness``) and
+locks its results directory (one lem per directory); the manifest is created, or loaded for
+``--resume`` and checked (``lem.campaign.session``); this user's containers whose lem process
+is gone and whose campaign is not live (including this campaign's own, left by a process that
+died) are removed (``lem.runtime.orphans``); the host GPUs are looked up for the containers and
+the thermal gaps; then the executor runs what is left to do.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
 from lem.campaign.expand import Expansion
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
 from lem.campaign.hostgpus import host_gpu_inventory
-from lem.campaign.liveness import LiveCampaign, live_campaign_ids, registry_dir
+from lem.campaign.liveness import LiveCampaign, ResultsDirLock, live_campaign_ids, runtime_dir
 from lem.campaign.manifest import definition_hash
 from lem.campaign.plan import PlannedRun
 from lem.campaign.progress import ProgressSink
-from lem.campaign.session import campaign_id_for, open_campaign
+from lem.campaign.session import OpenOptions, campaign_id_for, open_campaign
 from lem.campaign.specs import CampaignSpecs
 from lem.config.campaign import CampaignConfig
 from lem.runtime.images import Flavour, image_name
+from lem.runtime.orphans import OrphanPolicy
+from lem.runtime.process import current_process
 from lem.runtime.spec import Runtime
 
 Inventory = Callable[[Collection[int]], tuple[dict[int, str], str | None]]
@@ -47,7 +51,9 @@ class LaunchRequest:
     resume: bool = False
     fail_fast: bool = False
     flavour: Flavour = "gpu"
-    project_root: Path = field(default_factory=Path.cwd)
+    project_root: Path | None = None  # where local inputs may live; default: the campaign file's dir
+    fresh: bool = False  # archive an existing campaign directory first
+    no_rerun: bool = False  # resume lists broken results instead of running them again
 
 
 @dataclass
@@ -60,7 +66,7 @@ class LaunchServices:
     progress: ProgressSink
     probe_factory: ProbeFactory = NvmlProbe
     inventory: Inventory = host_gpu_inventory
-    registry: Path = field(default_factory=registry_dir)
+    registry: Path = field(default_factory=runtime_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     page_cache_path: Path = DROP_CACHES
 
@@ -87,7 +93,7 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     campaign_id = campaign_id_for(name, definition_hash(name, request.runs))
     specs = _specs(request, services, campaign_id, images)
     _check_specs(request, specs)
-    with LiveCampaign(services.registry, campaign_id):
+    with LiveCampaign(services.registry, campaign_id), ResultsDirLock(request.results_root, name):
         opened = open_campaign(
             request.campaign,
             request.expansion,
@@ -95,11 +101,17 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             request.results_root,
             resume=request.resume,
             now=services.clock.time(),
+            options=OpenOptions(request.resume, request.fresh, request.no_rerun),
         )
         try:
+            _notes(services, opened.archived, opened.notes)
             removed = _cleanup(services, campaign_id)
             executor = CampaignExecutor(
-                opened.plan, opened.manifest, _services(request, services, specs), fail_fast=request.fail_fast
+                opened.plan,
+                opened.manifest,
+                _services(request, services, specs),
+                fail_fast=request.fail_fast,
+                skip=opened.skip,
             )
             report = executor.run()
         finally:
@@ -107,10 +119,19 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     return LaunchResult(report, opened.plan.campaign_dir, campaign_id, opened.resumed, tuple(removed))
 
 
+def _notes(services: LaunchServices, archived: Path | None, notes: Sequence[str]) -> None:
+    if archived is not None:
+        services.progress.note(f"--fresh: the earlier campaign directory was moved to {archived}")
+    for line in notes:
+        services.progress.note(f"resume: {line}")
+
+
 def _cleanup(services: LaunchServices, campaign_id: str) -> list[str]:
-    """Remove this tool's containers of campaigns not live here (this campaign's own leftovers too)."""
+    """Remove this user's orphans: containers whose lem process is gone, of campaigns not live
+    (this campaign's own leftovers from a dead process too)."""
     others_live = live_campaign_ids(services.registry) - {campaign_id}
-    removed = services.runtime.cleanup_orphans(others_live)
+    policy = OrphanPolicy.for_caller(os.getuid(), others_live)
+    removed = services.runtime.cleanup_orphans(policy)
     for orphan in removed:
         services.progress.note(f"removed orphan container {orphan}")
     return removed
@@ -124,15 +145,17 @@ def _specs(
     inventory, why = services.inventory(wanted)
     if why is not None:
         services.progress.note(f"no NVIDIA GPU found on this host ({why}); runs get no GPU")
+    campaign_file_dir = request.campaign_file.resolve().parent
     return CampaignSpecs(
         campaign_id=campaign_id,
         images=images,
         results_root=request.results_root,
-        project_root=request.project_root,
+        project_root=request.project_root or campaign_file_dir,
         timeout_s=request.campaign.execution.timeout_seconds,
-        extra_roots=(request.campaign_file.resolve().parent,),
+        extra_roots=(campaign_file_dir, *(Path(root) for root in request.campaign.input_roots)),
         gpu_uuids_by_index=inventory,
         host_env=services.host_env,
+        owner=current_process(),
     )
 
 

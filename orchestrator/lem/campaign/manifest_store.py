@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from lem_harness.fileio import open_text_nofollow, read_bytes_nofollow
+
 SNAPSHOT_INTERVAL_S = 0.5
 JOURNAL_SUFFIX = ".journal"
 
@@ -45,7 +47,7 @@ def journal_line(seq: int, run_json: str) -> str:
 def read_journal(path: Path, after_seq: int) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(seq, run)`` of every journal line numbered after ``after_seq``; a torn last line is skipped."""
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = read_bytes_nofollow(path).decode("utf-8").split("\n")
     except FileNotFoundError:
         return
     for number, line in enumerate(lines, start=1):
@@ -89,10 +91,11 @@ class ManifestStore:
     def started(self) -> bool:
         return self._thread is not None
 
-    def start(self) -> None:
-        """Write the first snapshot now, start an empty journal, start the snapshot thread."""
-        self._snapshot()
-        self._handle = self.journal.open("w", encoding="utf-8")
+    def start(self, first_writer: SnapshotWriter | None = None) -> None:
+        """Write the first snapshot now (with ``first_writer`` if given: a new manifest is created
+        exclusively), start an empty journal, start the snapshot thread."""
+        self._snapshot(first_writer)
+        self._handle = open_text_nofollow(self.journal)
         self._thread = threading.Thread(target=self._loop, name="lem-manifest", daemon=True)
         self._thread.start()
 
@@ -137,8 +140,8 @@ class ManifestStore:
                 self.error = e
                 return
 
-    def _snapshot(self) -> None:
-        self._writer(self.path, self._render())
+    def _snapshot(self, writer: SnapshotWriter | None = None) -> None:
+        (writer or self._writer)(self.path, self._render())
         self._last = time.monotonic()
         self.snapshots += 1
 

@@ -7,6 +7,7 @@ contract this host understands, says ``ok``. A stop request that killed the run 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from lem.runtime.spec import RunOutcome
 from lem_harness.contract import CONTRACT_VERSION, RESULT_FILE, RunResult, contract_major
+from lem_harness.fileio import UnsafePathError, read_bytes_nofollow
 
 Status = Literal["done", "failed", "interrupted"]
 
@@ -25,19 +27,37 @@ class Verdict:
     outcome: str  # the runtime's status, or result_missing / result_invalid found here
     message: str
     result: RunResult | None
+    result_sha256: str | None = None  # of the result.json judged
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_result(run_dir: Path, run_id: str) -> tuple[RunResult | None, str | None]:
     """The run's result, or None and why it cannot be used."""
+    result, problem, _ = read_result_bytes(run_dir, run_id)
+    return result, problem
+
+
+def read_result_bytes(run_dir: Path, run_id: str) -> tuple[RunResult | None, str | None, str | None]:
+    """``read_result`` plus the SHA-256 of the bytes read (None when nothing could be read)."""
     path = run_dir / RESULT_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_bytes_nofollow(path)
     except FileNotFoundError:
-        return None, f"result_missing: {path} was not written"
+        return None, f"result_missing: {path} was not written", None
+    except UnsafePathError:
+        return None, f"result_invalid: {path} is a symbolic link (not followed)", None
     except OSError as e:
-        return None, f"result_missing: {path} cannot be read ({e.strerror or e})"
+        return None, f"result_missing: {path} cannot be read ({e.strerror or e})", None
+    result, problem = _parse(data, path, run_id)
+    return result, problem, sha256_hex(data)
+
+
+def _parse(data: bytes, path: Path, run_id: str) -> tuple[RunResult | None, str | None]:
     try:
-        result = RunResult.model_validate_json(text)
+        result = RunResult.model_validate_json(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top)"
@@ -56,17 +76,17 @@ def judge(outcome: RunOutcome, run_dir: Path, run_id: str) -> Verdict:
     """The run's status from what the runtime saw and what the harness wrote."""
     if outcome.status == "interrupted":
         return Verdict("interrupted", "interrupted", outcome.message or "stopped by request", None)
-    result, problem = read_result(run_dir, run_id)
+    result, problem, sha = read_result_bytes(run_dir, run_id)
     if outcome.status != "ok":
-        return Verdict("failed", outcome.status, _failure_message(outcome, result), result)
+        return Verdict("failed", outcome.status, _failure_message(outcome, result), result, sha)
     if result is None:
         assert problem is not None
         kind, _, detail = problem.partition(": ")
         return Verdict("failed", kind, detail, None)
     if result.status != "ok":
         error = result.error.message if result.error is not None else "the harness reported a failure"
-        return Verdict("failed", "failed", error, result)
-    return Verdict("done", "ok", "", result)
+        return Verdict("failed", "failed", error, result, sha)
+    return Verdict("done", "ok", "", result, sha)
 
 
 def _failure_message(outcome: RunOutcome, result: RunResult | None) -> str:

@@ -23,12 +23,13 @@ from lem.campaign.clock import Clock, SystemClock
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
 from lem.campaign.hostgpus import host_gpu_inventory
 from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
-from lem.campaign.liveness import CampaignBusy, registry_dir
+from lem.campaign.liveness import CampaignBusy, runtime_dir
 from lem.campaign.manifest import ManifestError
 from lem.campaign.plan import plan_campaign
 from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
 from lem.campaign.signals import stop_on_signals
 from lem.cli.campaign_cmd import load_and_expand, plan
+from lem.cli.storage import storage_error
 from lem.config.campaign import CampaignConfig
 from lem.results.fields import UnknownFieldError
 from lem.results.load import NoResultsError
@@ -50,7 +51,7 @@ class RunDeps:
     clock: Clock = field(default_factory=SystemClock)
     probe_factory: ProbeFactory = NvmlProbe
     inventory: Inventory = host_gpu_inventory
-    registry: Path = field(default_factory=registry_dir)
+    registry: Path = field(default_factory=runtime_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
 
@@ -66,6 +67,8 @@ class RunOptions:
     results_dir: Path | None
     dry_run: bool
     flavour: Flavour
+    fresh: bool
+    no_rerun: bool
 
 
 @click.command("run")
@@ -80,6 +83,16 @@ class RunOptions:
     default="docker",
     show_default=True,
     help="docker: a fresh container per run; local: the harness in a subprocess of this host.",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Move an existing campaign directory aside (<name>.archived-<UTC time>) and start again.",
+)
+@click.option(
+    "--no-rerun",
+    is_flag=True,
+    help="With --resume: list done runs whose result.json is missing or changed instead of re-running them.",
 )
 @click.option("--fail-fast", is_flag=True, help="Stop the campaign at the first failed run.")
 @click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of the live progress display.")
@@ -100,6 +113,10 @@ class RunOptions:
 def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
     """Run campaign FILE: every configuration, cycle after cycle, each run in a fresh container."""
     opts = RunOptions(**options)
+    if opts.fresh and opts.resume:
+        raise click.UsageError("--fresh starts the campaign again and --resume continues it: choose one")
+    if opts.no_rerun and not opts.resume:
+        raise click.UsageError("--no-rerun applies to --resume only")
     campaign_cfg, expansion = load_and_expand(file)
     _refuse_daemon(campaign_cfg)
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
@@ -117,6 +134,8 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
         resume=opts.resume,
         fail_fast=opts.fail_fast,
         flavour=opts.flavour,
+        fresh=opts.fresh,
+        no_rerun=opts.no_rerun,
     )
     result = _launch(request, deps, opts.runtime_name, opts.quiet)
     _print_summary(result, campaign_cfg, file)
@@ -142,8 +161,9 @@ def _progress(deps: RunDeps, quiet: bool) -> ProgressSink:
 def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
     progress = _progress(deps, quiet)
     stop = threading.Event()
+    runtime = deps.runtime_factory(runtime_name)
     services = LaunchServices(
-        runtime=deps.runtime_factory(runtime_name),
+        runtime=runtime,
         clock=deps.clock,
         stop=stop,
         progress=progress,
@@ -152,11 +172,13 @@ def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: boo
         registry=deps.registry,
         host_env=deps.host_env,
     )
-    with stop_on_signals(stop, progress.note, deps.force_exit):
+    with stop_on_signals(stop, progress.note, deps.force_exit, on_force=runtime.abandon):
         try:
             return launch_campaign(request, services)
         except (LemRuntimeError, ManifestError, CampaignBusy) as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(storage_error(e)) from None
 
 
 def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Path) -> None:
