@@ -254,7 +254,9 @@ class Manifest:
             lines = [journal_line(seq, self._lines[run_id]) for run_id, seq in self._changed.items()]
             self._changed.clear()
         if not self.store.started:
-            self.store.start(_create_new if self._new else None)
+            if self._new:  # claim the name exclusively; the store's first snapshot then fills it
+                _create_new(self.path, self.render())
+            self.store.start()
         elif lines:
             self.store.append(lines)
 

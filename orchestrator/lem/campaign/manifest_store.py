@@ -91,10 +91,9 @@ class ManifestStore:
     def started(self) -> bool:
         return self._thread is not None
 
-    def start(self, first_writer: SnapshotWriter | None = None) -> None:
-        """Write the first snapshot now (with ``first_writer`` if given: a new manifest is created
-        exclusively), start an empty journal, start the snapshot thread."""
-        self._snapshot(first_writer)
+    def start(self) -> None:
+        """Write the first snapshot now, start an empty journal, start the snapshot thread."""
+        self._snapshot()
         self._handle = open_text_nofollow(self.journal)
         self._thread = threading.Thread(target=self._loop, name="lem-manifest", daemon=True)
         self._thread.start()
@@ -140,8 +139,8 @@ class ManifestStore:
                 self.error = e
                 return
 
-    def _snapshot(self, writer: SnapshotWriter | None = None) -> None:
-        (writer or self._writer)(self.path, self._render())
+    def _snapshot(self) -> None:
+        self._writer(self.path, self._render())
         self._last = time.monotonic()
         self.snapshots += 1
 

@@ -150,11 +150,10 @@ def test_outcomes_map_to_failed_with_a_useful_message(
 
 
 def test_an_older_attempts_result_is_never_taken_for_this_one(bench: Bench) -> None:
-    stale = bench.campaign_dir / "pytorch-bs1-c01"
-    stale.mkdir(parents=True)
-    (stale / RESULT_FILE).write_text('{"stale": true}')
-    bench.runtime.script["pytorch-bs1-c01"] = [Play(result="none")]
+    bench.runtime.script["pytorch-bs1-c01"] = [FAIL, Play(result="none")]
     bench.launch()
+    assert (bench.campaign_dir / "pytorch-bs1-c01" / RESULT_FILE).exists()  # the failed attempt's
+    bench.launch(resume=True)
     assert bench.manifest().entry("pytorch-bs1-c01").outcome == "result_missing"
 
 

@@ -83,6 +83,11 @@ class FakeContainer:
         self.calls.append("kill")
         self.killed.set()
 
+    def stop(self, timeout: float = 10) -> None:
+        """``docker stop``: SIGTERM, SIGKILL after ``timeout`` (a hanging fake exits at once)."""
+        self.calls.append(f"stop(timeout={timeout:g})")
+        self.killed.set()
+
     def reload(self) -> None:
         self.calls.append("reload")
 
