@@ -37,7 +37,8 @@ def spawn(argv: list[str], log: Path, **kwargs: object) -> subprocess.Popen[byte
 
 
 def output(proc: subprocess.Popen[bytes]) -> str:
-    return Path(proc.log).read_text(errors="replace")[-4000:]  # type: ignore[attr-defined]
+    log = getattr(proc, "log", None)
+    return Path(log).read_text(errors="replace")[-4000:] if log else ""
 
 
 def kill_and_reap(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:

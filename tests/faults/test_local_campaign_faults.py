@@ -91,7 +91,9 @@ def test_signals_to_lem_leave_no_orphan_and_lose_no_run(bed: Path) -> None:
     proc = lem(bed, "--resume")
     pid = hold(bed, "pytorch-bs1-c02")
     proc.send_signal(signal.SIGINT)
-    wait_for(lambda: ["sigterm", "pytorch-bs1-c02", str(pid)] in events.read(bed / "events.log"), "SIGTERM", proc)
+    wait_for(
+        lambda: ["sigterm", "pytorch-bs1-c02", str(pid)] in events.read(bed / "events.log"), "SIGTERM", proc
+    )
     assert kill_and_reap(proc, signal.SIGINT) == 130, output(proc)
     wait_for(lambda: gone(pid), f"harness {pid} to be killed by lem's forced exit")
 

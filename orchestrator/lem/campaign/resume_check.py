@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def _check(campaign_dir: Path, entry: RunEntry) -> BrokenResult | None:
     run_dir = campaign_dir / entry.run_id
     result, problem, sha = read_result_bytes(run_dir, entry.run_id)
     if sha is None:
-        return BrokenResult(entry.run_id, "result_missing", problem or f"{run_dir / RESULT_FILE} is missing")
+        why = (problem or "").partition(": ")[2]
+        missing = not os.path.lexists(run_dir / RESULT_FILE)
+        return BrokenResult(entry.run_id, "result_missing", f"{run_dir / RESULT_FILE} is missing" if missing else why)
     if entry.result_sha256 is not None and sha != entry.result_sha256:
         return BrokenResult(
             entry.run_id,

@@ -67,7 +67,13 @@ class Bench:
         return self.results_root / self.campaign.campaign_name
 
     def launch(
-        self, *, resume: bool = False, fail_fast: bool = False, probe_factory: Any = no_nvml
+        self,
+        *,
+        resume: bool = False,
+        fail_fast: bool = False,
+        probe_factory: Any = no_nvml,
+        fresh: bool = False,
+        no_rerun: bool = False,
     ) -> LaunchResult:
         self.stop.clear()
         request = LaunchRequest(
@@ -79,6 +85,8 @@ class Bench:
             resume=resume,
             fail_fast=fail_fast,
             project_root=self.root,
+            fresh=fresh,
+            no_rerun=no_rerun,
         )
         services = LaunchServices(
             runtime=self.runtime,
