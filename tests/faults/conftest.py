@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 120.0  # upper bound for an event that must come; never a pause the test relies on
 
 
-def wait_for(condition, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``condition`` until true; fail (with the process's output) if it never comes or the process ends."""
+def wait_for(condition, what: str, proc=None) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until true; fail (with the output) if it never comes or ``proc`` ends."""
     deadline = time.monotonic() + WAIT_S
     while not condition():
         if proc is not None and proc.poll() is not None:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lem_harness.contract import RESULT_FILE, ErrorInfo, RunSpec  # noqa: E402
-from lem_harness.fileio import atomic_write_json  # noqa: E402
-from tests.faults import events  # noqa: E402
-from tests.support.fake_runtime import Play, fake_result  # noqa: E402
+from lem_harness.contract import RESULT_FILE, ErrorInfo, RunSpec
+from lem_harness.fileio import atomic_write_json
+from tests.faults import events
+from tests.support.fake_runtime import Play, fake_result
 
 
 def main(argv: list[str]) -> int:

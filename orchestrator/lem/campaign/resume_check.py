@@ -45,7 +45,9 @@ def _check(campaign_dir: Path, entry: RunEntry) -> BrokenResult | None:
     if sha is None:
         why = (problem or "").partition(": ")[2]
         missing = not os.path.lexists(run_dir / RESULT_FILE)
-        return BrokenResult(entry.run_id, "result_missing", f"{run_dir / RESULT_FILE} is missing" if missing else why)
+        return BrokenResult(
+            entry.run_id, "result_missing", f"{run_dir / RESULT_FILE} is missing" if missing else why
+        )
     if entry.result_sha256 is not None and sha != entry.result_sha256:
         return BrokenResult(
             entry.run_id,

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from lem.campaign.liveness import CampaignBusy, LiveCampaign, ResultsDirLock, live_campaign_ids
-from lem.campaign.manifest import ManifestError, definition_hash
-from lem.campaign.session import campaign_id_for
+from lem.campaign.manifest import ManifestError
 from lem.runtime.spec import ContainerSpec
 from tests.support.fake_runtime import FAIL
 from tests.unit.campaign.helpers import RUN_IDS, Bench, campaign_config, make_bench
@@ -125,7 +124,9 @@ def test_resume_without_a_manifest_starts_the_campaign(bench: Bench) -> None:
 def test_one_results_directory_is_used_by_one_lem_process_at_a_time(bench: Bench) -> None:
     with (
         ResultsDirLock(bench.results_root, "demo"),
-        pytest.raises(CampaignBusy, match=r"results/demo is in use by another lem process \(pid \d+, uid \d+\)"),
+        pytest.raises(
+            CampaignBusy, match=r"results/demo is in use by another lem process \(pid \d+, uid \d+\)"
+        ),
     ):
         bench.launch()
     assert bench.runtime.calls == []

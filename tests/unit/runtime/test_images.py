@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import Any

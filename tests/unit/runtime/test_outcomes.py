@@ -8,10 +8,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from lem.runtime.orphans import OrphanPolicy
-
 from lem.runtime.docker import DockerRuntime, is_transient
 from lem.runtime.errors import GpuRuntimeMissing, ImageMissing, ImageOutdated, RuntimeUnavailable
+from lem.runtime.orphans import OrphanPolicy
 from lem.runtime.spec import ContainerSpec, Mount
 from tests.unit.runtime.fake_docker import (
     FakeClient,
@@ -323,7 +322,9 @@ def test_cleanup_removes_only_managed_containers_of_dead_campaigns() -> None:
     mine = {"org.llenergymeasure.managed": "true", "org.llenergymeasure.uid": "1000"}
     dead = FakeContainer(labels={**mine, "org.llenergymeasure.campaign": "old"})
     live = FakeContainer(labels={**mine, "org.llenergymeasure.campaign": "now"})
-    theirs = FakeContainer(labels={**mine, "org.llenergymeasure.uid": "1001", "org.llenergymeasure.campaign": "x"})
+    theirs = FakeContainer(
+        labels={**mine, "org.llenergymeasure.uid": "1001", "org.llenergymeasure.campaign": "x"}
+    )
     foreign = FakeContainer(labels={"org.llenergymeasure.campaign": "old"})  # not managed by us
     client.containers.existing = [dead, live, theirs, foreign]
 

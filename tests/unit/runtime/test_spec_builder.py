@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lem.runtime.errors import SpecError
-from lem.runtime.spec import ContainerSpec, Mount
 from lem.runtime.process import ProcessId
+from lem.runtime.spec import ContainerSpec, Mount
 from lem.runtime.spec_builder import RunPaths, build_container_spec, container_cache_dirs
 from lem_harness.experiment import ExperimentConfig
 
