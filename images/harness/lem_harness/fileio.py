@@ -54,9 +54,11 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, durable: bool = True) -
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write: say which file
+            raise OSError(e.errno, e.strerror, str(target)) from e
         raise
     if durable:
         _fsync_dir(target.parent)
