@@ -23,6 +23,14 @@ def log(path: str | Path, *fields: object) -> None:
         os.close(fd)
 
 
+def publish(path: Path, text: str) -> None:
+    """Create ``path`` with ``text`` whole (write beside it, then rename): a reader that sees the
+    file exists sees all of it."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def read(path: str | Path) -> list[list[str]]:
     try:
         return [line.split() for line in Path(path).read_text().splitlines() if line.strip()]

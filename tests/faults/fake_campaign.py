@@ -60,7 +60,7 @@ class Recording(FakeRuntime):
         fd = events.begin_measuring(self.log_path, run_dir, spec.run_id)
         try:
             if sum(self.started.values()) + 1 == self.hold_at:
-                (self.control / "held").write_text(spec.run_id)
+                events.publish(self.control / "held", spec.run_id)
                 threading.Event().wait()  # until SIGKILL
             outcome = super().run(spec, stop)
             events.log(self.log_path, "end", spec.run_id, os.getpid(), outcome.status)

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         mode = hold.read_text().strip()
         hold.unlink()
         _on_sigterm(spec, out, log, ignore=mode == "ignore-term")
-        (control / f"held-{spec.run_id}").write_text(str(os.getpid()))
+        events.publish(control / f"held-{spec.run_id}", str(os.getpid()))
         threading.Event().wait()
     atomic_write_json(out / RESULT_FILE, fake_result(spec, Play()))
     events.log(log, "end", spec.run_id, os.getpid(), "ok")

@@ -31,7 +31,8 @@ path, ready = sys.argv[1], sys.argv[2]
 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 os.fchmod(fd, 0o644)
-open(ready, "w").write(str(os.getpid()))
+open(ready + ".part", "w").write(str(os.getpid()))
+os.replace(ready + ".part", ready)  # whole when it appears
 sys.stdin.read()  # until the test closes stdin
 """
 TESTER = """
