@@ -37,7 +37,7 @@ def campaign() -> CampaignConfig:
         {
             "campaign_name": "faults",
             "model": "org/tiny-model",
-            "dataset": {"source": "synthetic", "sample_size": 4, "input_len": 8},
+            "prompts": {"type": "synthetic", "sample_size": 4, "input_len": 8},
             "base": {"measurement": {"device": "simulated"}, "max_output_tokens": 4},
             "grid": {"backends": ["pytorch"], "axes": {"pytorch.batch_size": list(range(1, CONFIGS + 1))}},
             "execution": {"cycles": CYCLES, "config_gap_seconds": 0, "cycle_gap_seconds": 0, "retries": 1},

@@ -35,7 +35,7 @@ RUN_IDS = [f"pytorch-bs{b}-c{c:02d}" for c in (1, 2, 3) for b in (1, 2)]
 CAMPAIGN = """\
 campaign_name: local-faults
 model: org/tiny-model
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 base: {measurement: {device: simulated}, max_output_tokens: 4}
 grid: {backends: [pytorch], axes: {pytorch.batch_size: [1, 2]}}
 execution: {cycles: 3, config_gap_seconds: 0, cycle_gap_seconds: 0, timeout_seconds: 600}

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.faults
 CAMPAIGN = """\
 campaign_name: full
 model: org/tiny-model
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 base: {measurement: {device: simulated}, max_output_tokens: 4}
 grid: {backends: [pytorch], axes: {pytorch.batch_size: [1, 2, 3, 4, 5, 6, 7, 8]}}
 execution: {cycles: 4, config_gap_seconds: 0, cycle_gap_seconds: 0}
