@@ -7,14 +7,14 @@ private copy of ``spec.json`` (the original in the run directory stays as writte
 selected with ``CUDA_VISIBLE_DEVICES`` (UUIDs). ``mem_limit`` cannot be enforced here.
 
 The harness dies with lem. It runs in its own process group (a stop, a timeout or lem's forced
-exit signal the whole group) and with a parent-death signal (``prctl(PR_SET_PDEATHSIG,
-SIGKILL)``, set in the child before ``exec``): when lem ends in any way, SIGKILL included, the
-kernel kills the harness (the signal follows the *thread* that started the child: lem starts
-runs from its main thread, which lives as long as lem does). Its pid and start time are
-written to the run directory (``lem.runtime.process.ATTEMPT_FILE``) while it runs, so that a
-resume can refuse to start the run again while an earlier attempt still lives. The private spec copy is a temporary file
-in the run directory (``.spec.json.<random>.tmp``): removed when the run ends, and by the
-next resume's sweep if lem was killed.
+exit signal the whole group) and with a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``,
+set in the child before ``exec``): when lem ends in any way, SIGKILL included, the kernel kills
+the harness (the signal follows the *thread* that started the child: lem starts runs from its main
+thread, which lives as long as lem does). Its pid and start time are written to the run directory
+(``lem.runtime.process.ATTEMPT_FILE``) while it runs, so that a resume can refuse to start the run
+again while an earlier attempt still lives. The private spec copy is a temporary file in the run
+directory (``.spec.json.<random>.tmp``): removed when the run ends, and by the next resume's sweep
+if lem was killed.
 """
 
 from __future__ import annotations
