@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 GPU_DRIVER_ERROR = "could not select device driver"
 LOG_JOIN_S = 10.0
-STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (docker stop)
+STOP_GRACE_S = 10  # SIGTERM, then SIGKILL this much later (docker stop; the API takes whole seconds)
 
 
 def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[str, Any]:
@@ -137,7 +137,7 @@ class DockerRuntime:
         retry_attempts: int = 4,
         retry_wait_s: float = 0.5,
         user: str | None = host_user(),
-        stop_grace_s: float = STOP_GRACE_S,
+        stop_grace_s: int = STOP_GRACE_S,
     ) -> None:
         self._client = client
         self._client_factory = client_factory
@@ -309,7 +309,7 @@ class DockerRuntime:
     def _stop(self, container: Any) -> None:
         """SIGTERM (the harness writes an ``interrupted`` result), SIGKILL after the grace period."""
         try:
-            self._call(container.stop, timeout=self._stop_grace_s)
+            self._call(container.stop, timeout=int(self._stop_grace_s))
         except docker.errors.APIError as e:
             if _status_code(e) not in (404, 409):  # already gone / no longer running
                 raise

@@ -83,9 +83,10 @@ class FakeContainer:
         self.calls.append("kill")
         self.killed.set()
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: int = 10) -> None:
         """``docker stop``: SIGTERM, SIGKILL after ``timeout`` (a hanging fake exits at once)."""
-        self.calls.append(f"stop(timeout={timeout:g})")
+        assert isinstance(timeout, int), "the Docker API refuses a non-integer stop timeout"
+        self.calls.append(f"stop(timeout={timeout})")
         self.killed.set()
 
     def reload(self) -> None:
