@@ -11,7 +11,9 @@ Every container decision lives here, so that a unit test can pin it exactly:
 - Capabilities: all dropped (docker.py); added back only what a backend needs (``CAP_ADD``):
   TensorRT-LLM with ``tp_size`` > 1 gets ``SYS_PTRACE``, which Docker's seccomp profile requires
   for ``process_vm_readv`` — the cross-memory-attach that MPI's shared-memory transport uses
-  between ranks. PyTorch and vLLM need none (they run as the caller's uid).
+  between ranks; vLLM gets ``SYS_NICE`` (its engine pins worker threads and memory to CPU/NUMA
+  nodes: without it the CPU build's worker was SIGKILLed at start-up in our container test).
+  PyTorch needs none (it runs as the caller's uid).
 - Mounts: the spec read-only, the run's own directory read-write (the only writable host path
   besides the baseline cache), named volumes for the HF cache and the TensorRT engine cache,
   local model / dataset paths read-only at their own absolute path (so the config inside the
@@ -54,6 +56,7 @@ from lem_harness.experiment import ExperimentConfig, FilePrompts, is_local_path
 HARNESS_COMMAND: tuple[str, ...] = ("run", "--spec", SPEC_TARGET, "--out", RUN_DIR_TARGET)
 TENSORRT_ULIMITS: tuple[tuple[str, int, int], ...] = (("memlock", -1, -1), ("stack", 67_108_864, 67_108_864))
 MPI_CAPABILITIES = ("SYS_PTRACE",)
+VLLM_CAPABILITIES = ("SYS_NICE",)
 # Names a config may not set through docker.env: they steer GPUs, caches or the interpreter.
 RESERVED_ENV_NAMES = frozenset(
     {
@@ -159,6 +162,8 @@ def capabilities(cfg: ExperimentConfig) -> tuple[str, ...]:
     """The capabilities added back after dropping all (see the module docstring)."""
     if cfg.backend == "tensorrt" and cfg.tensorrt is not None and cfg.tensorrt.tp_size > 1:
         return MPI_CAPABILITIES
+    if cfg.backend == "vllm":
+        return VLLM_CAPABILITIES
     return ()
 
 

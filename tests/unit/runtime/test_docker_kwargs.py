@@ -102,6 +102,7 @@ def test_vllm_kwargs(paths: RunPaths) -> None:
         **_common(paths, "vllm", "GPU-bbbb,GPU-aaaa"),
         "ipc_mode": "private",
         "shm_size": "8g",
+        "cap_add": ["SYS_NICE"],
         "device_requests": [
             {
                 "Driver": "",
@@ -157,7 +158,8 @@ def test_simulated_cpu_run_has_no_device_request_and_a_memory_cap(paths: RunPath
 def test_no_backend_gets_privileges(paths: RunPaths, backend: str) -> None:
     kwargs = container_kwargs(_spec_for(backend, paths, gpus=(0,)))
     assert kwargs["privileged"] is False
-    assert "cap_add" not in kwargs
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs.get("cap_add") == (["SYS_NICE"] if backend == "vllm" else None)  # documented, one each
     assert "devices" not in kwargs
     assert "network_mode" not in kwargs
     assert "pid_mode" not in kwargs

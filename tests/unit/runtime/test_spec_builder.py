@@ -115,7 +115,7 @@ def test_vllm_uses_private_ipc_and_gpus_in_config_order(roots: RunPaths) -> None
         False,  # private IPC with a sized /dev/shm unless docker.ipc: host
         "8g",
         (),
-        (),
+        ("SYS_NICE",),
     )
     assert spec.mounts == _base_mounts(roots)
     assert dict(spec.environment)["NVIDIA_VISIBLE_DEVICES"] == "GPU-cccc,GPU-aaaa"
@@ -303,7 +303,7 @@ def test_capabilities_and_host_ipc_are_added_only_where_the_config_needs_them(ro
         return spec.ipc_host, spec.shm_size, spec.cap_add
 
     assert spec_of(backend="tensorrt", tensorrt={"tp_size": 2}) == (False, "8g", ("SYS_PTRACE",))
-    assert spec_of(backend="vllm", docker={"ipc": "host", "shm_size": "2g"}) == (True, None, ())
+    assert spec_of(backend="vllm", docker={"ipc": "host", "shm_size": "2g"}) == (True, None, ("SYS_NICE",))
     assert spec_of(backend="pytorch", docker={"shm_size": "512m"}) == (False, "512m", ())
 
 
