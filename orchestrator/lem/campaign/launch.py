@@ -54,6 +54,12 @@ class LaunchRequest:
     project_root: Path | None = None  # where local inputs may live; default: the campaign file's dir
     fresh: bool = False  # archive an existing campaign directory first
     no_rerun: bool = False  # resume lists broken results instead of running them again
+    subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
+
+    @property
+    def campaign_dir(self) -> Path:
+        root = self.results_root / self.campaign.campaign_name
+        return root / self.subdir if self.subdir else root
 
 
 @dataclass
@@ -102,6 +108,7 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             resume=request.resume,
             now=services.clock.time(),
             options=OpenOptions(request.resume, request.fresh, request.no_rerun),
+            campaign_dir=request.campaign_dir,
         )
         try:
             _notes(services, opened.archived, opened.notes)
@@ -162,9 +169,8 @@ def _specs(
 def _check_specs(request: LaunchRequest, specs: CampaignSpecs) -> None:
     """Build every run's container spec once, so a path or GPU problem stops the campaign before it starts."""
     configs = {c.config_id: c for c in request.expansion.configs}
-    campaign_dir = request.results_root / request.campaign.campaign_name
     for run in request.runs:
-        specs.container_spec(run, configs[run.config_id], campaign_dir / run.run_id)
+        specs.container_spec(run, configs[run.config_id], request.campaign_dir / run.run_id)
 
 
 def _services(request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs) -> Services:

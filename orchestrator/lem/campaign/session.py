@@ -80,10 +80,15 @@ def open_campaign(
     now: float,
     writer: SnapshotWriter = atomic_write_text,
     options: OpenOptions | None = None,
+    campaign_dir: Path | None = None,
 ) -> OpenedCampaign:
-    """The campaign's plan and manifest (created and saved, or loaded for resume)."""
+    """The campaign's plan and manifest (created and saved, or loaded for resume).
+
+    ``campaign_dir`` defaults to ``<results_root>/<campaign_name>``; a daemon campaign gives each
+    repetition its own (``<results_root>/<campaign_name>/rep-0001``).
+    """
     opts = options or OpenOptions(resume=resume)
-    campaign_dir = results_root / campaign.campaign_name
+    campaign_dir = campaign_dir or results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
     archived = archive_campaign_dir(campaign_dir, now) if opts.fresh else None
     removed = tuple(remove_temp_files(campaign_dir))
