@@ -105,10 +105,14 @@ def _read_holder(fd: int) -> dict[str, object]:
 class LiveCampaign:
     """Announces host-wide that this process runs ``campaign_id``, while the context is open."""
 
-    def __init__(self, registry: Path, campaign_id: str) -> None:
+    def __init__(self, registry: Path, campaign_id: str, *, exclusive: bool = False) -> None:
+        """``exclusive``: one process per ``campaign_id`` on the host (a daemon); the lock file is
+        then ``<campaign_id>.host.lock``, shared by every process that asks for it."""
         self.campaign_id = campaign_id
         self.registry = registry
-        self._lock = _Flock(registry, f"{campaign_id}.{os.getpid()}.lock")
+        self.exclusive = exclusive
+        owner = "host" if exclusive else str(os.getpid())
+        self._lock = _Flock(registry, f"{campaign_id}.{owner}.lock")
 
     @property
     def path(self) -> Path:
@@ -116,14 +120,18 @@ class LiveCampaign:
 
     def __enter__(self) -> LiveCampaign:
         ensure_runtime_dir(self.registry)
-        if self._lock.acquire() is not None:  # only this process uses its own file name
-            raise CampaignBusy(f"{self.path} is locked by another process")
+        holder = self._lock.acquire()
+        if holder is not None:  # only an exclusive name is shared between processes
+            raise CampaignBusy(
+                f"campaign {self.campaign_id} is already running in another lem process "
+                f"(pid {holder.get('pid', 'unknown')}); wait for it to finish or stop it"
+            )
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._lock.release(unlink=True)
+        self._lock.release(unlink=not self.exclusive)  # a shared name stays: see ResultsDirLock
 
 
 class ResultsDirLock:
