@@ -80,7 +80,7 @@ class Campaign:
         ]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "LEM_STATE_DIR": str(self.tmp_path / "state"), "COLUMNS": "200"}
+        return {**os.environ, "LEM_RUNTIME_DIR": str(self.tmp_path / "runtime"), "COLUMNS": "200"}
 
     def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

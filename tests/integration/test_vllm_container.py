@@ -98,7 +98,9 @@ def test_vllm_run_in_its_cpu_container(
     tmp_path: Path, tiny_model_dir: Path, vllm_cpu_image: str, campaign_id: str
 ) -> None:
     spec = make_run(tmp_path, tiny_model_dir, vllm_cpu_image, campaign_id)
-    assert spec.ipc_host  # vLLM's workers share memory with the engine
+    # vLLM's workers share memory with the engine: in the container's own IPC namespace, through
+    # its sized /dev/shm (the host's IPC namespace only when docker.ipc: host asks for it)
+    assert (spec.ipc_host, spec.shm_size, spec.cap_add) == (False, "8g", ("SYS_NICE",))
 
     outcome = DockerRuntime().run(spec, threading.Event())
 

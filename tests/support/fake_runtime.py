@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from lem.runtime.errors import ImageMissing
+from lem.runtime.orphans import OrphanPolicy
 from lem.runtime.spec import ContainerSpec, OutcomeStatus, RunOutcome
 from lem_harness.contract import (
     RESULT_FILE,
@@ -63,6 +64,7 @@ class FakeRuntime:
     cleaned: list[list[str]] = field(default_factory=list)
     probe_answer: str = "[]"  # what `lem_harness probe` says (JSON list of problems)
     queries: list[ContainerSpec] = field(default_factory=list)
+    abandoned: int = 0
 
     def check(self, images: Sequence[str]) -> None:
         self.checked.append(list(images))
@@ -70,13 +72,16 @@ class FakeRuntime:
             if image in self.missing_images:
                 raise ImageMissing(image, image.split("/")[-1].split(":")[0])
 
-    def cleanup_orphans(self, live_campaign_ids: Collection[str]) -> list[str]:
-        self.cleaned.append(sorted(live_campaign_ids))
+    def cleanup_orphans(self, policy: OrphanPolicy) -> list[str]:
+        self.cleaned.append(sorted(policy.spare_campaigns))
         return []
 
     def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:
         self.queries.append(spec)
         return self.probe_answer
+
+    def abandon(self) -> None:
+        self.abandoned += 1
 
     def attempts(self, run_id: str) -> int:
         return self.started[run_id]

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from lem_harness import __version__
 from lem_harness.contract import CONTRACT_VERSION, RunSpec, contract_major
-from lem_harness.runner import RunInterrupted, run
+from lem_harness.runner import InterruptGate, run
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -89,9 +89,14 @@ def _probe(needs_json: str) -> int:
     return EXIT_OK
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the result short
-    raise RunInterrupted(f"received {signal.Signals(signum).name}: the run was stopped")
+def _sigterm_handler(gate: InterruptGate) -> Callable[[int, FrameType | None], None]:
+    """SIGTERM → the gate: ``RunInterrupted`` while the run executes, only noted while it closes
+    (so an ``interrupted`` result is written whatever the phase); a second SIGTERM changes nothing."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        gate.signal(signal.Signals(signum).name)
+
+    return handler
 
 
 def _run(spec_path: Path, out_dir: Path) -> int:
@@ -100,9 +105,17 @@ def _run(spec_path: Path, out_dir: Path) -> int:
     except SpecError as e:
         print(f"lem_harness: {e}", file=sys.stderr)
         return EXIT_USAGE
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    gate = InterruptGate()
+    previous = signal.signal(signal.SIGTERM, _sigterm_handler(gate))
     try:
-        result = run(spec, out_dir)
+        result = run(spec, out_dir, gate=gate)
+    except OSError as e:  # disk full, read-only or not permitted: say where, no traceback
+        print(
+            f"lem_harness: cannot write {e.filename or out_dir}: {e.strerror or e} "
+            "(free space or fix the permissions of the results directory, then resume)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, previous)
     if result.status != "ok":

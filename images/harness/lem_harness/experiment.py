@@ -187,6 +187,9 @@ class DockerConfig(StrictModel):
     """The only container settings a config may pass (validated, no raw arguments)."""
 
     shm_size: str = Field("8g", pattern=r"^[1-9][0-9]{0,5}[kmg]?$")
+    # private: the container's own IPC namespace with a /dev/shm of shm_size; host: the host's
+    # IPC namespace (shared memory visible to and from every process on the host).
+    ipc: Literal["private", "host"] = "private"
     env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")], ...] = ()
 
 

@@ -5,6 +5,10 @@ of its own (``EnergyMeter``) and a span of the power timeline (``Sampler`` phase
 labels), so that load, warmup and the baseline never leak into the measured window.
 Whatever happens — an exception, SIGTERM (``RunInterrupted``), Ctrl-C — devices and the
 engine are closed and ``result.json`` is written (``status: failed`` with the error).
+SIGTERM goes through an ``InterruptGate``: while the run executes it raises
+``RunInterrupted``; once the run is closing (engine close, devices, timeline, result) it is
+only recorded, so that closing and writing finish, and the result says the run was
+interrupted (``error.type: RunInterrupted``) whichever phase the signal arrived in.
 """
 
 from __future__ import annotations
@@ -55,6 +59,28 @@ EXPECTED_ERRORS = (DatasetError, EngineUnavailableError, DeviceError, FileNotFou
 
 class RunInterrupted(BaseException):
     """SIGTERM arrived: unwind (closing windows and devices) and write a failed result."""
+
+
+class InterruptGate:
+    """Where a SIGTERM lands: raised as ``RunInterrupted`` while armed, recorded otherwise."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.received: str | None = None
+
+    def signal(self, name: str) -> None:
+        """Called by the signal handler."""
+        if self.received is None:
+            self.received = name
+        if self.armed:
+            self.armed = False
+            raise RunInterrupted(f"received {name}: the run was stopped")
+
+    def error(self) -> ErrorInfo | None:
+        """The error to report for a signal that arrived while the run was closing."""
+        if self.received is None:
+            return None
+        return ErrorInfo(type="RunInterrupted", message=f"received {self.received}: the run was stopped")
 
 
 def _iso(unix_s: float) -> str:
@@ -336,6 +362,19 @@ def _error_info(error: BaseException) -> ErrorInfo:
     return ErrorInfo(type=type(error).__name__, message=message)
 
 
+def _execute(state: _Run, engine_factory: EngineFactory, gate: InterruptGate) -> ErrorInfo | None:
+    """The run's steps with SIGTERM armed; the error they ended with, if any."""
+    try:
+        try:
+            gate.armed = True
+            state.execute(engine_factory)
+        finally:
+            gate.armed = False
+    except (Exception, KeyboardInterrupt, RunInterrupted) as e:
+        return _error_info(e)
+    return None
+
+
 def run(
     spec: RunSpec,
     out_dir: Path,
@@ -345,6 +384,7 @@ def run(
     wall: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     env: Mapping[str, str] = os.environ,
+    gate: InterruptGate | None = None,
 ) -> RunResult:
     """Run ``spec``; write ``result.json`` and ``timeline.csv`` under ``out_dir``; return the result."""
     out_dir = Path(out_dir)
@@ -352,13 +392,12 @@ def run(
     started_at = _iso(wall())
     status = StatusFile(out_dir, wall)
     state = _Run(spec, clock, wall, sleep, env, status=status)
-    error: ErrorInfo | None = None
+    gate = gate or InterruptGate()
     try:
-        state.execute(engine_factory)
-    except (Exception, KeyboardInterrupt, RunInterrupted) as e:
-        error = _error_info(e)
+        error = _execute(state, engine_factory, gate)
     finally:
         state.close()
+    error = error or gate.error()
     status.phase("writing")
     try:
         state.write_timeline(out_dir / TIMELINE_FILE)

@@ -81,7 +81,9 @@ def launch_daemon(
     campaign_dir = request.results_root / name
     schedule = Schedule(request.campaign.daemon, zone)
     store = ScheduleStore(campaign_dir)
-    with LiveCampaign(services.registry, campaign_id_for(name, plan_hash) + DAEMON_LOCK_SUFFIX):
+    with LiveCampaign(
+        services.registry, campaign_id_for(name, plan_hash) + DAEMON_LOCK_SUFFIX, exclusive=True
+    ):
         resumed = store.exists()
         state = _open_state(
             request,

@@ -126,9 +126,15 @@ class FailureStreak:
 
 class CampaignExecutor:
     def __init__(
-        self, plan: CampaignPlan, manifest: Manifest, services: Services, fail_fast: bool = False
+        self,
+        plan: CampaignPlan,
+        manifest: Manifest,
+        services: Services,
+        fail_fast: bool = False,
+        skip: frozenset[str] = frozenset(),
     ) -> None:
         self.plan = plan
+        self.skip = skip
         self.manifest = manifest
         self.s = services
         self.fail_fast = fail_fast
@@ -136,8 +142,12 @@ class CampaignExecutor:
         self._streak = FailureStreak(plan.campaign.execution.max_consecutive_failures)
 
     def todo(self) -> list[PlannedRun]:
-        """Runs not yet done, in plan order (a done run is never repeated)."""
-        return [r for r in self.plan.runs if self.manifest.entry(r.run_id).status != "done"]
+        """Runs not yet done nor skipped, in plan order (a done run is never repeated)."""
+        return [
+            r
+            for r in self.plan.runs
+            if self.manifest.entry(r.run_id).status != "done" and r.run_id not in self.skip
+        ]
 
     def run(self) -> CampaignReport:
         todo = self.todo()
@@ -206,6 +216,7 @@ class CampaignExecutor:
             result_path=None,
             error_type=None,
             log_path=_relative(container.log_path, self.plan.campaign_dir),
+            result_sha256=None,
         )
         self._ran.append(run.run_id)
         self.s.progress.run_started(run, attempt, run_dir)
@@ -219,6 +230,7 @@ class CampaignExecutor:
             finished_at=iso_utc(self.s.clock.time()),
             duration_s=self.s.clock.monotonic() - started,
             result_path=f"{run.run_id}/{RESULT_FILE}" if verdict.result is not None else None,
+            result_sha256=verdict.result_sha256 if verdict.result is not None else None,
         )
         if verdict.result is not None:
             self.s.gaps.observe_baseline(verdict.result.baseline)

@@ -3,10 +3,13 @@
 ``launch_campaign`` is the API behind ``lem campaign run``. In order: preflight
 (``lem.campaign.preflight``: images, paths, GPUs, disk, what the runs need inside the runtime —
 every problem at once, ``PreflightFailed`` before anything runs; ``skip_preflight`` keeps only
-the runtime's own check); the campaign registers itself as live on this host; the manifest is
-created, or loaded for ``--resume``; this tool's containers of campaigns that are not live (including this
-campaign's own, left by a process that died) are removed; the host GPUs are looked up for the
-containers and the thermal gaps; then the executor runs what is left to do.
+the runtime's own image check and the container specs); the campaign registers itself as live
+on this host (for every user: ``lem.campaign.liveness``) and locks its results directory (one
+lem per directory); the manifest is created, or loaded for ``--resume`` and checked
+(``lem.campaign.session``); this user's containers whose lem process is gone and whose campaign
+is not live (including this campaign's own, left by a process that died) are removed
+(``lem.runtime.orphans``); the host GPUs are looked up for the containers and the thermal gaps;
+then the executor runs what is left to do.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
 from lem.campaign.expand import Expansion
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
 from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
-from lem.campaign.liveness import LiveCampaign, live_campaign_ids, registry_dir
+from lem.campaign.liveness import LiveCampaign, ResultsDirLock, live_campaign_ids, runtime_dir
 from lem.campaign.manifest import definition_hash
 from lem.campaign.plan import PlannedRun
 from lem.campaign.preflight import Finding, HostProbes, PreflightInput, preflight
 from lem.campaign.progress import ProgressSink
-from lem.campaign.session import campaign_id_for, open_campaign
+from lem.campaign.session import OpenOptions, campaign_id_for, open_campaign
 from lem.campaign.specs import CampaignSpecs
 from lem.config.campaign import CampaignConfig
 from lem.runtime.images import Flavour, image_name
+from lem.runtime.orphans import OrphanPolicy
+from lem.runtime.process import current_process
 from lem.runtime.spec import Runtime
 
 Inventory = Callable[[Collection[int]], tuple[dict[int, str], str | None]]
@@ -50,7 +55,9 @@ class LaunchRequest:
     fail_fast: bool = False
     flavour: Flavour = "gpu"
     skip_preflight: bool = False
-    project_root: Path = field(default_factory=Path.cwd)
+    project_root: Path | None = None  # where local inputs may live; default: the campaign file's dir
+    fresh: bool = False  # archive an existing campaign directory first
+    no_rerun: bool = False  # resume lists broken results instead of running them again
     subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
 
     @property
@@ -71,7 +78,7 @@ class LaunchServices:
     inventory: Inventory = host_gpu_inventory
     gpu_processes: Callable[[Collection[str]], dict[str, int]] = host_gpu_processes
     host: HostProbes | None = None  # preflight's disk probes (default: the real ones)
-    registry: Path = field(default_factory=registry_dir)
+    registry: Path = field(default_factory=runtime_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     page_cache_path: Path = DROP_CACHES
 
@@ -103,13 +110,13 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     images = campaign_images(request.runs, request.flavour)
     name = request.campaign.campaign_name
     campaign_id = campaign_id_for(name, definition_hash(name, request.runs))
+    specs = _specs(request, services, campaign_id, images)
     if request.skip_preflight:
         services.runtime.check(sorted(set(images.values())))
-        specs = _specs(request, services, campaign_id, images)
     else:
-        specs = _specs(request, services, campaign_id, images)
         _preflight(request, services, specs, images)
-    with LiveCampaign(services.registry, campaign_id):
+    _check_specs(request, specs)
+    with LiveCampaign(services.registry, campaign_id), ResultsDirLock(request.results_root, name):
         opened = open_campaign(
             request.campaign,
             request.expansion,
@@ -117,12 +124,18 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             request.results_root,
             resume=request.resume,
             now=services.clock.time(),
+            options=OpenOptions(request.resume, request.fresh, request.no_rerun),
             campaign_dir=request.campaign_dir,
         )
         try:
+            _notes(services, opened.archived, opened.notes)
             removed = _cleanup(services, campaign_id)
             executor = CampaignExecutor(
-                opened.plan, opened.manifest, _services(request, services, specs), fail_fast=request.fail_fast
+                opened.plan,
+                opened.manifest,
+                _services(request, services, specs),
+                fail_fast=request.fail_fast,
+                skip=opened.skip,
             )
             report = executor.run()
         finally:
@@ -130,10 +143,19 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     return LaunchResult(report, opened.plan.campaign_dir, campaign_id, opened.resumed, tuple(removed))
 
 
+def _notes(services: LaunchServices, archived: Path | None, notes: Sequence[str]) -> None:
+    if archived is not None:
+        services.progress.note(f"--fresh: the earlier campaign directory was moved to {archived}")
+    for line in notes:
+        services.progress.note(f"resume: {line}")
+
+
 def _cleanup(services: LaunchServices, campaign_id: str) -> list[str]:
-    """Remove this tool's containers of campaigns not live here (this campaign's own leftovers too)."""
+    """Remove this user's orphans: containers whose lem process is gone, of campaigns not live
+    (this campaign's own leftovers from a dead process too)."""
     others_live = live_campaign_ids(services.registry) - {campaign_id}
-    removed = services.runtime.cleanup_orphans(others_live)
+    policy = OrphanPolicy.for_caller(os.getuid(), others_live)
+    removed = services.runtime.cleanup_orphans(policy)
     for orphan in removed:
         services.progress.note(f"removed orphan container {orphan}")
     return removed
@@ -147,16 +169,25 @@ def _specs(
     inventory, why = services.inventory(wanted)
     if why is not None:
         services.progress.note(f"no NVIDIA GPU found on this host ({why}); runs get no GPU")
+    campaign_file_dir = request.campaign_file.resolve().parent
     return CampaignSpecs(
         campaign_id=campaign_id,
         images=images,
         results_root=request.results_root,
-        project_root=request.project_root,
+        project_root=request.project_root or campaign_file_dir,
         timeout_s=request.campaign.execution.timeout_seconds,
-        extra_roots=(request.campaign_file.resolve().parent,),
+        extra_roots=(campaign_file_dir, *(Path(root) for root in request.campaign.input_roots)),
         gpu_uuids_by_index=inventory,
         host_env=services.host_env,
+        owner=current_process(),
     )
+
+
+def _check_specs(request: LaunchRequest, specs: CampaignSpecs) -> None:
+    """Build every run's container spec once, so a path or GPU problem stops the campaign before it starts."""
+    configs = {c.config_id: c for c in request.expansion.configs}
+    for run in request.runs:
+        specs.container_spec(run, configs[run.config_id], request.campaign_dir / run.run_id)
 
 
 def _preflight(

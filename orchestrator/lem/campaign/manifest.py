@@ -34,7 +34,7 @@ from lem.campaign.manifest_store import (
     read_journal,
 )
 from lem.campaign.plan import PlannedRun
-from lem_harness.fileio import atomic_write_text
+from lem_harness.fileio import UnsafePathError, atomic_write_text, create_exclusive_text, read_bytes_nofollow
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = "1.0.0"
@@ -71,6 +71,7 @@ class RunEntry(_Model):
     start_temperature_c: dict[str, float] | None = None  # GPU UUID -> °C when the run started
     page_cache_dropped: bool | None = None
     result_path: str | None = None  # relative to the campaign directory
+    result_sha256: str | None = None  # of result.json as judged; resume re-checks it
 
 
 class ConfigEntry(_Model):
@@ -126,6 +127,7 @@ class Manifest:
         self._lock = threading.Lock()
         self._seq = data.journal_seq
         self._changed: dict[str, int] = {}  # run id -> seq of its last unsaved change
+        self._new = False  # created here: the first snapshot must not replace an existing file
         self.store = ManifestStore(path, self.render, writer)
 
     # ------------------------------------------------------------------ create / load
@@ -166,7 +168,9 @@ class Manifest:
             configs=configs,
             runs=runs,
         )
-        return cls(path, data, writer)
+        manifest = cls(path, data, writer)
+        manifest._new = True
+        return manifest
 
     @classmethod
     def load(cls, path: Path, writer: SnapshotWriter = atomic_write_text) -> Manifest:
@@ -206,7 +210,14 @@ class Manifest:
         return self.path.parent
 
     def entry(self, run_id: str) -> RunEntry:
-        return self._runs[run_id]
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise ManifestError(
+                f"run {run_id!r} is not in {self.path} (it lists {len(self._runs)} runs): the manifest was "
+                "edited or belongs to another plan; restore it, or pass --fresh to archive the directory "
+                "and start again"
+            ) from None
 
     def entries(self) -> list[RunEntry]:
         return list(self._runs.values())
@@ -228,7 +239,7 @@ class Manifest:
 
     def update(self, run_id: str, **changes: Any) -> RunEntry:
         """Change one run (validated); ``save`` persists the change."""
-        old = self._runs[run_id]
+        old = self.entry(run_id)
         new = RunEntry.model_validate({**old.model_dump(), **changes})
         line = _dump(new)
         with self._lock:
@@ -245,6 +256,8 @@ class Manifest:
             lines = [journal_line(seq, self._lines[run_id]) for run_id, seq in self._changed.items()]
             self._changed.clear()
         if not self.store.started:
+            if self._new:  # claim the name exclusively; the store's first snapshot then fills it
+                _create_new(self.path, self.render())
             self.store.start()
         elif lines:
             self.store.append(lines)
@@ -273,9 +286,21 @@ class Manifest:
         return f'{{\n{top}  "runs": [\n    {runs}\n  ]\n}}\n'
 
 
+def _create_new(path: Path, text: str) -> None:
+    try:
+        create_exclusive_text(path, text)
+    except FileExistsError as e:
+        raise ManifestError(
+            f"{path} appeared while this campaign was being created (another lem process?); "
+            "nothing was overwritten — resume with --resume, or pass --fresh to archive it"
+        ) from e
+
+
 def _read_snapshot(path: Path) -> ManifestFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes_nofollow(path).decode("utf-8", errors="replace")
+    except UnsafePathError as e:
+        raise ManifestError(f"{path} is a symbolic link; lem does not follow links in a results tree") from e
     except OSError as e:
         raise ManifestError(f"cannot read the manifest {path}: {e.strerror or e}") from e
     try:
@@ -284,8 +309,8 @@ def _read_snapshot(path: Path) -> ManifestFile:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ManifestError(
-            f"{path} is not a valid campaign manifest ({where}: {first['msg']}); "
-            "move it away to start the campaign again"
+            f"{path} is not a valid campaign manifest ({where}: {first['msg']}); restore it from a "
+            "backup, or pass --fresh to archive this directory (nothing is deleted) and start again"
         ) from e
     if data.schema_version.split(".", 1)[0] != MANIFEST_VERSION.split(".", 1)[0]:
         raise ManifestError(

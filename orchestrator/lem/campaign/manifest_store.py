@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from lem_harness.fileio import open_text_nofollow, read_bytes_nofollow
+
 SNAPSHOT_INTERVAL_S = 0.5
 JOURNAL_SUFFIX = ".journal"
 
@@ -45,7 +47,7 @@ def journal_line(seq: int, run_json: str) -> str:
 def read_journal(path: Path, after_seq: int) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(seq, run)`` of every journal line numbered after ``after_seq``; a torn last line is skipped."""
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = read_bytes_nofollow(path).decode("utf-8").split("\n")
     except FileNotFoundError:
         return
     for number, line in enumerate(lines, start=1):
@@ -92,7 +94,7 @@ class ManifestStore:
     def start(self) -> None:
         """Write the first snapshot now, start an empty journal, start the snapshot thread."""
         self._snapshot()
-        self._handle = self.journal.open("w", encoding="utf-8")
+        self._handle = open_text_nofollow(self.journal)
         self._thread = threading.Thread(target=self._loop, name="lem-manifest", daemon=True)
         self._thread.start()
 

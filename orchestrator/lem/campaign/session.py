@@ -1,15 +1,26 @@
 """Opening a campaign's results directory: a new manifest, or the old one to resume.
 
-``<results_root>/<campaign_name>/`` is the campaign directory. Without ``resume`` an existing
-manifest there is never overwritten; with it, the manifest must have been written for the
-same campaign definition. A run the manifest still shows as ``running`` belonged to a lem
-process that ended without saying so: it becomes ``interrupted`` and runs again.
+``<results_root>/<campaign_name>/`` is the campaign directory; the caller holds its lock
+(``lem.campaign.dirlock``) for as long as it uses it, so nothing here races another lem.
+
+- Without ``resume`` an existing manifest is never touched, and a directory that holds runs but
+  no manifest is refused too (starting afresh there would delete older results run by run):
+  ``fresh`` first moves the whole directory to ``<campaign_name>.archived-<UTC time>``.
+- A new manifest is created exclusively (it cannot replace one that appeared meanwhile).
+- With ``resume`` the manifest must have been written for the same campaign definition; a run
+  still shown ``running`` belonged to a lem process that ended without saying so: it becomes
+  ``interrupted`` and runs again — unless its harness process is still alive, which is refused.
+  Every ``done`` run's ``result.json`` is verified against its checksum
+  (``lem.campaign.resume_check``): a missing or changed one runs again, or with ``no_rerun`` is
+  marked ``failed`` and listed, and left for a later resume.
+- Temporary files a killed process left (``.<name>.<random>.tmp``) are removed.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lem.campaign.executor import CampaignPlan
@@ -20,11 +31,14 @@ from lem.campaign.manifest import (
     Manifest,
     ManifestError,
     definition_hash,
+    iso_utc,
 )
 from lem.campaign.manifest_store import SnapshotWriter
 from lem.campaign.plan import PlannedRun
+from lem.campaign.resume_check import broken_results, live_attempts
 from lem.config.campaign import CampaignConfig
-from lem_harness.fileio import atomic_write_text
+from lem.runtime.process import host_id
+from lem_harness.fileio import atomic_write_text, is_temp_name
 
 _DIED_WHILE_RUNNING = "the lem process ended while this run was running; it runs again on resume"
 
@@ -34,11 +48,26 @@ def campaign_id_for(campaign_name: str, plan_hash: str) -> str:
     return f"{campaign_name}-{plan_hash[:8]}"
 
 
+class AttemptStillRunning(ManifestError):
+    """An unfinished run's earlier harness process is still alive."""
+
+
+@dataclass(frozen=True)
+class OpenOptions:
+    resume: bool = False
+    fresh: bool = False
+    no_rerun: bool = False
+
+
 @dataclass(frozen=True)
 class OpenedCampaign:
     plan: CampaignPlan
     manifest: Manifest
     resumed: bool
+    skip: frozenset[str] = frozenset()  # broken results left alone (--no-rerun)
+    notes: tuple[str, ...] = ()  # what resume found and did, one line each
+    archived: Path | None = None
+    temp_removed: tuple[str, ...] = field(default=())
 
 
 def open_campaign(
@@ -50,6 +79,7 @@ def open_campaign(
     resume: bool,
     now: float,
     writer: SnapshotWriter = atomic_write_text,
+    options: OpenOptions | None = None,
     campaign_dir: Path | None = None,
 ) -> OpenedCampaign:
     """The campaign's plan and manifest (created and saved, or loaded for resume).
@@ -57,29 +87,25 @@ def open_campaign(
     ``campaign_dir`` defaults to ``<results_root>/<campaign_name>``; a daemon campaign gives each
     repetition its own (``<results_root>/<campaign_name>/rep-0001``).
     """
+    opts = options or OpenOptions(resume=resume)
     campaign_dir = campaign_dir or results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
+    archived = archive_campaign_dir(campaign_dir, now) if opts.fresh else None
+    removed = tuple(remove_temp_files(campaign_dir))
     path = campaign_dir / MANIFEST_FILE
-    existed = path.exists()
+    existed = os.path.lexists(path)
+    skip: frozenset[str] = frozenset()
+    notes: list[str] = []
     if existed:
-        manifest = _existing(path, plan_hash, resume, writer)
+        manifest = _existing(path, plan_hash, opts.resume, writer)
+        _refuse_live_attempts(manifest)
         _mark_dead_runs(manifest)
+        skip = _recheck_results(manifest, opts.no_rerun, notes)
         manifest.save(now)  # a fresh snapshot with the journal folded in
     else:
+        _refuse_unmanaged_runs(campaign_dir)
         campaign_dir.mkdir(parents=True, exist_ok=True)
-        manifest = Manifest.create(
-            path,
-            campaign_id=campaign_id_for(campaign.campaign_name, plan_hash),
-            campaign_name=campaign.campaign_name,
-            config=campaign.model_dump(mode="json"),
-            configs={
-                c.config_id: ConfigEntry(name=c.name, backend=c.backend, axis_values=c.axis_values)
-                for c in expansion.configs
-            },
-            plan=runs,
-            now=now,
-            writer=writer,
-        )
+        manifest = _create(campaign, expansion, runs, path, plan_hash=plan_hash, now=now, writer=writer)
         manifest.save(now)
     plan = CampaignPlan(
         campaign=campaign,
@@ -88,7 +114,32 @@ def open_campaign(
         runs=tuple(runs),
         campaign_dir=campaign_dir,
     )
-    return OpenedCampaign(plan, manifest, resumed=existed)
+    return OpenedCampaign(plan, manifest, existed, skip, tuple(notes), archived, removed)
+
+
+def _create(
+    campaign: CampaignConfig,
+    expansion: Expansion,
+    runs: Sequence[PlannedRun],
+    path: Path,
+    *,
+    plan_hash: str,
+    now: float,
+    writer: SnapshotWriter,
+) -> Manifest:
+    return Manifest.create(
+        path,
+        campaign_id=campaign_id_for(campaign.campaign_name, plan_hash),
+        campaign_name=campaign.campaign_name,
+        config=campaign.model_dump(mode="json"),
+        configs={
+            c.config_id: ConfigEntry(name=c.name, backend=c.backend, axis_values=c.axis_values)
+            for c in expansion.configs
+        },
+        plan=runs,
+        now=now,
+        writer=writer,
+    )
 
 
 def _existing(path: Path, plan_hash: str, resume: bool, writer: SnapshotWriter) -> Manifest:
@@ -98,12 +149,89 @@ def _existing(path: Path, plan_hash: str, resume: bool, writer: SnapshotWriter) 
         done, total = manifest.count("done"), len(manifest.entries())
         raise ManifestError(
             f"{path.parent} already holds this campaign ({done} of {total} runs done): pass --resume "
-            "to continue it, or move the directory away to start again"
+            "to continue it, or --fresh to archive the directory and start again"
         )
     return manifest
+
+
+def _refuse_unmanaged_runs(campaign_dir: Path) -> None:
+    """A directory with content but no manifest: a fresh start would overwrite older results."""
+    if not campaign_dir.is_dir():
+        return
+    names = sorted(e.name for e in os.scandir(campaign_dir) if not is_temp_name(e.name))
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise ManifestError(
+            f"{campaign_dir} holds {len(names)} entries ({shown}) but no {MANIFEST_FILE}: starting "
+            "again there would overwrite those results. Restore the manifest and pass --resume, or "
+            "pass --fresh to move the directory aside (nothing is deleted) and start again"
+        )
+
+
+def _refuse_live_attempts(manifest: Manifest) -> None:
+    live = live_attempts(manifest, host_id())
+    if live:
+        runs = ", ".join(f"{run_id} (pid {p.pid})" for run_id, p in live)
+        raise AttemptStillRunning(
+            f"{len(live)} run(s) of {manifest.campaign_dir} still have a harness process from an earlier "
+            f"attempt: {runs}. Two processes would measure at once; stop it (kill <pid>) or wait for "
+            "it to end, then resume"
+        )
 
 
 def _mark_dead_runs(manifest: Manifest) -> None:
     for entry in manifest.entries():
         if entry.status == "running":
             manifest.update(entry.run_id, status="interrupted", message=_DIED_WHILE_RUNNING)
+
+
+def _recheck_results(manifest: Manifest, no_rerun: bool, notes: list[str]) -> frozenset[str]:
+    """Re-run (or, ``no_rerun``, mark failed and skip) every done run whose result is not intact."""
+    skip = set()
+    for broken in broken_results(manifest):
+        if no_rerun:
+            message = f"{broken.detail}; not re-run (--no-rerun): a later --resume runs it again"
+            skip.add(broken.run_id)
+        else:
+            message = f"{broken.detail}; runs again"
+        manifest.update(
+            broken.run_id,
+            status="failed" if no_rerun else "pending",
+            outcome=broken.outcome,
+            message=message,
+            result_path=None,
+            result_sha256=None,
+        )
+        notes.append(f"{broken.run_id}: {message}")
+    return frozenset(skip)
+
+
+def archive_campaign_dir(campaign_dir: Path, now: float) -> Path | None:
+    """Move ``campaign_dir`` to ``<name>.archived-<UTC time>`` beside it (None if there is nothing)."""
+    if not campaign_dir.is_dir() or campaign_dir.is_symlink() or not any(campaign_dir.iterdir()):
+        return None
+    stamp = iso_utc(now)[:19].replace("-", "").replace(":", "") + "Z"
+    target = campaign_dir.with_name(f"{campaign_dir.name}.archived-{stamp}")
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = campaign_dir.with_name(f"{campaign_dir.name}.archived-{stamp}-{n}")
+    campaign_dir.rename(target)
+    return target
+
+
+def remove_temp_files(campaign_dir: Path) -> list[str]:
+    """Remove the temporary files killed processes left in the campaign and run directories."""
+    removed: list[str] = []
+    if not campaign_dir.is_dir() or campaign_dir.is_symlink():
+        return removed
+    for directory in (campaign_dir, *_subdirs(campaign_dir)):
+        for entry in os.scandir(directory):
+            if is_temp_name(entry.name) and not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    return [Path(e.path) for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lem.campaign.expand import ExpandedConfig
 from lem.campaign.plan import PlannedRun
+from lem.runtime.process import ProcessId
 from lem.runtime.spec import ContainerSpec
 from lem.runtime.spec_builder import RunPaths, build_container_spec, container_cache_dirs
 from lem_harness.contract import ImageInfo, RunSpec
@@ -29,6 +30,7 @@ class CampaignSpecs:
     extra_roots: tuple[Path, ...] = ()
     gpu_uuids_by_index: Mapping[int, str] = field(default_factory=dict)
     host_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    owner: ProcessId | None = None  # the lem process, labelled on every container
     _built: dict[tuple[str, Path], ContainerSpec] = field(default_factory=dict, repr=False, compare=False)
 
     def run_spec(self, run: PlannedRun, config: ExpandedConfig) -> RunSpec:
@@ -68,6 +70,7 @@ class CampaignSpecs:
             gpu_uuids_by_index=self.gpu_uuids_by_index,
             host_env=self.host_env,
             timeout_s=self.timeout_s,
+            owner=self.owner,
         )
 
     def gpu_uuids(self, configs: Mapping[str, ExpandedConfig]) -> list[str]:

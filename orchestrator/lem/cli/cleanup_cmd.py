@@ -1,24 +1,37 @@
-"""``lem cleanup``: remove this tool's containers left behind by campaigns that are no longer running."""
+"""``lem cleanup``: remove this user's lem containers whose campaign and lem process are gone."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from lem.campaign.liveness import live_campaign_ids, registry_dir
+from lem.campaign.liveness import live_campaign_ids, runtime_dir
 from lem.runtime.errors import LemRuntimeError
+from lem.runtime.orphans import OrphanPolicy
 
 
 @click.command("cleanup")
-def cleanup() -> None:
-    """Remove orphan containers: labelled by lem, of campaigns not running on this host.
+@click.option(
+    "--all-users",
+    is_flag=True,
+    help="Root only: also remove other users' orphans (never a container of a live campaign).",
+)
+def cleanup(all_users: bool) -> None:
+    """Remove orphan containers: labelled by lem, of this user, whose campaign is not running
+    on this host and whose lem process is gone.
 
-    Containers without lem's labels, and those of running campaigns, are never touched.
+    Containers without lem's labels, other users' containers (unless root passes --all-users)
+    and those of running campaigns of any user are never touched.
     """
     from lem.runtime.docker import DockerRuntime
 
-    live = live_campaign_ids(registry_dir())
+    if all_users and os.geteuid() != 0:
+        raise click.UsageError("--all-users is for root only: other users' containers are theirs to clean")
+    live = live_campaign_ids(runtime_dir())
+    policy = OrphanPolicy.for_caller(os.getuid(), live, all_users=all_users)
     try:
-        removed = DockerRuntime().cleanup_orphans(live)
+        removed = DockerRuntime().cleanup_orphans(policy)
     except LemRuntimeError as e:
         raise click.ClickException(str(e)) from e
     for line in removed:

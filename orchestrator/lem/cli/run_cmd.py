@@ -27,7 +27,7 @@ from lem.campaign.daemon_launch import launch_daemon
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
 from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
 from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
-from lem.campaign.liveness import CampaignBusy, registry_dir
+from lem.campaign.liveness import CampaignBusy, runtime_dir
 from lem.campaign.manifest import ManifestError
 from lem.campaign.plan import plan_campaign
 from lem.campaign.preflight import HostProbes, PreflightFailed
@@ -37,6 +37,7 @@ from lem.campaign.signals import stop_on_signals
 from lem.cli import daemon_cmd
 from lem.cli.campaign_cmd import Loaded, load_and_expand, print_plan
 from lem.cli.results_cmd import group_by_option
+from lem.cli.storage import storage_error
 from lem.config.campaign import CampaignConfig
 from lem.config.overrides import override_warnings
 from lem.config.zone import ZoneError, local_zone
@@ -62,7 +63,7 @@ class RunDeps:
     inventory: Inventory = host_gpu_inventory
     gpu_processes: Callable[[Collection[str]], dict[str, int]] = host_gpu_processes
     host: HostProbes | None = None
-    registry: Path = field(default_factory=registry_dir)
+    registry: Path = field(default_factory=runtime_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
     zone: Callable[[], tuple[tzinfo, str]] = local_zone
@@ -81,9 +82,21 @@ class RunOptions:
     flavour: Flavour
     skip_preflight: bool = False
     group_by: tuple[str, ...] = ()
+    fresh: bool = False
+    no_rerun: bool = False
 
 
 _SHARED_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option(
+        "--fresh",
+        is_flag=True,
+        help="Move an existing campaign directory aside (<name>.archived-<UTC time>) and start again.",
+    ),
+    click.option(
+        "--no-rerun",
+        is_flag=True,
+        help="With --resume: list done runs whose result.json is missing or changed instead of re-running.",
+    ),
     click.option(
         "--resume",
         is_flag=True,
@@ -175,6 +188,10 @@ def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_comm
 
     ``resume_command`` is the command line printed when runs are left to do.
     """
+    if opts.fresh and opts.resume:
+        raise click.UsageError("--fresh starts the campaign again and --resume continues it: choose one")
+    if opts.no_rerun and not opts.resume:
+        raise click.UsageError("--no-rerun applies to --resume only")
     campaign_cfg, expansion = loaded.campaign, loaded.expansion
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
     deps = ctx.find_object(RunDeps) or RunDeps()
@@ -196,6 +213,8 @@ def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_comm
         fail_fast=opts.fail_fast,
         flavour=opts.flavour,
         skip_preflight=opts.skip_preflight,
+        fresh=opts.fresh,
+        no_rerun=opts.no_rerun,
     )
     if campaign_cfg.daemon.enabled:
         ctx.exit(_run_daemon(request, deps, opts, loaded.file))
@@ -216,7 +235,7 @@ def _run_daemon(request: LaunchRequest, deps: RunDeps, opts: RunOptions, file: P
     stop = threading.Event()
     display = daemon_cmd.schedule_display(opts.quiet)
     services = _services(deps, opts.runtime_name, stop, _progress(deps, opts.quiet))
-    with stop_on_signals(stop, display.event, deps.force_exit):
+    with stop_on_signals(stop, display.event, deps.force_exit, on_force=services.runtime.abandon):
         try:
             result = launch_daemon(
                 request,
@@ -228,6 +247,8 @@ def _run_daemon(request: LaunchRequest, deps: RunDeps, opts: RunOptions, file: P
             )
         except (LemRuntimeError, ManifestError, CampaignBusy, ScheduleError) as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(storage_error(e)) from None
     daemon_cmd.print_daemon_summary(result, request.campaign, file)
     for renderable in _tables(result.campaign_dir, ("repetition", *request.campaign.group_by)):
         _summary_console().print(renderable)
@@ -262,11 +283,13 @@ def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: boo
     progress = _progress(deps, quiet)
     stop = threading.Event()
     services = _services(deps, runtime_name, stop, progress)
-    with stop_on_signals(stop, progress.note, deps.force_exit):
+    with stop_on_signals(stop, progress.note, deps.force_exit, on_force=services.runtime.abandon):
         try:
             return launch_campaign(request, services)
         except (LemRuntimeError, ManifestError, CampaignBusy, PreflightFailed) as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(storage_error(e)) from None
 
 
 def _print_summary(

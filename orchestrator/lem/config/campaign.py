@@ -9,7 +9,7 @@ expansion, which validates every expanded configuration.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, StrictFloat, StrictInt, field_validator, model_validator
 
@@ -172,6 +172,9 @@ class CampaignConfig(StrictModel):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     group_by: tuple[str, ...] = ()
     results_dir: str = Field("results", min_length=1, max_length=1_000)
+    # Host directories (absolute) a local model or dataset may also come from, besides the
+    # campaign file's directory and the results directory; mounted read-only, never the cwd.
+    input_roots: tuple[Annotated[str, Field(min_length=2, max_length=1_000, pattern=r"^/")], ...] = ()
 
     _source: YamlDocument | None = PrivateAttr(default=None)
 

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -35,6 +35,7 @@ from lem.runtime.errors import (
 )
 from lem.runtime.images import ImageBuild, ImageStatus, flavour_of, image_problem
 from lem.runtime.logsink import LogSink
+from lem.runtime.orphans import OrphanPolicy
 from lem.runtime.outcome import ExitInfo, StoppedBy, check_result, classify
 from lem.runtime.spec import (
     LABEL_CAMPAIGN,
@@ -51,10 +52,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 GPU_DRIVER_ERROR = "could not select device driver"
 LOG_JOIN_S = 10.0
+STOP_GRACE_S = 10  # SIGTERM, then SIGKILL this much later (docker stop; the API takes whole seconds)
 
 
 def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[str, Any]:
-    """``client.containers.run(**kwargs)`` for ``spec``: detached, labelled, never privileged."""
+    """``client.containers.run(**kwargs)`` for ``spec``: detached, labelled, never privileged,
+    every capability dropped but the spec's ``cap_add``, private IPC unless the spec says host."""
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.command),
@@ -62,6 +65,9 @@ def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[st
         "init": True,
         "privileged": False,
         "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "stop_signal": "SIGTERM",
+        "ipc_mode": "host" if spec.ipc_host else "private",
         "labels": dict(spec.labels),
         "environment": dict(spec.environment),
         "mounts": [
@@ -71,8 +77,8 @@ def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[st
     }
     if spec.ulimits:
         kwargs["ulimits"] = [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
-    if spec.ipc_host:
-        kwargs["ipc_mode"] = "host"
+    if spec.cap_add:
+        kwargs["cap_add"] = list(spec.cap_add)
     if spec.shm_size is not None:
         kwargs["shm_size"] = spec.shm_size
     if spec.mem_limit is not None:
@@ -133,6 +139,7 @@ class DockerRuntime:
         retry_attempts: int = 4,
         retry_wait_s: float = 0.5,
         user: str | None = host_user(),
+        stop_grace_s: int = STOP_GRACE_S,
     ) -> None:
         self._client = client
         self._client_factory = client_factory
@@ -141,6 +148,8 @@ class DockerRuntime:
         self._retry_attempts = retry_attempts
         self._retry_wait_s = retry_wait_s
         self._user = user
+        self._stop_grace_s = stop_grace_s
+        self._active: Any | None = None  # the running container, for abandon()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -199,19 +208,29 @@ class DockerRuntime:
             return RunOutcome(
                 "failed", None, self._clock() - started, sink.tail(), sink.mask(f"Docker refused: {e}")
             )
+        self._active = container
         try:
             return self._supervise(spec, container, stop, sink, started)
         finally:
+            self._active = None
             sink.close()
             self._remove(container)
 
-    def cleanup_orphans(self, live_campaign_ids: Collection[str]) -> list[str]:
-        live = set(live_campaign_ids)
+    def abandon(self) -> None:
+        """Kill the running container at once (lem is exiting); errors are ignored."""
+        container = self._active
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except Exception as e:  # best effort: the next campaign's sweep removes it
+                log.warning("could not remove container %s: %s", getattr(container, "short_id", "?"), e)
+
+    def cleanup_orphans(self, policy: OrphanPolicy) -> list[str]:
         found = self._call(self.client.containers.list, all=True, filters={"label": f"{LABEL_MANAGED}=true"})
         removed: list[str] = []
         for container in found:
             labels = container.labels or {}
-            if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_CAMPAIGN) in live:
+            if policy.spare_reason(labels) is not None:
                 continue
             self._remove(container)
             removed.append(
@@ -226,7 +245,7 @@ class DockerRuntime:
         try:
             waiter = _Waiter(lambda: self._call(container.wait))
             if not waiter.done.wait(timeout_s):
-                self._kill(container)
+                self._stop(container)
                 raise LemRuntimeError(
                     f"{spec.image}: the harness did not answer `{spec.command[0]}` in {timeout_s:g} s",
                     "check the Docker engine (docker info) and the image",
@@ -296,7 +315,7 @@ class DockerRuntime:
                 stopped_by = "timeout"
             else:
                 continue
-            self._kill(container)
+            self._stop(container)
         return stopped_by
 
     def _stream_logs(self, container: Any, sink: LogSink) -> None:
@@ -313,9 +332,10 @@ class DockerRuntime:
             return False
         return bool(container.attrs.get("State", {}).get("OOMKilled", False))
 
-    def _kill(self, container: Any) -> None:
+    def _stop(self, container: Any) -> None:
+        """SIGTERM (the harness writes an ``interrupted`` result), SIGKILL after the grace period."""
         try:
-            self._call(container.kill)
+            self._call(container.stop, timeout=int(self._stop_grace_s))
         except docker.errors.APIError as e:
             if _status_code(e) not in (404, 409):  # already gone / no longer running
                 raise

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from lem_harness.fileio import open_text_nofollow
+
 MASK = "***"
 DEFAULT_TAIL_LINES = 20
 
@@ -28,7 +30,8 @@ class LogSink:
         self._file: IO[str] | None = None
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            Path(path).unlink(missing_ok=True)  # a link an earlier container planted goes, unfollowed
+            self._file = open_text_nofollow(path)  # and one planted meanwhile is refused
 
     def feed(self, chunk: bytes | str) -> None:
         text = chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else chunk

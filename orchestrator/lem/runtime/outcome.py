@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from lem.runtime.spec import OutcomeStatus, RunOutcome
 from lem_harness.contract import RESULT_FILE, RunResult
+from lem_harness.fileio import UnsafePathError, read_bytes_nofollow
 
 SIGKILL_EXIT = 137
 StoppedBy = Literal["interrupted", "timeout"]
@@ -42,9 +43,11 @@ def check_result(run_dir: str | Path | None, run_id: str) -> ResultCheck:
         return ResultCheck("missing", "no run directory is mounted")
     path = Path(run_dir) / RESULT_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes_nofollow(path)
     except FileNotFoundError:
         return ResultCheck("missing", f"{path} was not written")
+    except UnsafePathError:
+        return ResultCheck("invalid", f"{path} is a symbolic link (not followed)")
     except OSError as e:
         return ResultCheck("invalid", f"{path} cannot be read: {e.strerror or e}")
     try:

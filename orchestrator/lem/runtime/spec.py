@@ -9,14 +9,19 @@ Nothing here touches Docker: ``lem.runtime.docker`` turns a spec into docker-py 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from lem.runtime.orphans import OrphanPolicy
 
 # Labels on every container this tool starts; cleanup of orphans keys on them.
 LABEL_CAMPAIGN = "org.llenergymeasure.campaign"
 LABEL_RUN = "org.llenergymeasure.run"
 LABEL_MANAGED = "org.llenergymeasure.managed"
+LABEL_UID = "org.llenergymeasure.uid"  # the uid of the lem process that started the container
+LABEL_OWNER = "org.llenergymeasure.owner"  # that process: <host id>:<pid>:<start ticks>
 # Image label carrying the harness's contract version (lem_harness.contract.CONTRACT_VERSION).
 LABEL_CONTRACT = "org.llenergymeasure.contract"
 
@@ -69,6 +74,7 @@ class ContainerSpec:
     ipc_host: bool
     ulimits: tuple[tuple[str, int, int], ...]
     mem_limit: str | None = None
+    cap_add: tuple[str, ...] = ()  # every other capability is dropped
     timeout_s: float = 3600
     log_path: str | None = None
 
@@ -126,8 +132,12 @@ class Runtime(Protocol):
         """Run to completion (blocking). ``stop`` set → the run is killed → ``interrupted``."""
         ...
 
-    def cleanup_orphans(self, live_campaign_ids: Collection[str]) -> list[str]:
-        """Remove this tool's containers whose campaign is not live; return what was removed."""
+    def cleanup_orphans(self, policy: OrphanPolicy) -> list[str]:
+        """Remove this tool's containers that ``policy`` finds orphaned; return what was removed."""
+        ...
+
+    def abandon(self) -> None:
+        """lem is exiting at once: kill what is running now (called from a signal handler)."""
         ...
 
     def query(self, spec: ContainerSpec, timeout_s: float = 120.0) -> str:

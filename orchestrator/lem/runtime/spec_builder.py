@@ -5,15 +5,23 @@ Every container decision lives here, so that a unit test can pin it exactly:
 - GPUs by UUID (host indices from the config mapped through the host's inventory);
   none at all for the simulated device, and ``NVIDIA_VISIBLE_DEVICES=void`` then, so that a
   host whose default runtime is nvidia still hands over nothing.
-- ``ipc=host`` for vLLM and TensorRT-LLM, a ``shm_size`` (from the validated ``docker`` section)
-  for PyTorch; TensorRT-LLM also gets ``memlock=-1`` and a 64 MiB stack.
+- A private IPC namespace with a ``/dev/shm`` of ``docker.shm_size`` for every backend; the host's
+  IPC namespace only when the config asks (``docker.ipc: host``). TensorRT-LLM also gets
+  ``memlock=-1`` and a 64 MiB stack.
+- Capabilities: all dropped (docker.py); added back only what a backend needs (``CAP_ADD``):
+  TensorRT-LLM with ``tp_size`` > 1 gets ``SYS_PTRACE``, which Docker's seccomp profile requires
+  for ``process_vm_readv`` — the cross-memory-attach that MPI's shared-memory transport uses
+  between ranks; vLLM gets ``SYS_NICE`` (its engine pins worker threads and memory to CPU/NUMA
+  nodes: without it the CPU build's worker was SIGKILLed at start-up in our container test).
+  PyTorch needs none (it runs as the caller's uid).
 - Mounts: the spec read-only, the run's own directory read-write (the only writable host path
   besides the baseline cache), named volumes for the HF cache and the TensorRT engine cache,
   local model / dataset paths read-only at their own absolute path (so the config inside the
   spec means the same thing in the container and on the host).
 - Environment: ``NVIDIA_DRIVER_CAPABILITIES=compute,utility``, ``HF_HOME``, ``HF_TOKEN`` only when
   the host has it, plus the names the config lists under ``docker.env`` (values from the host).
-- Labels: campaign id, run id, managed. Never privileged, never extra capabilities (docker.py).
+- Labels: campaign id, run id, managed, the caller's uid and lem process (host id, pid, start
+  time: ``lem.runtime.orphans``). Never privileged (docker.py).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Protocol
 
 from lem.config.local_inputs import MISSING_FIX, input_problem, local_inputs
 from lem.runtime.errors import SpecError
+from lem.runtime.process import ProcessId
 from lem.runtime.spec import (
     BASELINE_CACHE_TARGET,
     ENGINE_CACHE_TARGET,
@@ -33,7 +42,9 @@ from lem.runtime.spec import (
     HF_CACHE_VOLUME,
     LABEL_CAMPAIGN,
     LABEL_MANAGED,
+    LABEL_OWNER,
     LABEL_RUN,
+    LABEL_UID,
     RUN_DIR_TARGET,
     SECRET_ENV_NAMES,
     SPEC_TARGET,
@@ -45,7 +56,8 @@ from lem_harness.experiment import ExperimentConfig
 
 HARNESS_COMMAND: tuple[str, ...] = ("run", "--spec", SPEC_TARGET, "--out", RUN_DIR_TARGET)
 TENSORRT_ULIMITS: tuple[tuple[str, int, int], ...] = (("memlock", -1, -1), ("stack", 67_108_864, 67_108_864))
-IPC_HOST_BACKENDS = frozenset({"vllm", "tensorrt"})
+MPI_CAPABILITIES = ("SYS_PTRACE",)
+VLLM_CAPABILITIES = ("SYS_NICE",)
 # Names a config may not set through docker.env: they steer GPUs, caches or the interpreter.
 RESERVED_ENV_NAMES = frozenset(
     {
@@ -79,7 +91,8 @@ class RunPaths:
     """Host paths of one run. ``run_dir`` holds ``spec.json`` and receives the results.
 
     ``run_dir`` and ``baseline_cache_dir`` must lie inside ``results_root``; local model and
-    dataset paths inside ``project_root``, ``results_root`` or one of ``extra_roots``.
+    dataset paths inside ``project_root`` (the campaign file's directory), ``results_root`` or
+    one of ``extra_roots`` (the campaign's ``input_roots``) — never the current directory.
     """
 
     run_dir: Path
@@ -108,6 +121,7 @@ def build_container_spec(
     host_env: Mapping[str, str] | None = None,
     timeout_s: float = 3600.0,
     mem_limit: str | None = None,
+    owner: ProcessId | None = None,
 ) -> ContainerSpec:
     """The container for ``run``; ``SpecError`` (key + fix) when the config cannot be honoured."""
     if run.backend != cfg.backend:
@@ -115,7 +129,7 @@ def build_container_spec(
             "backend", f"run {run.run_id} is planned for {run.backend} but its config says {cfg.backend}"
         )
     gpu_uuids = select_gpus(cfg, gpu_uuids_by_index or {})
-    ipc_host = cfg.backend in IPC_HOST_BACKENDS
+    ipc_host = cfg.docker.ipc == "host"
     return ContainerSpec(
         image=image,
         command=HARNESS_COMMAND,
@@ -125,18 +139,33 @@ def build_container_spec(
         gpu_uuids=gpu_uuids,
         mounts=build_mounts(cfg, paths),
         environment=build_environment(cfg, gpu_uuids, host_env or {}),
-        labels=build_labels(campaign_id, run.run_id),
-        shm_size=None if ipc_host else cfg.docker.shm_size,
+        labels=build_labels(campaign_id, run.run_id, owner),
+        shm_size=None if ipc_host else cfg.docker.shm_size,  # host IPC uses the host's /dev/shm
         ipc_host=ipc_host,
         ulimits=TENSORRT_ULIMITS if cfg.backend == "tensorrt" else (),
         mem_limit=mem_limit,
+        cap_add=capabilities(cfg),
         timeout_s=timeout_s,
         log_path=str(_resolved(paths.run_dir) / "container.log"),
     )
 
 
-def build_labels(campaign_id: str, run_id: str) -> tuple[tuple[str, str], ...]:
-    return ((LABEL_CAMPAIGN, campaign_id), (LABEL_MANAGED, "true"), (LABEL_RUN, run_id))
+def build_labels(
+    campaign_id: str, run_id: str, owner: ProcessId | None = None
+) -> tuple[tuple[str, str], ...]:
+    labels = [(LABEL_CAMPAIGN, campaign_id), (LABEL_MANAGED, "true"), (LABEL_RUN, run_id)]
+    if owner is not None:
+        labels += [(LABEL_OWNER, owner.label()), (LABEL_UID, str(owner.uid))]
+    return tuple(labels)
+
+
+def capabilities(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The capabilities added back after dropping all (see the module docstring)."""
+    if cfg.backend == "tensorrt" and cfg.tensorrt is not None and cfg.tensorrt.tp_size > 1:
+        return MPI_CAPABILITIES
+    if cfg.backend == "vllm":
+        return VLLM_CAPABILITIES
+    return ()
 
 
 def select_gpus(cfg: ExperimentConfig, inventory: Mapping[int, str]) -> tuple[str, ...]:
@@ -234,6 +263,7 @@ def _inside(path: Path, roots: tuple[Path, ...], what: str) -> Path:
         raise SpecError(
             what,
             f"{resolved} is outside the allowed roots ({allowed})",
-            "keep inputs inside the project or results directory",
+            "keep inputs inside the campaign file's or the results directory, or list their "
+            "directory under the campaign's input_roots",
         )
     return resolved

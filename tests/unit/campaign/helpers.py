@@ -81,6 +81,8 @@ class Bench:
         fail_fast: bool = False,
         probe_factory: Any = no_nvml,
         skip_preflight: bool = False,
+        fresh: bool = False,
+        no_rerun: bool = False,
     ) -> LaunchResult:
         self.stop.clear()
         request = LaunchRequest(
@@ -93,6 +95,8 @@ class Bench:
             fail_fast=fail_fast,
             skip_preflight=skip_preflight,
             project_root=self.root,
+            fresh=fresh,
+            no_rerun=no_rerun,
         )
         services = LaunchServices(
             runtime=self.runtime,

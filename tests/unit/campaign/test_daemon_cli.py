@@ -123,7 +123,7 @@ def test_a_daemon_already_running_is_refused(cli: DaemonCli) -> None:
     runs = json.loads(plan.stdout)["runs"]
     rows = [[r["run_id"], r["config_id"], r["cycle"], r["position"]] for r in runs]
     digest = hashlib.sha256(json.dumps(["demo", rows], separators=(",", ":")).encode()).hexdigest()
-    with LiveCampaign(cli.tmp_path / "live", f"demo-{digest[:8]}{DAEMON_LOCK_SUFFIX}"):
+    with LiveCampaign(cli.tmp_path / "live", f"demo-{digest[:8]}{DAEMON_LOCK_SUFFIX}", exclusive=True):
         busy = cli.invoke()
     assert busy.exit_code == 1
     assert f"campaign demo-{digest[:8]}.daemon is already running in another lem process" in busy.output

@@ -189,11 +189,10 @@ def test_the_breaker_trips_at_the_configured_count_and_zero_turns_it_off(tmp_pat
 
 
 def test_an_older_attempts_result_is_never_taken_for_this_one(bench: Bench) -> None:
-    stale = bench.campaign_dir / "pytorch-bs1-c01"
-    stale.mkdir(parents=True)
-    (stale / RESULT_FILE).write_text('{"stale": true}')
-    bench.runtime.script["pytorch-bs1-c01"] = [Play(result="none")]
+    bench.runtime.script["pytorch-bs1-c01"] = [FAIL, Play(result="none")]
     bench.launch()
+    assert (bench.campaign_dir / "pytorch-bs1-c01" / RESULT_FILE).exists()  # the failed attempt's
+    bench.launch(resume=True)
     assert bench.manifest().entry("pytorch-bs1-c01").outcome == "result_missing"
 
 

@@ -306,7 +306,7 @@ def test_an_unreadable_manifest_is_explained(tmp_path: Path) -> None:
     ):
         Manifest.load(path)
     path.write_text("{not json")
-    with pytest.raises(ManifestError, match="move it away to start the campaign again"):
+    with pytest.raises(ManifestError, match="pass --fresh to archive this directory"):
         Manifest.load(path)
     with pytest.raises(ManifestError, match="cannot read the manifest"):
         Manifest.load(tmp_path / "nope.json")

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lem.campaign.liveness import CampaignBusy, LiveCampaign, live_campaign_ids
-from lem.campaign.manifest import ManifestError, definition_hash
-from lem.campaign.session import campaign_id_for
+from lem.campaign.liveness import CampaignBusy, LiveCampaign, ResultsDirLock, live_campaign_ids
+from lem.campaign.manifest import ManifestError
 from lem.runtime.spec import ContainerSpec
 from tests.support.fake_runtime import FAIL
 from tests.unit.campaign.helpers import RUN_IDS, Bench, campaign_config, make_bench
@@ -122,11 +121,16 @@ def test_resume_without_a_manifest_starts_the_campaign(bench: Bench) -> None:
     assert bench.statuses() == ["done"] * 4
 
 
-def test_the_same_campaign_cannot_run_twice_at_once(bench: Bench) -> None:
-    campaign_id = campaign_id_for("demo", definition_hash("demo", bench.runs))
-    with LiveCampaign(bench.root / "live", campaign_id), pytest.raises(CampaignBusy, match="already running"):
+def test_one_results_directory_is_used_by_one_lem_process_at_a_time(bench: Bench) -> None:
+    with (
+        ResultsDirLock(bench.results_root, "demo"),
+        pytest.raises(
+            CampaignBusy, match=r"results/demo is in use by another lem process \(pid \d+, uid \d+\)"
+        ),
+    ):
         bench.launch()
     assert bench.runtime.calls == []
+    assert not (bench.campaign_dir / "manifest.json").exists()
 
 
 def test_live_campaigns_are_those_whose_lock_is_held(tmp_path: Path) -> None:
@@ -136,5 +140,5 @@ def test_live_campaigns_are_those_whose_lock_is_held(tmp_path: Path) -> None:
     with LiveCampaign(registry, "running-one"):
         assert live_campaign_ids(registry) == {"running-one"}
     assert live_campaign_ids(registry) == set()
-    assert not (registry / "running-one.lock").exists()
+    assert list(registry.iterdir()) == [registry / "dead-campaign.lock"]  # its own file is removed
     assert live_campaign_ids(tmp_path / "missing") == set()

@@ -259,3 +259,32 @@ def test_an_invalid_experiment_file_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{cli.file} is not a valid experiment:" in result.output
     assert f"{cli.file}:4: max_output_tokens:" in result.output
+
+
+def test_fresh_and_no_rerun_are_checked_before_anything_runs(cli: Cli) -> None:
+    both = cli.invoke("--fresh", "--resume")
+    assert (
+        both.exit_code == 2 and "--fresh starts the campaign again and --resume continues it" in both.output
+    )
+    alone = cli.invoke("--no-rerun")
+    assert alone.exit_code == 2 and "--no-rerun applies to --resume only" in alone.output
+    assert cli.asked == []
+
+
+def test_fresh_archives_the_old_tree_and_says_where(cli: Cli) -> None:
+    assert cli.invoke().exit_code == 0
+    again = cli.invoke()
+    assert again.exit_code == 1
+    assert "already holds this campaign (4 of 4 runs done): pass --resume" in again.output
+    fresh = cli.invoke("--fresh")
+    assert fresh.exit_code == 0, fresh.output
+    archived = [p for p in cli.results.iterdir() if p.name.startswith("demo.archived-")]
+    assert len(archived) == 1 and (archived[0] / "manifest.json").exists()
+    assert f"--fresh: the earlier campaign directory was moved to {archived[0]}" in fresh.output
+
+
+def test_cleanup_all_users_is_for_root_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    result = CliRunner().invoke(main, ["cleanup", "--all-users"])
+    assert result.exit_code == 2
+    assert "--all-users is for root only" in result.output

@@ -16,7 +16,7 @@ from lem_harness.devices import DeviceUnavailableError
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
-from lem_harness.runner import run
+from lem_harness.runner import InterruptGate, run
 
 T0 = 1000.0
 LOAD_S = 2.0
@@ -243,3 +243,45 @@ def test_without_a_sensor_energy_is_null_and_flagged(tmp_path: Path, monkeypatch
     assert result.baseline is None
     assert [f.code for f in result.flags] == ["NO_ENERGY_SENSOR", "SHORT_WINDOW"]
     assert any("no GPU energy sensor" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("phase", ["generate", "close"])
+def test_sigterm_in_any_phase_writes_an_interrupted_result(tmp_path: Path, phase: str) -> None:
+    """The gate raises while the run executes and only records while it closes: a result either way."""
+    gate = InterruptGate()
+    clock = FakeClock(T0)
+
+    class Interrupted(FakeEngine):
+        def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+            if phase == "generate":
+                gate.signal("SIGTERM")  # what the handler does when the signal lands here
+            return super().generate(prompts)
+
+        def close(self) -> None:
+            if phase == "close":
+                gate.signal("SIGTERM")
+            super().close()
+
+    engines: list[Interrupted] = []
+
+    def factory(config: ExperimentConfig) -> Engine:
+        engines.append(Interrupted(config, clock))
+        return engines[0]
+
+    result = run(
+        _spec(tmp_path),
+        tmp_path / "out",
+        clock=clock,
+        wall=lambda: clock.now + 1.7e9,
+        sleep=clock.sleep,
+        engine_factory=factory,
+        env={},
+        gate=gate,
+    )
+
+    saved = RunResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
+    assert saved == result
+    assert (result.status, result.error.type if result.error else None) == ("failed", "RunInterrupted")
+    assert result.error is not None and result.error.message == "received SIGTERM: the run was stopped"
+    assert engines[0].closed  # the engine was closed either way
+    assert (result.metrics is None) == (phase == "generate")  # interrupted mid-window: no figures

@@ -83,6 +83,12 @@ class FakeContainer:
         self.calls.append("kill")
         self.killed.set()
 
+    def stop(self, timeout: int = 10) -> None:
+        """``docker stop``: SIGTERM, SIGKILL after ``timeout`` (a hanging fake exits at once)."""
+        assert isinstance(timeout, int), "the Docker API refuses a non-integer stop timeout"
+        self.calls.append(f"stop(timeout={timeout})")
+        self.killed.set()
+
     def reload(self) -> None:
         self.calls.append("reload")
 

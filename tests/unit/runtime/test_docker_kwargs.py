@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ def _common(paths: RunPaths, backend: str, gpus: str) -> dict[str, Any]:
         "init": True,
         "privileged": False,
         "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "stop_signal": "SIGTERM",
         "labels": {
             "org.llenergymeasure.campaign": "camp",
             "org.llenergymeasure.managed": "true",
@@ -84,6 +86,7 @@ def test_pytorch_kwargs(paths: RunPaths) -> None:
 
     assert kwargs == {
         **_common(paths, "pytorch", "GPU-aaaa"),
+        "ipc_mode": "private",
         "shm_size": "8g",
         "device_requests": [
             {"Driver": "", "Count": 0, "DeviceIDs": ["GPU-aaaa"], "Capabilities": [["gpu"]], "Options": {}}
@@ -97,7 +100,9 @@ def test_vllm_kwargs(paths: RunPaths) -> None:
 
     assert kwargs == {
         **_common(paths, "vllm", "GPU-bbbb,GPU-aaaa"),
-        "ipc_mode": "host",
+        "ipc_mode": "private",
+        "shm_size": "8g",
+        "cap_add": ["SYS_NICE"],
         "device_requests": [
             {
                 "Driver": "",
@@ -119,7 +124,8 @@ def test_tensorrt_kwargs(paths: RunPaths) -> None:
     )
     assert kwargs == {
         **common,
-        "ipc_mode": "host",
+        "ipc_mode": "private",
+        "shm_size": "8g",
         "ulimits": [
             {"Name": "memlock", "Soft": -1, "Hard": -1},
             {"Name": "stack", "Soft": 67108864, "Hard": 67108864},
@@ -152,7 +158,8 @@ def test_simulated_cpu_run_has_no_device_request_and_a_memory_cap(paths: RunPath
 def test_no_backend_gets_privileges(paths: RunPaths, backend: str) -> None:
     kwargs = container_kwargs(_spec_for(backend, paths, gpus=(0,)))
     assert kwargs["privileged"] is False
-    assert "cap_add" not in kwargs
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs.get("cap_add") == (["SYS_NICE"] if backend == "vllm" else None)  # documented, one each
     assert "devices" not in kwargs
     assert "network_mode" not in kwargs
     assert "pid_mode" not in kwargs
@@ -167,3 +174,10 @@ def test_run_hands_exactly_these_kwargs_to_the_sdk(paths: RunPaths) -> None:
 
     assert outcome.status == "ok"
     assert client.containers.run_kwargs == [container_kwargs(spec, user="1000:1000")]
+
+
+def test_host_ipc_and_capabilities_only_when_asked(paths: RunPaths) -> None:
+    spec = _spec_for("vllm", paths, gpus=(0,), docker={"ipc": "host"})
+    kwargs = container_kwargs(replace(spec, cap_add=("SYS_PTRACE",)))
+    assert (kwargs["ipc_mode"], "shm_size" in kwargs) == ("host", False)
+    assert (kwargs["cap_drop"], kwargs["cap_add"]) == (["ALL"], ["SYS_PTRACE"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -219,9 +220,10 @@ def test_images_list(fake_client: FakeClient) -> None:
 def test_cleanup_spares_live_campaigns(
     fake_client: FakeClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("LEM_STATE_DIR", str(tmp_path))
-    dead = FakeContainer(labels={MANAGED: "true", CAMPAIGN: "old"})
-    live = FakeContainer(labels={MANAGED: "true", CAMPAIGN: "now"})
+    monkeypatch.setenv("LEM_RUNTIME_DIR", str(tmp_path / "live"))
+    mine = {MANAGED: "true", "org.llenergymeasure.uid": str(os.getuid())}
+    dead = FakeContainer(labels={**mine, CAMPAIGN: "old"})
+    live = FakeContainer(labels={**mine, CAMPAIGN: "now"})
     fake_client.containers.existing = [dead, live]
 
     with LiveCampaign(tmp_path / "live", "now"):  # "now" is running in another lem process

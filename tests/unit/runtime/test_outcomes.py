@@ -10,6 +10,7 @@ import pytest
 
 from lem.runtime.docker import DockerRuntime, is_transient
 from lem.runtime.errors import GpuRuntimeMissing, ImageMissing, ImageOutdated, RuntimeUnavailable
+from lem.runtime.orphans import OrphanPolicy
 from lem.runtime.spec import ContainerSpec, Mount
 from tests.unit.runtime.fake_docker import (
     FakeClient,
@@ -141,7 +142,7 @@ def test_timeout_kills_the_container(run_dir: Path) -> None:
     outcome = _run(client, _spec(run_dir, timeout_s=0.2))
 
     assert outcome.status == "timeout"
-    assert "kill" in container.calls
+    assert "stop(timeout=10)" in container.calls  # SIGTERM, then SIGKILL 10 s later
     assert outcome.message.startswith("no result within the 0.2 s timeout")
     assert outcome.log_tail == ["loading", "[lem] run timeout: container killed"]
     assert 0.2 <= outcome.duration_s < 5.0
@@ -157,7 +158,7 @@ def test_stop_event_interrupts_and_kills(run_dir: Path) -> None:
     outcome = _run(client, _spec(run_dir), stop)
 
     assert outcome.status == "interrupted"
-    assert container.calls.count("kill") == 1
+    assert container.calls.count("stop(timeout=10)") == 1 and "kill" not in container.calls
     assert container.calls[-1] == "remove(force=True)"
 
 
@@ -318,20 +319,20 @@ def test_check_passes_for_present_current_images() -> None:
 
 def test_cleanup_removes_only_managed_containers_of_dead_campaigns() -> None:
     client = FakeClient()
-    dead = FakeContainer(
-        labels={"org.llenergymeasure.managed": "true", "org.llenergymeasure.campaign": "old"}
-    )
-    live = FakeContainer(
-        labels={"org.llenergymeasure.managed": "true", "org.llenergymeasure.campaign": "now"}
+    mine = {"org.llenergymeasure.managed": "true", "org.llenergymeasure.uid": "1000"}
+    dead = FakeContainer(labels={**mine, "org.llenergymeasure.campaign": "old"})
+    live = FakeContainer(labels={**mine, "org.llenergymeasure.campaign": "now"})
+    theirs = FakeContainer(
+        labels={**mine, "org.llenergymeasure.uid": "1001", "org.llenergymeasure.campaign": "x"}
     )
     foreign = FakeContainer(labels={"org.llenergymeasure.campaign": "old"})  # not managed by us
-    client.containers.existing = [dead, live, foreign]
+    client.containers.existing = [dead, live, theirs, foreign]
 
-    removed = _runtime(client).cleanup_orphans({"now"})
+    removed = _runtime(client).cleanup_orphans(OrphanPolicy(uid=1000, spare_campaigns=frozenset({"now"})))
 
     assert removed == [f"{dead.short_id} (campaign old, run None)"]
     assert dead.calls == ["remove(force=True)"]
-    assert live.calls == [] and foreign.calls == []
+    assert live.calls == [] and foreign.calls == [] and theirs.calls == []
     assert client.containers.list_filters == [{"label": "org.llenergymeasure.managed=true"}]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lem.runtime.errors import SpecError
+from lem.runtime.process import ProcessId
 from lem.runtime.spec import ContainerSpec, Mount
 from lem.runtime.spec_builder import RunPaths, build_container_spec, container_cache_dirs
 from lem_harness.experiment import ExperimentConfig
@@ -95,7 +96,7 @@ def test_pytorch_spec_is_exact(roots: RunPaths) -> None:
     )
 
 
-def test_vllm_uses_host_ipc_and_gpus_in_config_order(roots: RunPaths) -> None:
+def test_vllm_uses_private_ipc_and_gpus_in_config_order(roots: RunPaths) -> None:
     cfg = ExperimentConfig(
         model_name="org/model", backend="vllm", gpus=(2, 0), vllm={"tensor_parallel_size": 2}
     )
@@ -109,11 +110,12 @@ def test_vllm_uses_host_ipc_and_gpus_in_config_order(roots: RunPaths) -> None:
         gpu_uuids_by_index=INVENTORY,
     )
 
-    assert (spec.gpu_uuids, spec.ipc_host, spec.shm_size, spec.ulimits) == (
+    assert (spec.gpu_uuids, spec.ipc_host, spec.shm_size, spec.ulimits, spec.cap_add) == (
         ("GPU-cccc", "GPU-aaaa"),
-        True,
-        None,
+        False,  # private IPC with a sized /dev/shm unless docker.ipc: host
+        "8g",
         (),
+        ("SYS_NICE",),
     )
     assert spec.mounts == _base_mounts(roots)
     assert dict(spec.environment)["NVIDIA_VISIBLE_DEVICES"] == "GPU-cccc,GPU-aaaa"
@@ -133,7 +135,7 @@ def test_tensorrt_gets_memlock_stack_and_engine_cache(roots: RunPaths) -> None:
     )
 
     assert spec.ulimits == (("memlock", -1, -1), ("stack", 67_108_864, 67_108_864))
-    assert (spec.ipc_host, spec.shm_size) == (True, None)
+    assert (spec.ipc_host, spec.shm_size, spec.cap_add) == (False, "8g", ())
     assert spec.mounts == (*_base_mounts(roots), Mount("lem-trt-engines", "/lem/cache/trt", False, "volume"))
 
 
@@ -286,3 +288,39 @@ def test_symlink_escaping_the_project_is_refused(tmp_path: Path, roots: RunPaths
             image=IMAGE,
             campaign_id="c",
         )
+
+
+def test_capabilities_and_host_ipc_are_added_only_where_the_config_needs_them(roots: RunPaths) -> None:
+    def spec_of(**cfg: object) -> tuple[bool, str | None, tuple[str, ...]]:
+        spec = build_container_spec(
+            Planned("r-c01", str(cfg.get("backend", "pytorch"))),
+            ExperimentConfig(model_name="org/model", gpus=(0, 1), **cfg),
+            roots,
+            image="img",
+            campaign_id="camp-1234",
+            gpu_uuids_by_index=INVENTORY,
+        )
+        return spec.ipc_host, spec.shm_size, spec.cap_add
+
+    assert spec_of(backend="tensorrt", tensorrt={"tp_size": 2}) == (False, "8g", ("SYS_PTRACE",))
+    assert spec_of(backend="vllm", docker={"ipc": "host", "shm_size": "2g"}) == (True, None, ("SYS_NICE",))
+    assert spec_of(backend="pytorch", docker={"shm_size": "512m"}) == (False, "512m", ())
+
+
+def test_labels_carry_the_lem_process_and_its_uid(roots: RunPaths) -> None:
+    owner = ProcessId("host-a", 4242, 987654, 1001)
+    spec = build_container_spec(
+        Planned("r-c01", "pytorch"),
+        ExperimentConfig(model_name="org/model", measurement={"device": "simulated"}),
+        roots,
+        image="img",
+        campaign_id="camp-1234",
+        owner=owner,
+    )
+    assert dict(spec.labels) == {
+        "org.llenergymeasure.campaign": "camp-1234",
+        "org.llenergymeasure.managed": "true",
+        "org.llenergymeasure.run": "r-c01",
+        "org.llenergymeasure.owner": "host-a:4242:987654",
+        "org.llenergymeasure.uid": "1001",
+    }
