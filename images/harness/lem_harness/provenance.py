@@ -37,6 +37,7 @@ def build_provenance(
     devices: GpuDevices | None,
     engine_versions: Mapping[str, str],
     env: Mapping[str, str],
+    engine_args: Mapping[str, str | int | float | bool | None] | None = None,
 ) -> Provenance:
     """The provenance block of a result; device facts are read once, here."""
     packages = {"lem-harness": __version__, **package_versions(), **engine_versions}
@@ -53,4 +54,5 @@ def build_provenance(
         image=spec.image,
         device_kind=devices.kind if devices is not None else "none",
         visible_devices=visible_devices(env),
+        engine_args=dict(engine_args or {}),
     )

@@ -125,6 +125,7 @@ def _run(tmp_path: Path, spec: RunSpec, clock: FakeClock, **kw: Any) -> tuple[Ru
         sleep=clock.sleep,
         engine_factory=factory,
         env={},
+        activity=lambda devices: None,  # /proc on this shared machine is not the test's subject
     )
     return result, engines[0]
 
@@ -136,7 +137,7 @@ def test_energy_tokens_and_phases_are_exact(tmp_path: Path) -> None:
     curve = SimulatedDevices(clock=clock, origin_s=T0)  # the same deterministic curve, same origin
 
     phases = {p.name: p for p in result.phases}
-    assert list(phases) == ["baseline", "load", "warmup", "measure"]
+    assert list(phases) == ["baseline", "load", "warmup", "ready_idle", "measure"]
     assert phases["baseline"].end_s - phases["baseline"].start_s == pytest.approx(5.0, abs=1e-9)
     assert result.setup.load_duration_s == LOAD_S
     assert result.setup.load_energy_j == pytest.approx(
@@ -158,7 +159,19 @@ def test_energy_tokens_and_phases_are_exact(tmp_path: Path) -> None:
         curve.energy_between(T0 + window.start_s, T0 + window.end_s), rel=1e-12
     )
     assert result.baseline is not None and result.baseline.idle_power_w is not None
-    assert e.idle_power_w == result.baseline.idle_power_w
+    # adjusted energy uses the ready idle (model loaded, after warmup): the counter's mean over that span
+    ready = phases["ready_idle"]
+    assert ready.end_s - ready.start_s == pytest.approx(5.0, abs=1e-9)
+    assert (e.idle_power_kind, result.baseline.ready_idle_power_source) == ("ready", "nvml_counter")
+    assert e.idle_power_w == result.baseline.ready_idle_power_w
+    assert e.idle_power_w == pytest.approx(
+        curve.energy_between(T0 + ready.start_s, T0 + ready.end_s) / 5.0, rel=1e-12
+    )
+    assert result.baseline.idle_power_source == "nvml_counter"
+    assert result.baseline.idle_power_w == pytest.approx(
+        curve.energy_between(T0 + phases["baseline"].start_s, T0 + phases["baseline"].end_s) / 5.0,
+        rel=1e-12,
+    )
     assert e.adjusted_energy_j == pytest.approx(
         e.gross_energy_j - e.idle_power_w * e.window_duration_s, rel=1e-12
     )
@@ -220,7 +233,7 @@ def test_an_engine_failure_writes_a_failed_result_and_closes_everything(tmp_path
     assert (result.error.type, result.error.message) == ("RuntimeError", "CUDA out of memory (fake)")
     assert engine.closed
     assert result.metrics is None and result.energy is None
-    assert [p.name for p in result.phases] == ["baseline", "load", "warmup"]
+    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "ready_idle"]
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     assert saved["status"] == "failed" and saved["error"]["type"] == "RuntimeError"
 

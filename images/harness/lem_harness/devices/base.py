@@ -91,6 +91,14 @@ class GpuDevices(ABC):
     def close(self) -> None:
         """Release the sensor. Idempotent."""
 
+    def compute_processes(self) -> dict[str, list[int]]:
+        """UUID -> PIDs of the compute processes running on that GPU (none known by default)."""
+        return {}
+
+    def power_read_failures(self) -> dict[str, int]:
+        """UUID -> power reads that failed or fell back to a secondary field (none by default)."""
+        return {}
+
     def uuids(self) -> list[str]:
         """The GPUs' UUIDs, in measurement order."""
         return [gpu.uuid for gpu in self.info()]

@@ -9,7 +9,12 @@ are ``None`` and are not asked again.
   ``CounterResetError``.
 - Power: the instant power field (``NVML_FI_DEV_POWER_INSTANT`` through
   ``nvmlDeviceGetFieldValues``) where the driver has it, else ``nvmlDeviceGetPowerUsage``,
-  which recent GPUs report as a ~1 s moving average. ``power_sources()`` says which.
+  which recent GPUs report as a ~1 s moving average. ``power_sources()`` says which. A
+  failed instant read (any code but ``NotSupported``) is retried once, then that sample
+  falls back to the averaged field; both are counted (``power_read_failures``), and a
+  sample whose power is still unreadable has ``power_w = None``, which lowers the
+  window's coverage (``LOW_SAMPLE_COVERAGE``). One failure never disables power for the
+  rest of the run.
 - Clocks-event (throttle) reasons: ``nvmlDeviceGetCurrentClocksEventReasons``, falling back
   to the older ``…ClocksThrottleReasons`` name.
 - Grace Hopper module power scope is not handled: the GPU scope is read.
@@ -174,6 +179,8 @@ class _Gpu:
     power_source: str = POWER_AVERAGE
     absent: set[str] = field(default_factory=set)
     last_counter_j: float | None = None
+    instant_failures: int = 0  # instant reads that failed (after the retry) and fell back
+    power_failures: int = 0  # samples whose power could not be read at all
 
 
 def _instant_power_mw(handle: Any) -> float:
@@ -184,8 +191,10 @@ def _instant_power_mw(handle: Any) -> float:
     value = _call(
         "reading the instant power field", pynvml.nvmlDeviceGetFieldValues, handle, [(field_id, scope)]
     )[0]
+    if value.nvmlReturn == pynvml.NVML_ERROR_NOT_SUPPORTED:
+        raise DeviceNotSupportedError("instant power field: not supported")
     if value.nvmlReturn != pynvml.NVML_SUCCESS:
-        raise DeviceNotSupportedError(f"instant power field: NVML return code {value.nvmlReturn}")
+        raise DeviceError(f"instant power field: NVML return code {value.nvmlReturn}")
     return float(value.value.uiVal)
 
 
@@ -225,6 +234,8 @@ def _probe_power_source(handle: Any) -> str:
         _instant_power_mw(handle)
     except DeviceNotSupportedError:
         return POWER_AVERAGE
+    except DeviceError as e:  # a transient failure at open: the field exists, sampling retries it
+        logger.warning("instant power probe failed (%s); the field is still used", e)
     return POWER_INSTANT
 
 
@@ -354,9 +365,43 @@ class NvmlDevices(GpuDevices):
     def sample(self) -> list[DeviceSample]:
         return [self._sample_one(gpu) for gpu in self._gpus]
 
+    def compute_processes(self) -> dict[str, list[int]]:
+        """``nvmlDeviceGetComputeRunningProcesses`` per GPU; a GPU that cannot list them is left out."""
+        out: dict[str, list[int]] = {}
+        for gpu in self._gpus:
+            procs = self._read(gpu, "compute_processes", pynvml.nvmlDeviceGetComputeRunningProcesses)
+            if procs is not None:
+                out[gpu.uuid] = [int(p.pid) for p in procs]
+        return out
+
+    def power_read_failures(self) -> dict[str, int]:
+        return {gpu.uuid: gpu.instant_failures + gpu.power_failures for gpu in self._gpus}
+
+    def _power_mw(self, gpu: _Gpu) -> float | None:
+        """Instant power (one retry), else the averaged field for this sample, else None; counted."""
+        if gpu.power_source == POWER_INSTANT:
+            for _ in range(2):
+                try:
+                    return _call(f"reading instant power of {gpu.uuid}", _instant_power_mw, gpu.handle)
+                except DeviceNotSupportedError:
+                    gpu.power_source = POWER_AVERAGE  # the driver says it never will: stop asking
+                    break
+                except DeviceUnavailableError:
+                    raise  # the GPU or driver is gone: not a failed reading
+                except DeviceError as e:
+                    logger.debug("instant power of %s: %s", gpu.uuid, e)
+            gpu.instant_failures += 1
+        try:
+            return self._read(gpu, "power", _average_power_mw)
+        except DeviceUnavailableError:
+            raise
+        except DeviceError as e:
+            gpu.power_failures += 1
+            logger.debug("average power of %s: %s", gpu.uuid, e)
+            return None
+
     def _sample_one(self, gpu: _Gpu) -> DeviceSample:
-        power = _instant_power_mw if gpu.power_source == POWER_INSTANT else _average_power_mw
-        power_mw = self._read(gpu, "power", power)
+        power_mw = self._power_mw(gpu)
         temperature = self._read(gpu, "temperature", _temperature_c)
         sm_clock = self._read(gpu, "sm_clock", _sm_clock_mhz)
         memory = self._read(gpu, "memory_used", _memory_used_bytes)

@@ -19,6 +19,11 @@ device first (``torch.cuda.synchronize()``), so the edges are where the work is.
 - Throttle reasons: the clocks-event bitmasks of every row in the window and the edge
   samples, OR-ed together.
 - CPU energy: the RAPL package counter at both edges, where readable.
+- Activity: an ``ActivitySource`` snapshot at both edges (other GPU processes, host CPU
+  load and steal; ``measure/activity.py``), for ``GPU_SHARED`` and ``HOST_BUSY``.
+- A GPU without a single power reading in the window has no integral; the other GPUs
+  keep theirs (per GPU), but the window's integrated total is then ``None``, since a
+  sum over some GPUs is not the window's energy.
 
 Window times are on the sampler's ``t_s`` axis (or, without a sampler, seconds since the
 meter was built).
@@ -32,8 +37,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from lem_harness.contract import WindowActivity
 from lem_harness.devices.base import CounterResetError, DeviceError, DeviceSample, GpuDevices
 from lem_harness.devices.rapl import RaplReader
+from lem_harness.measure.activity import ActivitySource, Snapshot, window_activity
 from lem_harness.measure.sampler import Sampler, TimelineRow
 from lem_harness.measure.stats import trapezoid
 
@@ -56,6 +63,8 @@ class WindowEnergy:
     cpu_energy_j: float | None
     throttle_reasons_seen: int
     warnings: list[str] = field(default_factory=list)
+    activity: WindowActivity | None = None
+    gpu_count: int = 0  # GPUs measured (an integral over fewer of them has no total)
 
     @property
     def counter_total_j(self) -> float | None:
@@ -63,7 +72,10 @@ class WindowEnergy:
 
     @property
     def integrated_total_j(self) -> float | None:
-        return None if self.integrated_energy_j is None else math.fsum(self.integrated_energy_j.values())
+        integral = self.integrated_energy_j
+        if integral is None or len(integral) < self.gpu_count:
+            return None
+        return math.fsum(integral.values())
 
     @property
     def gross_energy_j(self) -> float | None:
@@ -86,6 +98,7 @@ class _Edge:
     counter_j: dict[str, float] | None
     samples: list[DeviceSample]
     cpu_j: float | None
+    activity: Snapshot | None = None
 
 
 class EnergyMeter:
@@ -97,8 +110,10 @@ class EnergyMeter:
         sampler: Sampler | None,
         clock: Callable[[], float] = time.monotonic,
         rapl: RaplReader | None = None,
+        activity: ActivitySource | None = None,
     ) -> None:
         self.devices = devices
+        self.activity = activity
         self.sampler = sampler
         self._clock = clock
         self.rapl = rapl if rapl is not None and rapl.available() else None
@@ -113,9 +128,10 @@ class EnergyMeter:
         if name in self._open:
             raise ValueError(f"energy window {name!r} is already open")
         warnings: list[str] = []
+        snapshot = self._snapshot()
         counter = self._read_counter(warnings, at_end=False)
         t_s = self._clock() - self.origin_s
-        edge = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
+        edge = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings), snapshot)
         self._open[name] = (edge, warnings)
 
     def end(self, name: str) -> WindowEnergy:
@@ -126,7 +142,17 @@ class EnergyMeter:
         t_s = self._clock() - self.origin_s
         counter = self._read_counter(warnings, at_end=True)
         end = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
+        end.activity = self._snapshot()
         return self._window(name, start, end, warnings)
+
+    def _snapshot(self) -> Snapshot | None:
+        if self.activity is None:
+            return None
+        try:
+            return self.activity.snapshot()
+        except (OSError, ValueError, DeviceError) as e:
+            logger.debug("activity snapshot failed: %s", e)
+            return None
 
     # ---- edges
 
@@ -181,6 +207,8 @@ class EnergyMeter:
             cpu_energy_j=None if start.cpu_j is None or end.cpu_j is None else end.cpu_j - start.cpu_j,
             throttle_reasons_seen=_or_reasons(rows, start.samples + end.samples),
             warnings=warnings,
+            activity=_activity(start, end),
+            gpu_count=len(self._uuids()),
         )
 
     def _coverage(
@@ -203,13 +231,15 @@ class EnergyMeter:
             inside = [(t, p) for t, p in series if start.t_s < t < end.t_s]
             points = _edge_point(start, uuid) + inside + _edge_point(end, uuid)
             if not points:
-                warnings.append(f"no power samples of {uuid} in window; no integrated energy")
-                return None
+                warnings.append(
+                    f"no power samples of {uuid} in window: no integral for it (the other GPUs keep theirs)"
+                )
+                continue
             # hold the first and last values out to the edges where an edge sample is missing
             times = [start.t_s, *(t for t, _ in points), end.t_s]
             powers = [points[0][1], *(p for _, p in points), points[-1][1]]
             out[uuid] = trapezoid(times, powers)
-        return out
+        return out or None
 
     def _uuids(self) -> list[str]:
         return [] if self.devices is None else self.devices.uuids()
@@ -251,6 +281,12 @@ def _counter_delta(
         )
         return None
     return delta
+
+
+def _activity(start: _Edge, end: _Edge) -> WindowActivity | None:
+    if start.activity is None or end.activity is None:
+        return None
+    return window_activity(start.activity, end.activity)
 
 
 def _or_reasons(rows: Sequence[TimelineRow], edges: Sequence[DeviceSample]) -> int:
