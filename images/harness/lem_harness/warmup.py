@@ -8,7 +8,8 @@ The decision (``stop_reason``) is a pure function of the latencies seen so far.
 
 A *step* is one ``generate`` call. In ``fixed`` mode the steps are the engine's own
 batches. In ``convergence`` mode a step holds at most ``max_prompts // window_size``
-prompts (``step_cap``), so that the prompt budget always allows ``window_size`` steps:
+prompts (``step_cap``) and never more than the engine's largest batch, so that the
+prompt budget always allows ``window_size`` steps:
 a continuous-batching engine (vLLM, TensorRT-LLM) plans one batch of every prompt, and a
 PyTorch batch of 5 or more would otherwise leave fewer than ``window_size`` latencies
 inside the default budget, so the CV could never be computed and every run would carry
@@ -78,12 +79,14 @@ def step_cap(cfg: WarmupConfig) -> int | None:
 
 
 def warmup_plan(plan: Sequence[Sequence[int]], cfg: WarmupConfig) -> list[list[int]]:
-    """The engine's batches (fixed mode), or its prompt order cut into steps of ``step_cap`` prompts."""
+    """The engine's batches (fixed mode), or its prompt order cut into equal steps of the engine's
+    largest batch or ``step_cap`` prompts, whichever is smaller (the last step may be shorter)."""
     cap = step_cap(cfg)
     if cap is None:
         return [list(batch) for batch in plan if batch]
+    size = min(cap, max((len(batch) for batch in plan), default=1))
     order = [index for batch in plan for index in batch]
-    return [order[i : i + cap] for i in range(0, len(order), cap)]
+    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 def _lead(prompt: Sequence[int]) -> tuple[int, ...]:

@@ -129,7 +129,8 @@ def test_every_problem_of_a_file_is_reported_in_line_order() -> None:
         ("model: m\nbackend: tensorrt\ntensorrt:\n  tp_size: 2\n", "x.yaml:4: tensorrt.tp_size: "
             "tensorrt.tp_size x "
          "tensorrt.pp_size = 2 x 1 = 2 GPU(s), but gpus lists 1 ([0]): the engine would use 2 and every "
-         "listed GPU is measured, so list exactly 2 GPU(s) in gpus or change tensorrt.tp_size / tensorrt.pp_size"),
+         "listed GPU is measured, so list exactly 2 GPU(s) in gpus or change tensorrt.tp_size / "
+         "tensorrt.pp_size"),
         ("model: m\ndataset:\n  source: synthetic\n  input_len_min: 50\n  input_len_max: 10\n",
          "x.yaml:4: dataset.input_len_min: must be <= dataset.input_len_max"),
         ("model: m\ndataset: {sample_size: 3}\n", "x.yaml:2: dataset: needs a 'source' key: one of "

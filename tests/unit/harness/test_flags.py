@@ -112,9 +112,7 @@ def test_warmup_not_converged_says_why() -> None:
 
 
 def test_negative_adjusted_energy_is_flagged_with_the_idle_kind() -> None:
-    negative = _energy(
-        adjusted_energy_j=-120.0, idle_power_w=40.0, idle_power_kind="ready", avg_power_w=36.0
-    )
+    negative = _energy(adjusted_energy_j=-120.0, idle_power_w=40.0, idle_power_kind="ready", avg_power_w=36.0)
     flags = validity_flags(_inputs(energy=negative))
     assert [f.code for f in flags] == ["ADJUSTED_NEGATIVE"]
     assert "-120.0 J" in flags[0].message and "ready idle power (40.0 W)" in flags[0].message

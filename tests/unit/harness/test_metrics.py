@@ -79,9 +79,7 @@ def test_energy_metrics_from_a_counter_window() -> None:
 
 
 def test_without_a_counter_the_integral_is_the_headline() -> None:
-    e = energy_metrics(
-        _window(None, {"GPU-a": 80.0}, seconds=4.0), "nvml", idle=None, output_tokens=40
-    )
+    e = energy_metrics(_window(None, {"GPU-a": 80.0}, seconds=4.0), "nvml", idle=None, output_tokens=40)
     assert e.energy_source == "power_integral"
     assert (e.gross_energy_j, e.counter_vs_integral_pct, e.adjusted_energy_j) == (80.0, None, None)
     assert e.energy_per_output_token_j == 2.0

@@ -484,3 +484,18 @@ def test_open_by_unknown_uuid_raises_and_shuts_down(fake_pynvml: Any) -> None:
     with pytest.raises(DeviceError, match="opening GPU GPU-nope"):
         open_nvml_by_uuid(["GPU-nope"])
     fake_pynvml.nvmlShutdown.assert_called_once_with()
+
+
+def test_compute_processes_list_pids_and_skip_gpus_that_cannot_say(fake_pynvml: Any) -> None:
+    world(
+        fake_pynvml,
+        FakeGpu(UUIDS[0]),
+        FakeGpu(UUIDS[1], unsupported={"nvmlDeviceGetComputeRunningProcesses"}),
+    )
+    fake_pynvml.nvmlDeviceGetComputeRunningProcesses.side_effect = lambda h: (
+        [SimpleNamespace(pid=10, usedGpuMemory=1), SimpleNamespace(pid=77, usedGpuMemory=2)]
+        if h == "h0"
+        else (_ for _ in ()).throw(nvml_error(NOT_SUPPORTED))
+    )
+    devices, _ = open_nvml([0, 1], {})
+    assert devices.compute_processes() == {UUIDS[0]: [10, 77]}
