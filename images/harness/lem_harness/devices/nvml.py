@@ -6,7 +6,10 @@ are ``None`` and are not asked again.
 
 - Energy: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded; Volta and
   newer), converted to J. A reading lower than the previous one raises
-  ``CounterResetError``.
+  ``CounterResetError`` and adds one to ``counter_resets()``; the sampler reads the counter
+  on every tick too, so a reset inside a long window is seen even when the counter has
+  climbed back above the window's start value by its end. Reads are serialised (a lock),
+  so the sampler thread and the window edges never compare out of order.
 - Power: the instant power field (``NVML_FI_DEV_POWER_INSTANT`` through
   ``nvmlDeviceGetFieldValues``) where the driver has it, else ``nvmlDeviceGetPowerUsage``,
   which recent GPUs report as a ~1 s moving average. ``power_sources()`` says which. A
@@ -23,6 +26,7 @@ are ``None`` and are not asked again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -246,6 +250,7 @@ class NvmlDevices(GpuDevices):
     """GPUs read through NVML. Owns one ``nvmlInit`` reference, released by ``close``."""
 
     kind = "nvml"
+    watch_counter_on_tick = True
 
     def __init__(self, targets: Sequence[tuple[int, Any]]) -> None:
         self._closed = False
@@ -255,6 +260,8 @@ class NvmlDevices(GpuDevices):
             self._gpus.append(_Gpu(index, uuid, handle, _probe_power_source(handle)))
         self._info: list[GpuInfo] | None = None
         self._counter_support: bool | None = None
+        self._counter_lock = threading.Lock()
+        self._resets = 0
 
     # ---- capability and facts
 
@@ -343,7 +350,14 @@ class NvmlDevices(GpuDevices):
 
     # ---- readings
 
+    def counter_resets(self) -> int:
+        return self._resets
+
     def energy_counter_j(self) -> dict[str, float]:
+        with self._counter_lock:
+            return self._read_counters()
+
+    def _read_counters(self) -> dict[str, float]:
         readings: dict[str, float] = {}
         reset: CounterResetError | None = None
         for gpu in self._gpus:
@@ -358,6 +372,7 @@ class NvmlDevices(GpuDevices):
             gpu.last_counter_j = joules
             readings[gpu.uuid] = joules
         if reset is not None:
+            self._resets += 1
             reset.readings = readings
             raise reset
         return readings

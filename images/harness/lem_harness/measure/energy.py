@@ -5,9 +5,11 @@ device first (``torch.cuda.synchronize()``), so the edges are where the work is.
 
 - Counter energy: ``devices.energy_counter_j()`` at both edges, per GPU. Unusable — and
   then ``None`` with a warning, so the integral becomes the headline — when the GPU has no
-  counter, when it was reset inside the window (``CounterResetError`` or a negative
-  delta), or when it did not move at all (the window was shorter than the counter's
-  update period).
+  counter, when it was reset inside the window (``CounterResetError``, a negative delta,
+  or ``devices.counter_resets()`` grew during the window: the sampler reads the counter
+  on every tick as well, so a reset is seen even when the counter has climbed back above
+  the start value by the end), or when it did not move at all (the window was shorter
+  than the counter's update period).
 - Integrated energy: the trapezoid rule over this GPU's power at the window's edges plus
   every timeline row strictly inside it. The edge values are samples the meter takes
   itself at ``begin``/``end`` (so the integral spans exactly the window, and is exact on a
@@ -99,6 +101,7 @@ class _Edge:
     samples: list[DeviceSample]
     cpu_j: float | None
     activity: Snapshot | None = None
+    resets: int = 0
 
 
 class EnergyMeter:
@@ -122,6 +125,13 @@ class EnergyMeter:
         self._has_counter = devices is not None and devices.supports_energy_counter()
         if sampler is not None and self.rapl is not None:
             sampler.add_tick_callback(self.rapl.read_energy_j)  # so RAPL wraps are seen in long windows
+        if (
+            sampler is not None
+            and devices is not None
+            and self._has_counter
+            and devices.watch_counter_on_tick
+        ):
+            sampler.add_tick_callback(devices.energy_counter_j)  # so resets inside a window are seen
 
     def begin(self, name: str) -> None:
         """Open window ``name`` (names are unique among open windows)."""
@@ -132,6 +142,7 @@ class EnergyMeter:
         counter = self._read_counter(warnings, at_end=False)
         t_s = self._clock() - self.origin_s
         edge = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings), snapshot)
+        edge.resets = self._resets()
         self._open[name] = (edge, warnings)
 
     def end(self, name: str) -> WindowEnergy:
@@ -143,7 +154,17 @@ class EnergyMeter:
         counter = self._read_counter(warnings, at_end=True)
         end = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
         end.activity = self._snapshot()
+        end.resets = self._resets()
+        if counter is not None and end.resets > start.resets:
+            warnings.append(
+                "an energy counter was reset inside the window (seen by the sampler); "
+                "using the power integral"
+            )
+            end.counter_j = None
         return self._window(name, start, end, warnings)
+
+    def _resets(self) -> int:
+        return 0 if self.devices is None else self.devices.counter_resets()
 
     def _snapshot(self) -> Snapshot | None:
         if self.activity is None:
