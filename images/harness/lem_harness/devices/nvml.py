@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -380,6 +381,9 @@ class NvmlDevices(GpuDevices):
     def sample(self) -> list[DeviceSample]:
         return [self._sample_one(gpu) for gpu in self._gpus]
 
+    def gpus(self) -> list[_Gpu]:
+        return list(self._gpus)
+
     def compute_processes(self) -> dict[str, list[int]]:
         """``nvmlDeviceGetComputeRunningProcesses`` per GPU; a GPU that cannot list them is left out."""
         out: dict[str, list[int]] = {}
@@ -453,3 +457,66 @@ class NvmlDevices(GpuDevices):
 def _optional_float(what: str, fn: Callable[..., Any], *args: Any) -> float | None:
     value = _optional(what, fn, *args)
     return None if value is None else float(value)
+
+
+# --------------------------------------------------------------------------- capability probe (gpu-check)
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Whether one NVML reading works on a GPU, how long a call takes, and what it said."""
+
+    name: str
+    supported: bool
+    latency_ms: float | None  # median over the repeats, supported readings only
+    value: str | None
+    error: str | None = None
+
+
+def _average_power_field_mw(handle: Any) -> float:
+    field_id = getattr(pynvml, "NVML_FI_DEV_POWER_AVERAGE", None)
+    if field_id is None:
+        raise DeviceNotSupportedError("this nvidia-ml-py has no average power field")
+    scope = getattr(pynvml, "NVML_POWER_SCOPE_GPU", 0)
+    value = pynvml.nvmlDeviceGetFieldValues(handle, [(field_id, scope)])[0]
+    if value.nvmlReturn != pynvml.NVML_SUCCESS:
+        raise pynvml.NVMLError(value.nvmlReturn)
+    return float(value.value.uiVal)
+
+
+CAPABILITY_READS: dict[str, Callable[[Any], object]] = {
+    "total_energy_counter_mj": lambda h: pynvml.nvmlDeviceGetTotalEnergyConsumption(h),  # noqa: PLW0108
+    "instant_power_field_mw": _instant_power_mw,
+    "average_power_field_mw": _average_power_field_mw,
+    "power_usage_mw": _average_power_mw,
+    "clocks_event_reasons": _clocks_event_reasons,
+    "temperature_c": _temperature_c,
+    "sm_clock_mhz": _sm_clock_mhz,
+    "compute_processes": lambda h: len(pynvml.nvmlDeviceGetComputeRunningProcesses(h)),
+}
+
+
+def probe_capabilities(
+    devices: NvmlDevices, repeats: int = 20, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, list[Capability]]:
+    """UUID -> one ``Capability`` per entry of ``CAPABILITY_READS`` (each called ``repeats`` times)."""
+    return {
+        gpu.uuid: [_probe(name, read, gpu.handle, repeats, clock) for name, read in CAPABILITY_READS.items()]
+        for gpu in devices.gpus()
+    }
+
+
+def _probe(
+    name: str, read: Callable[[Any], object], handle: Any, repeats: int, clock: Callable[[], float]
+) -> Capability:
+    times: list[float] = []
+    value: object = None
+    try:
+        for _ in range(repeats):
+            start = clock()
+            value = _call(f"reading {name}", read, handle)
+            times.append(clock() - start)
+    except DeviceError as e:
+        return Capability(name, False, None, None, str(e))
+    times.sort()
+    return Capability(name, True, 1000.0 * times[len(times) // 2], str(value))

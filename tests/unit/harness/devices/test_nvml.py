@@ -22,9 +22,11 @@ from lem_harness.devices.base import (
 from lem_harness.devices.nvml import (
     POWER_AVERAGE,
     POWER_INSTANT,
+    Capability,
     NvmlDevices,
     open_nvml,
     open_nvml_by_uuid,
+    probe_capabilities,
     translate_error,
 )
 from lem_harness.experiment import MeasurementConfig
@@ -115,10 +117,11 @@ class FakeNvml:
 
     @staticmethod
     def _field_values(gpu: FakeGpu, fields: list[tuple[int, int]]) -> list[Any]:
-        assert fields == [(real.NVML_FI_DEV_POWER_INSTANT, real.NVML_POWER_SCOPE_GPU)]
         value = real.c_nvmlFieldValue_t()
-        value.fieldId = real.NVML_FI_DEV_POWER_INSTANT
-        if gpu.instant_codes:
+        value.fieldId = fields[0][0]
+        if fields != [(real.NVML_FI_DEV_POWER_INSTANT, real.NVML_POWER_SCOPE_GPU)]:
+            value.nvmlReturn = NOT_SUPPORTED  # only the instant power field
+        elif gpu.instant_codes:
             value.nvmlReturn = gpu.instant_codes.pop(0)  # the real call returns per-field codes
         elif gpu.instant_mw is None:
             value.nvmlReturn = NOT_SUPPORTED
@@ -499,3 +502,18 @@ def test_compute_processes_list_pids_and_skip_gpus_that_cannot_say(fake_pynvml: 
     )
     devices, _ = open_nvml([0, 1], {})
     assert devices.compute_processes() == {UUIDS[0]: [10, 77]}
+
+
+def test_capability_probe_reports_support_latency_and_values(fake_pynvml: Any) -> None:
+    world(fake_pynvml, FakeGpu(UUIDS[0], energy_mj=[7_000] * 10, unsupported={"nvmlDeviceGetTemperature"}))
+    fake_pynvml.nvmlDeviceGetComputeRunningProcesses.side_effect = lambda h: []
+    devices, _ = open_nvml([0], {})
+    ticks = iter(float(i) / 1000.0 for i in range(1000))  # every clock read 1 ms after the last
+    table = {c.name: c for c in probe_capabilities(devices, repeats=3, clock=lambda: next(ticks))[UUIDS[0]]}
+    assert table["total_energy_counter_mj"] == Capability(
+        "total_energy_counter_mj", True, pytest.approx(1.0), "7000"
+    )
+    assert table["instant_power_field_mw"].value == "250000.0"
+    assert table["average_power_field_mw"].supported is False  # the fake answers only the instant field
+    assert table["temperature_c"].supported is False and "not offered" in (table["temperature_c"].error or "")
+    assert table["compute_processes"].value == "0"
