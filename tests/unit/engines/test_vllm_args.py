@@ -131,11 +131,11 @@ def test_greedy_natural_length() -> None:
     }
 
 
-def test_fixed_length_sets_min_tokens_to_max_and_ignores_eos() -> None:
+def test_fixed_length_ignores_eos_without_min_tokens_like_vllms_benchmark() -> None:
     cfg = config(max_output_tokens=32, min_output_tokens=32)
     kwargs = sampling_kwargs(cfg)
     assert fixed_length(cfg)
-    assert (kwargs["max_tokens"], kwargs["min_tokens"], kwargs["ignore_eos"]) == (32, 32, True)
+    assert (kwargs["max_tokens"], kwargs["min_tokens"], kwargs["ignore_eos"]) == (32, 0, True)
 
 
 @pytest.mark.parametrize(

@@ -61,15 +61,18 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Keyword arguments of ``vllm.SamplingParams(...)`` for this experiment.
 
     Greedy decoding is ``temperature=0``. Fixed-length mode (``min_output_tokens ==
-    max_output_tokens``) sets ``min_tokens = max_tokens`` and ``ignore_eos``; otherwise a
-    request stops at EOS, after at least ``min_output_tokens``. Output text is not
+    max_output_tokens``) sets ``ignore_eos`` and no ``min_tokens``, as vLLM's own throughput
+    benchmark does: with EOS ignored (vLLM then adds no generation-config stop ids either)
+    every request runs to ``max_tokens``, and ``min_tokens`` would only add a logits
+    processor that masks EOS at every step. Otherwise a request stops at EOS, after at least
+    ``min_output_tokens``. Output text is not
     detokenised: the harness counts token ids and never reads text.
     """
     decoder = config.decoder.resolved()
     kwargs: dict[str, Any] = {
         "n": 1,
         "max_tokens": config.max_output_tokens,
-        "min_tokens": config.min_output_tokens,
+        "min_tokens": 0 if fixed_length(config) else config.min_output_tokens,
         "ignore_eos": fixed_length(config),
         "repetition_penalty": float(decoder["repetition_penalty"]),
         "detokenize": False,
