@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lem_harness.experiment import ExperimentConfig
 
-CONTRACT_VERSION = "1.1.0"
+CONTRACT_VERSION = "1.0.0"
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 TIMELINE_FILE = "timeline.csv"
