@@ -63,7 +63,7 @@ from lem_harness.measure import (
     measure_idle_baseline,
     with_counter_idle,
 )
-from lem_harness.measure.activity import ActivityProbe, ActivitySource
+from lem_harness.measure.activity import ActivityProbe, ActivitySource, Snapshot, window_activity
 from lem_harness.metrics import energy_metrics, inference_metrics
 from lem_harness.phase_split import PhaseSplit, phase_split
 from lem_harness.provenance import build_provenance
@@ -106,6 +106,8 @@ class _Run:
     ) -> None:
         self.spec, self.cfg = spec, spec.config
         self.activity = activity
+        self.activity_source: ActivitySource | None = None
+        self.snapshots: dict[str, Snapshot | None] = {}
         self.clock, self.wall, self.sleep, self.env = clock, wall, sleep, env
         self.devices: GpuDevices | None = None
         self.sampler: Sampler | None = None
@@ -150,9 +152,8 @@ class _Run:
             self._pin_cuda_devices(self.devices)
         if self.devices is not None and self.cfg.timeseries.enabled:
             self.sampler = Sampler(self.devices, self.cfg.timeseries.sample_rate_hz, self.clock, self.wall)
-        self.meter = EnergyMeter(
-            self.devices, self.sampler, self.clock, rapl=RaplReader(), activity=self.activity(self.devices)
-        )
+        self.meter = EnergyMeter(self.devices, self.sampler, self.clock, rapl=RaplReader())
+        self.activity_source = self.activity(self.devices)
 
     def _pin_cuda_devices(self, devices: GpuDevices) -> None:
         """Make CUDA ordinals 0..n-1 the measured GPUs, for the engine and every worker it starts."""
@@ -181,6 +182,7 @@ class _Run:
         return prompt_set.prompts, warm
 
     def _begin(self, phase: str) -> None:
+        self.snapshots[phase] = self._snapshot()  # before the phase label and the edge
         if self.sampler is not None:
             self.sampler.set_phase(phase)
         self.meter.begin(phase)
@@ -189,6 +191,9 @@ class _Run:
         window = self.meter.end(phase)
         if self.sampler is not None:
             self.sampler.set_phase("idle")
+        start, end = self.snapshots.pop(phase, None), self._snapshot()
+        if start is not None and end is not None:
+            window.activity = window_activity(start, end)
         if record and phase in ("baseline", "load", "build", "warmup", "ready_idle", "measure", "prefill"):
             self.phases.append(Phase(name=phase, start_s=window.start_s, end_s=window.end_s))
         return window
@@ -222,6 +227,15 @@ class _Run:
             cache.put(uuids, image_id, fresh, now=self.wall())
         self.baseline = BaselineMetrics(**fresh.model_dump())
         logger.info("baseline: %.1f W idle over %.0f s", fresh.idle_power_w, fresh.duration_s)
+
+    def _snapshot(self) -> Snapshot | None:
+        if self.activity_source is None:
+            return None
+        try:
+            return self.activity_source.snapshot()
+        except (OSError, ValueError, DeviceError) as e:
+            logger.debug("activity snapshot failed: %s", e)
+            return None
 
     def _idle(self, phase: str, seconds: float) -> BaselineReading | None:
         """Idle power over ``seconds`` as the window ``phase``; the counter's where it moved."""

@@ -21,8 +21,9 @@ device first (``torch.cuda.synchronize()``), so the edges are where the work is.
 - Throttle reasons: the clocks-event bitmasks of every row in the window and the edge
   samples, OR-ed together.
 - CPU energy: the RAPL package counter at both edges, where readable.
-- Activity: an ``ActivitySource`` snapshot at both edges (other GPU processes, host CPU
-  load and steal; ``measure/activity.py``), for ``GPU_SHARED`` and ``HOST_BUSY``.
+- Activity (``WindowEnergy.activity``): filled in by the runner from ``ActivitySource``
+  snapshots taken just outside both edges (``measure/activity.py``), for ``GPU_SHARED`` and
+  ``HOST_BUSY``; outside, so that reading ``/proc`` never delays an edge.
 - A GPU without a single power reading in the window has no integral; the other GPUs
   keep theirs (per GPU), but the window's integrated total is then ``None``, since a
   sum over some GPUs is not the window's energy.
@@ -42,7 +43,6 @@ from dataclasses import dataclass, field
 from lem_harness.contract import WindowActivity
 from lem_harness.devices.base import CounterResetError, DeviceError, DeviceSample, GpuDevices
 from lem_harness.devices.rapl import RaplReader
-from lem_harness.measure.activity import ActivitySource, Snapshot, window_activity
 from lem_harness.measure.sampler import Sampler, TimelineRow
 from lem_harness.measure.stats import trapezoid
 
@@ -100,7 +100,6 @@ class _Edge:
     counter_j: dict[str, float] | None
     samples: list[DeviceSample]
     cpu_j: float | None
-    activity: Snapshot | None = None
     resets: int = 0
 
 
@@ -113,10 +112,8 @@ class EnergyMeter:
         sampler: Sampler | None,
         clock: Callable[[], float] = time.monotonic,
         rapl: RaplReader | None = None,
-        activity: ActivitySource | None = None,
     ) -> None:
         self.devices = devices
-        self.activity = activity
         self.sampler = sampler
         self._clock = clock
         self.rapl = rapl if rapl is not None and rapl.available() else None
@@ -138,10 +135,9 @@ class EnergyMeter:
         if name in self._open:
             raise ValueError(f"energy window {name!r} is already open")
         warnings: list[str] = []
-        snapshot = self._snapshot()
         counter = self._read_counter(warnings, at_end=False)
         t_s = self._clock() - self.origin_s
-        edge = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings), snapshot)
+        edge = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
         edge.resets = self._resets()
         self._open[name] = (edge, warnings)
 
@@ -153,7 +149,6 @@ class EnergyMeter:
         t_s = self._clock() - self.origin_s
         counter = self._read_counter(warnings, at_end=True)
         end = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
-        end.activity = self._snapshot()
         end.resets = self._resets()
         if counter is not None and end.resets > start.resets:
             warnings.append(
@@ -165,15 +160,6 @@ class EnergyMeter:
 
     def _resets(self) -> int:
         return 0 if self.devices is None else self.devices.counter_resets()
-
-    def _snapshot(self) -> Snapshot | None:
-        if self.activity is None:
-            return None
-        try:
-            return self.activity.snapshot()
-        except (OSError, ValueError, DeviceError) as e:
-            logger.debug("activity snapshot failed: %s", e)
-            return None
 
     # ---- edges
 
@@ -228,7 +214,6 @@ class EnergyMeter:
             cpu_energy_j=None if start.cpu_j is None or end.cpu_j is None else end.cpu_j - start.cpu_j,
             throttle_reasons_seen=_or_reasons(rows, start.samples + end.samples),
             warnings=warnings,
-            activity=_activity(start, end),
             gpu_count=len(self._uuids()),
         )
 
@@ -302,12 +287,6 @@ def _counter_delta(
         )
         return None
     return delta
-
-
-def _activity(start: _Edge, end: _Edge) -> WindowActivity | None:
-    if start.activity is None or end.activity is None:
-        return None
-    return window_activity(start.activity, end.activity)
 
 
 def _or_reasons(rows: Sequence[TimelineRow], edges: Sequence[DeviceSample]) -> int:
