@@ -177,7 +177,7 @@ class _Run:
         logger.info("prompts: %d from %s", len(prompt_set.prompts), prompt_set.source)
         count = self.cfg.warmup.max_prompts if self.cfg.warmup.enabled else 0
         warm = disjoint_prompts(
-            prompt_set.prompts, count, tokenizer.vocab_size, tokenizer.special_ids, self.cfg.seed
+            prompt_set.prompts, count, tokenizer.vocab_size, tokenizer.special_ids, self.cfg.random_seed
         )
         return prompt_set.prompts, warm
 

@@ -57,13 +57,13 @@ def test_token_clock_without_tokens() -> None:
 
 
 def test_one_batch_of_every_prompt() -> None:
-    engine = VLLMEngine(ExperimentConfig(model="m", backend="vllm"))
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     assert engine.plan_batches([[1], [2, 3], [4]]) == [[0, 1, 2]]
     assert engine.plan_batches([]) == []
 
 
 def test_close_before_load_is_a_no_op() -> None:
-    engine = VLLMEngine(ExperimentConfig(model="m", backend="vllm"))
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     engine.close()
     engine.close()
 
@@ -86,7 +86,7 @@ class _FakeLLM:
 def test_prefix_cache_is_reset_where_the_engine_keeps_one(
     caching: bool, expected: bool | None, resets: int
 ) -> None:
-    engine = VLLMEngine(ExperimentConfig(model="m", backend="vllm"))
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     fake = _FakeLLM(caching)
     engine._llm = fake
     assert engine.reset_prefix_cache() is expected
@@ -96,5 +96,5 @@ def test_prefix_cache_is_reset_where_the_engine_keeps_one(
 
 
 def test_prefill_sampling_makes_exactly_one_token() -> None:
-    full = sampling_kwargs(ExperimentConfig(model="m", backend="vllm", min_output_tokens=5))
+    full = sampling_kwargs(ExperimentConfig(model_name="m", backend="vllm", min_output_tokens=5))
     assert prefill_kwargs(full) == {**full, "max_tokens": 1, "min_tokens": 0, "ignore_eos": True}

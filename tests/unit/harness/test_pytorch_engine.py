@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 
 def _engine(model: Path, **changes: Any) -> PyTorchEngine:
-    data: dict[str, Any] = {"model": str(model), "fp_precision": "float32", "max_output_tokens": 6}
+    data: dict[str, Any] = {"model_name": str(model), "fp_precision": "float32", "max_output_tokens": 6}
     data.update(changes)
     return PyTorchEngine(ExperimentConfig.model_validate(data))
 
@@ -153,7 +153,7 @@ def test_synchronize_waits_on_every_gpu(monkeypatch: pytest.MonkeyPatch) -> None
     calls: list[int] = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
-    engine = PyTorchEngine(ExperimentConfig(model="m", gpus=(0, 1, 2)))
+    engine = PyTorchEngine(ExperimentConfig(model_name="m", gpus=(0, 1, 2)))
     engine._device = "cuda"
     engine.synchronize()
     assert calls == [0, 1, 2]
@@ -161,7 +161,7 @@ def test_synchronize_waits_on_every_gpu(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_the_model_never_loads_beside_the_gpus_being_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)  # CUDA was not narrowed to gpus: [1]
-    engine = PyTorchEngine(ExperimentConfig(model="m", gpus=(1,)))
+    engine = PyTorchEngine(ExperimentConfig(model_name="m", gpus=(1,)))
     with pytest.raises(EngineUnavailableError, match="sees 4 CUDA device"):
         engine._check_visible_gpus(torch)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -135,7 +135,7 @@ class TensorRTEngine(Engine):
 
             from lem_harness.engines.pytorch import HFTokenizer
 
-            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model))
+            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model_name))
         return self._tokenizer
 
     # ---- build
@@ -146,9 +146,9 @@ class TensorRTEngine(Engine):
         check_compute_capability(capability, required_compute_capability(self.config), gpu_name)
         sm = f"{capability[0]}.{capability[1]}"
         params = build_params(self.config)
-        key = cache_key(model_fingerprint(self.config.model), params, str(trt.__version__), sm)
+        key = cache_key(model_fingerprint(self.config.model_name), params, str(trt.__version__), sm)
         details = {
-            "model": self.config.model,
+            "model": self.config.model_name,
             "build": params,
             "tensorrt_llm": str(trt.__version__),
             "sm": sm,
@@ -197,14 +197,14 @@ class TensorRTEngine(Engine):
         tokenizer = self.load_tokenizer()
         hf_eos = getattr(getattr(tokenizer, "hf", None), "eos_token_id", None)
         try:
-            generation_eos = GenerationConfig.from_pretrained(self.config.model).eos_token_id
+            generation_eos = GenerationConfig.from_pretrained(self.config.model_name).eos_token_id
         except OSError:  # no generation_config.json: the tokenizer's EOS
             generation_eos = None
         return eos_ids(generation_eos, hf_eos)
 
     def reset_prefix_cache(self) -> bool | None:
-        """TensorRT-LLM 1.0's LLM API has no call to drop reused KV blocks: False when block reuse is on."""
-        return False if self.section.enable_block_reuse else None
+        """TensorRT-LLM 1.0's LLM API cannot drop reused KV blocks: False when KV cache reuse is on."""
+        return False if self.section.enable_kv_cache_reuse else None
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
         """One batch of every prompt: the in-flight batcher schedules up to max_batch_size at a time."""
