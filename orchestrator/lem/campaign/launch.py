@@ -48,6 +48,12 @@ class LaunchRequest:
     fail_fast: bool = False
     flavour: Flavour = "gpu"
     project_root: Path = field(default_factory=Path.cwd)
+    subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
+
+    @property
+    def campaign_dir(self) -> Path:
+        root = self.results_root / self.campaign.campaign_name
+        return root / self.subdir if self.subdir else root
 
 
 @dataclass
@@ -95,6 +101,7 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             request.results_root,
             resume=request.resume,
             now=services.clock.time(),
+            campaign_dir=request.campaign_dir,
         )
         try:
             removed = _cleanup(services, campaign_id)
@@ -139,9 +146,8 @@ def _specs(
 def _check_specs(request: LaunchRequest, specs: CampaignSpecs) -> None:
     """Build every run's container spec once, so a path or GPU problem stops the campaign before it starts."""
     configs = {c.config_id: c for c in request.expansion.configs}
-    campaign_dir = request.results_root / request.campaign.campaign_name
     for run in request.runs:
-        specs.container_spec(run, configs[run.config_id], campaign_dir / run.run_id)
+        specs.container_spec(run, configs[run.config_id], request.campaign_dir / run.run_id)
 
 
 def _services(request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs) -> Services:

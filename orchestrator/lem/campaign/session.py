@@ -50,9 +50,14 @@ def open_campaign(
     resume: bool,
     now: float,
     writer: SnapshotWriter = atomic_write_text,
+    campaign_dir: Path | None = None,
 ) -> OpenedCampaign:
-    """The campaign's plan and manifest (created and saved, or loaded for resume)."""
-    campaign_dir = results_root / campaign.campaign_name
+    """The campaign's plan and manifest (created and saved, or loaded for resume).
+
+    ``campaign_dir`` defaults to ``<results_root>/<campaign_name>``; a daemon campaign gives each
+    repetition its own (``<results_root>/<campaign_name>/rep-0001``).
+    """
+    campaign_dir = campaign_dir or results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
     path = campaign_dir / MANIFEST_FILE
     existed = path.exists()

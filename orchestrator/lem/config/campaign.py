@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, StrictFloat, StrictInt, field_validator, model_validator
 
 from lem.config.yaml_source import YamlDocument
 from lem_harness.experiment import Backend, DatasetConfig, PromptsConfig, StrictModel
@@ -19,6 +19,7 @@ from lem_harness.experiment import Backend, DatasetConfig, PromptsConfig, Strict
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+RUN_GROUP_FIELDS = ("repetition", "hour_of_day")  # group_by fields of a run, not of its configuration
 
 
 def duration_seconds(text: str) -> float:
@@ -31,26 +32,26 @@ def duration_seconds(text: str) -> float:
 class ThermalGapConfig(StrictModel):
     """Temperature-gated gaps: start the next run once every GPU is back near idle."""
 
-    temperature_tolerance_c: float = Field(3.0, gt=0.0, le=50.0)
-    power_tolerance_w: float = Field(15.0, gt=0.0, le=1_000.0)
-    min_gap_seconds: float = Field(10.0, ge=0.0, le=86_400.0)
-    poll_interval_seconds: float = Field(2.0, ge=0.1, le=600.0)
+    temperature_tolerance_c: StrictFloat = Field(3.0, gt=0.0, le=50.0)
+    power_tolerance_w: StrictFloat = Field(15.0, gt=0.0, le=1_000.0)
+    min_gap_seconds: StrictFloat = Field(10.0, ge=0.0, le=86_400.0)
+    poll_interval_seconds: StrictFloat = Field(2.0, ge=0.1, le=600.0)
 
 
 class ExecutionConfig(StrictModel):
     """How the runs are ordered and spaced."""
 
-    cycles: int = Field(3, ge=1, le=1_000)
+    cycles: StrictInt = Field(3, ge=1, le=1_000)
     structure: Literal["interleaved", "shuffled", "grouped"] = "interleaved"
-    seed: int = Field(42, ge=0, le=2**32 - 1)
-    warmup_prompts: int | None = Field(None, ge=0, le=10_000)
-    warmup_timeout_seconds: float | None = Field(None, gt=0.0, le=86_400.0)
-    config_gap_seconds: float = Field(60.0, ge=0.0, le=86_400.0)
-    cycle_gap_seconds: float = Field(300.0, ge=0.0, le=86_400.0)
+    seed: StrictInt = Field(42, ge=0, le=2**32 - 1)
+    warmup_prompts: StrictInt | None = Field(None, ge=0, le=10_000)
+    warmup_timeout_seconds: StrictFloat | None = Field(None, gt=0.0, le=86_400.0)
+    config_gap_seconds: StrictFloat = Field(60.0, ge=0.0, le=86_400.0)
+    cycle_gap_seconds: StrictFloat = Field(300.0, ge=0.0, le=86_400.0)
     gap_mode: Literal["fixed", "thermal"] = "fixed"
     thermal: ThermalGapConfig = Field(default_factory=ThermalGapConfig)
-    retries: int = Field(0, ge=0, le=10)
-    timeout_seconds: float = Field(3_600.0, gt=0.0, le=7 * 86_400.0)
+    retries: StrictInt = Field(0, ge=0, le=10)
+    timeout_seconds: StrictFloat = Field(3_600.0, gt=0.0, le=7 * 86_400.0)
 
     @model_validator(mode="after")
     def _thermal_bounds(self) -> ExecutionConfig:
@@ -69,19 +70,55 @@ class ColdStartConfig(StrictModel):
     drop_page_cache: bool = False
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_SETS: dict[str, tuple[Weekday, ...]] = {"weekdays": WEEKDAYS[:5], "weekends": WEEKDAYS[5:]}
+
+
 class DaemonConfig(StrictModel):
-    """Repeat the campaign on a schedule (start at ``at``, every ``interval``)."""
+    """Repeat the whole campaign on a schedule: first at ``at`` (or at once), then every ``interval``.
+
+    Each pass is a *repetition*. ``total_duration`` (from the schedule's start) and ``repetitions``
+    end the schedule; ``days`` keeps only the starts that fall on those local weekdays;
+    ``on_overrun`` says what happens to a start that passed while a repetition was still running.
+    """
 
     enabled: bool = False
     at: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     interval: str | None = Field(None, pattern=_DURATION)
     total_duration: str | None = Field(None, pattern=_DURATION)
+    repetitions: int | None = Field(None, ge=1, le=100_000)
+    days: tuple[Weekday, ...] | None = Field(None, min_length=1, max_length=7)
+    on_overrun: Literal["queue", "skip"] = "queue"
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _day_set(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value in _DAY_SETS:
+                return _DAY_SETS[value]
+            raise ValueError(
+                f"daemon.days is {value!r}: give 'weekdays', 'weekends' or a list like [mon, wed]"
+            )
+        return value
 
     @model_validator(mode="after")
     def _schedule(self) -> DaemonConfig:
         if self.enabled and self.at is None and self.interval is None:
             raise ValueError("daemon.enabled needs daemon.at ('HH:MM') or daemon.interval ('24h', '30m')")
+        if self.days is not None and len(set(self.days)) != len(self.days):
+            raise ValueError(f"daemon.days lists a day twice: {list(self.days)}")
         return self
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between starts: ``interval``, or a day when only ``at`` is given."""
+        return duration_seconds(self.interval) if self.interval else 86_400.0
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The allowed local weekdays as ``datetime.weekday()`` numbers (Monday 0); all when unset."""
+        return frozenset(WEEKDAYS.index(d) for d in (self.days or WEEKDAYS))
 
 
 class GridConfig(StrictModel):
@@ -123,7 +160,7 @@ class CampaignConfig(StrictModel):
     model: str | None = Field(None, min_length=1, max_length=1_000)
     dataset: DatasetConfig | None = None
     prompts: PromptsConfig | None = None
-    num_samples: int | None = Field(None, ge=1, le=1_000_000)
+    num_samples: StrictInt | None = Field(None, ge=1, le=1_000_000)
     base: dict[str, Any] = Field(default_factory=dict)
     grid: GridConfig | None = None
     experiments: tuple[ExperimentEntry, ...] = ()
