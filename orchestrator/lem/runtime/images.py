@@ -35,10 +35,12 @@ def lem_version() -> str:
         return "0.0.0"
 
 
-def image_name(backend: str, flavour: Flavour = "gpu", version: str | None = None) -> str:
+def image_name(
+    backend: str, flavour: Flavour = "gpu", version: str | None = None, repository: str = IMAGE_REPOSITORY
+) -> str:
     """``llenergymeasure/<backend>:<version>``; the CPU test flavour is ``llenergymeasure/<backend>:cpu``."""
     tag = "cpu" if flavour == "cpu" else (version or lem_version())
-    return f"{IMAGE_REPOSITORY}/{backend}:{tag}"
+    return f"{repository}/{backend}:{tag}"
 
 
 def flavour_of(image: str) -> Flavour:
@@ -51,7 +53,11 @@ def wheelhouse_name(backend: str, flavour: Flavour) -> str:
 
 @dataclass(frozen=True)
 class ImageBuild:
-    """One image build, fully decided: tag, Dockerfile and wheelhouse (repo-relative), build args."""
+    """One image build, fully decided: tag, Dockerfile and wheelhouse (repo-relative), build args.
+
+    ``wheelhouse_source``: a folder to take the wheelhouse from instead of ``<repo>/<wheelhouse>``
+    (an unpacked bundle); ``network``: the build's network mode (``"none"``: provably offline).
+    """
 
     backend: str
     flavour: Flavour
@@ -60,10 +66,21 @@ class ImageBuild:
     wheelhouse: str
     offline: bool
     buildargs: tuple[tuple[str, str], ...]
+    wheelhouse_source: Path | None = None
+    network: str | None = None
+    nocache: bool = False
+
+    def wheelhouse_dir(self, repo_root: Path) -> Path:
+        return self.wheelhouse_source or repo_root / self.wheelhouse
 
 
 def plan_build(
-    backend: str, flavour: Flavour = "gpu", *, offline: bool = False, base_image: str | None = None
+    backend: str,
+    flavour: Flavour = "gpu",
+    *,
+    offline: bool = False,
+    base_image: str | None = None,
+    repository: str = IMAGE_REPOSITORY,
 ) -> ImageBuild:
     """How to build ``backend``'s image. A CPU test flavour always builds offline."""
     if backend not in BACKENDS:
@@ -82,7 +99,7 @@ def plan_build(
     return ImageBuild(
         backend,
         flavour,
-        image_name(backend, flavour),
+        image_name(backend, flavour, repository=repository),
         dockerfile,
         wheelhouse,
         offline,
@@ -96,7 +113,7 @@ def check_sources(repo_root: Path, build: ImageBuild) -> None:
         raise LemRuntimeError(
             f"{build.dockerfile} not found under {repo_root}", "run from the repository root"
         )
-    wheels = repo_root / build.wheelhouse
+    wheels = build.wheelhouse_dir(repo_root)
     if build.offline and not any(wheels.glob("*.whl")):
         flavour = " cpu" if build.flavour == "cpu" else ""
         raise LemRuntimeError(
@@ -111,20 +128,19 @@ def write_context(repo_root: Path, build: ImageBuild, out: IO[bytes]) -> int:
     # The wheelhouse's own copy of the harness wheel (harness/) stays out: the image builds the harness
     # from source, and a changed wheel there would invalidate the cached dependency layer.
     sources = [
-        (f"images/{build.backend}", ()),
-        ("images/harness", ()),
-        (build.wheelhouse, WHEELHOUSE_PRIVATE),
+        (f"images/{build.backend}", repo_root / "images" / build.backend, ()),
+        ("images/harness", repo_root / "images" / "harness", ()),
+        (build.wheelhouse, build.wheelhouse_dir(repo_root), WHEELHOUSE_PRIVATE),
     ]
     count = 0
     with tarfile.open(fileobj=out, mode="w") as tar:
-        for rel, private in sources:
-            root = repo_root / rel
+        for rel, root, private in sources:
             if root.is_dir():
                 tar.add(root, arcname=rel, recursive=False)
             else:  # an online build may have no wheelhouse: the Dockerfile still copies the folder
                 tar.addfile(_dir_entry(rel))
             for path in _files_under(root, private):
-                tar.add(path, arcname=path.relative_to(repo_root).as_posix(), recursive=False)
+                tar.add(path, arcname=f"{rel}/{path.relative_to(root).as_posix()}", recursive=False)
                 count += path.is_file()
     return count
 
