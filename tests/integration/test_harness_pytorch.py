@@ -149,8 +149,11 @@ def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_pa
     # warmup and phases
     assert result.warmup is not None
     assert (result.warmup.mode, result.warmup.iterations, result.warmup.prompts) == ("fixed", 4, 4)
-    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "measure"]
+    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "ready_idle", "measure"]
     assert "SIMULATED_ENERGY" in [f.code for f in result.flags]
+    assert (result.warmup.prompts_disjoint, result.warmup.prefix_cache_reset) == (True, None)
+    assert e.idle_power_kind == "ready" and result.baseline is not None
+    assert e.idle_power_w == result.baseline.ready_idle_power_w
 
     # the timeline: one row per tick, labelled by phase, in time order
     rows = _timeline(out)
@@ -190,6 +193,6 @@ def test_fixed_length_outputs_with_dynamic_batches(tiny_model_dir: Path, tmp_pat
     assert m is not None
     assert (m.num_prompts, m.num_batches, m.output_tokens) == (10, 3, 120)
     assert result.warmup is not None
-    # batches of 4, 4, 2: the first fills no window; the second (trimmed to the 2 prompts left of
-    # max_prompts) gives a 2-latency window whose CV is below 1.0 for any two positive latencies
+    # steps of max_prompts // window_size = 3 prompts (the engine's batches hold 4): two steps fill
+    # the 2-latency window, whose CV is below 1.0 for any two positive latencies
     assert (result.warmup.iterations, result.warmup.prompts, result.warmup.converged) == (2, 6, True)

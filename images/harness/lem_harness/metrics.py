@@ -87,14 +87,25 @@ def _per_gpu(window: WindowEnergy) -> list[GpuEnergy]:
 
 
 def energy_metrics(
-    window: WindowEnergy | None, device_kind: str | None, idle_power_w: float | None, output_tokens: int
+    window: WindowEnergy | None,
+    device_kind: str | None,
+    idle: tuple[float, str] | None,
+    output_tokens: int,
 ) -> EnergyMetrics:
-    """The measured window's energy figures; every field null where its inputs are missing."""
+    """The measured window's energy figures; every field null where its inputs are missing.
+
+    ``idle`` is ``(watts, "ready" | "deep")``: the idle power subtracted for adjusted energy.
+    """
     source = energy_source(device_kind, window)
     if window is None or source == "none":
-        return EnergyMetrics(energy_source="none", window_duration_s=window.duration_s if window else None)
+        return EnergyMetrics(
+            energy_source="none",
+            window_duration_s=window.duration_s if window else None,
+            activity=window.activity if window else None,
+        )
     gross = window.gross_energy_j
     seconds = window.duration_s
+    idle_power_w = None if idle is None else idle[0]
     adjusted = gross - idle_power_w * seconds if gross is not None and idle_power_w is not None else None
     tokens = float(output_tokens) if output_tokens > 0 else None
     return EnergyMetrics(
@@ -103,6 +114,7 @@ def energy_metrics(
         integrated_energy_j=window.integrated_total_j,
         counter_vs_integral_pct=window.counter_vs_integral_pct,
         idle_power_w=idle_power_w,
+        idle_power_kind=None if idle is None else ("ready" if idle[1] == "ready" else "deep"),
         adjusted_energy_j=adjusted,
         window_duration_s=seconds,
         avg_power_w=_ratio(gross, seconds),
@@ -111,5 +123,6 @@ def energy_metrics(
         output_tokens_per_j=_ratio(tokens, gross),
         cpu_energy_j=window.cpu_energy_j,
         sample_coverage=window.coverage,
+        activity=window.activity,
         per_gpu=_per_gpu(window),
     )

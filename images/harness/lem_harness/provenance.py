@@ -38,6 +38,7 @@ def build_provenance(
     devices: GpuDevices | None,
     engine_versions: Mapping[str, str],
     env: Mapping[str, str],
+    engine_args: Mapping[str, str | int | float | bool | None] | None = None,
 ) -> Provenance:
     """The provenance block of a result; device facts are read once, here."""
     packages = {"lem-harness": __version__, **package_versions(), **engine_versions}
@@ -55,4 +56,5 @@ def build_provenance(
         device_kind=devices.kind if devices is not None else "none",
         visible_devices=visible_devices(env),
         cpu_threads=usable_cpus(),
+        engine_args=dict(engine_args or {}),
     )

@@ -1,8 +1,19 @@
-"""One run: spec → prompts → idle baseline → load → warmup → measured window → result.
+"""One run: spec → prompts → deep idle → load → warmup → ready idle → measured window → result.
 
 The runner owns measurement; the engine only infers. Every phase is an energy window
 of its own (``EnergyMeter``) and a span of the power timeline (``Sampler`` phase
-labels), so that load, warmup and the baseline never leak into the measured window.
+labels), so that load, warmup and the baselines never leak into the measured window.
+
+- The measured GPUs are the GPUs the engine uses: before any engine starts, the runner
+  narrows ``CUDA_VISIBLE_DEVICES`` to them (by NVML index, PCI order), so a direct run with
+  ``gpus: [1]`` never measures GPU 1 while the model sits on GPU 0.
+- Warmup runs on prompts disjoint from the measured set (``warmup.disjoint_prompts``);
+  afterwards the engine's prefix cache is reset where it has one.
+- Deep idle (before load, no CUDA context) and ready idle (after warmup, model resident)
+  are both recorded; adjusted energy uses the ready idle where it was measured.
+- ``measurement.phase_split``: after the measured window (and another cache reset) the
+  same prompts run once more with one output token each: the prefill window.
+
 Whatever happens — an exception, SIGTERM (``RunInterrupted``), Ctrl-C — devices and the
 engine are closed and ``result.json`` is written (``status: failed`` with the error).
 SIGTERM goes through an ``InterruptGate``: while the run executes it raises
@@ -15,8 +26,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,20 +52,39 @@ from lem_harness.contract import (
 from lem_harness.datasets import DatasetError, load_prompts
 from lem_harness.devices import DeviceError, GpuDevices, open_devices
 from lem_harness.devices.rapl import RaplReader
+from lem_harness.devices.visible import pinned_cuda_env
 from lem_harness.engines import create_engine
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError
 from lem_harness.experiment import ExperimentConfig
 from lem_harness.fileio import atomic_write_json, atomic_write_text
 from lem_harness.flags import FlagInputs, validity_flags
-from lem_harness.measure import BaselineCache, EnergyMeter, Sampler, WindowEnergy, measure_idle_baseline
+from lem_harness.measure import (
+    BaselineCache,
+    BaselineReading,
+    EnergyMeter,
+    Sampler,
+    WindowEnergy,
+    measure_idle_baseline,
+    with_counter_idle,
+)
+from lem_harness.measure.activity import ActivityProbe, ActivitySource, Snapshot, window_activity
 from lem_harness.metrics import energy_metrics, inference_metrics
+from lem_harness.phase_split import PhaseSplit, phase_split
 from lem_harness.provenance import build_provenance
 from lem_harness.status import StatusFile
-from lem_harness.warmup import run_warmup
+from lem_harness.warmup import disjoint_prompts, run_warmup
 
 logger = logging.getLogger("lem_harness")
 
 EngineFactory = Callable[[ExperimentConfig], Engine]
+ActivityFactory = Callable[[GpuDevices | None], ActivitySource | None]
+
+
+def default_activity(devices: GpuDevices | None) -> ActivitySource:
+    """/proc for the host; NVML's compute processes for the GPUs, where the devices list them."""
+    return ActivityProbe(gpu_processes=devices.compute_processes if devices is not None else None)
+
+
 # Failures a person can act on from the message alone: logged without a traceback.
 EXPECTED_ERRORS = (DatasetError, EngineUnavailableError, DeviceError, FileNotFoundError)
 
@@ -90,18 +122,22 @@ def _iso(unix_s: float) -> str:
 class _Run:
     """The state of one run as it progresses; whatever exists at the end goes into the result."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
         spec: RunSpec,
         clock: Callable[[], float],
         wall: Callable[[], float],
         sleep: Callable[[float], None],
         env: Mapping[str, str],
+        activity: ActivityFactory,
         *,
         status: StatusFile,
     ) -> None:
         self.spec, self.cfg = spec, spec.config
         self.status = status
+        self.activity = activity
+        self.activity_source: ActivitySource | None = None
+        self.snapshots: dict[str, Snapshot | None] = {}
         self.clock, self.wall, self.sleep, self.env = clock, wall, sleep, env
         self.devices: GpuDevices | None = None
         self.sampler: Sampler | None = None
@@ -118,39 +154,68 @@ class _Run:
         self.energy: EnergyMetrics | None = None
         self.flags: list[Flag] = []
         self.provenance: Provenance | None = None
+        self.prefill_window: WindowEnergy | None = None
+        self.phase_split: PhaseSplit | None = None
 
     # ---- steps
 
     def execute(self, engine_factory: EngineFactory) -> None:
         self._open_devices()
         engine = self.engine = engine_factory(self.cfg)
-        prompts = self._prompts(engine)
+        prompts, warm_prompts = self._prompts(engine)
         if self.sampler is not None:
             self.sampler.start()
         self._baseline()
         self._load(engine)
         plan = engine.plan_batches(prompts)
-        self._warmup(engine, prompts, plan)
+        self._warmup(engine, warm_prompts)
+        self._ready_idle()
         self._measure(engine, prompts, plan)
+        if self.cfg.measurement.phase_split:
+            self._prefill(engine, prompts, plan)
         self._flags()
 
     def _open_devices(self) -> None:
         self.devices, notes = open_devices(self.cfg.measurement, self.cfg.gpus, self.env, self.clock)
         self.warnings.extend(notes)
+        if self.devices is not None and self.devices.kind == "nvml":
+            self._pin_cuda_devices(self.devices)
         if self.devices is not None and self.cfg.timeseries.enabled:
             sampler = self.sampler = Sampler(
                 self.devices, self.cfg.timeseries.sample_rate_hz, self.clock, self.wall
             )
             sampler.add_tick_callback(lambda: self.status.telemetry(sampler.latest()))
         self.meter = EnergyMeter(self.devices, self.sampler, self.clock, rapl=RaplReader())
+        self.activity_source = self.activity(self.devices)
 
-    def _prompts(self, engine: Engine) -> list[list[int]]:
-        prompt_set = load_prompts(self.cfg, engine.load_tokenizer(), self.env)
+    def _pin_cuda_devices(self, devices: GpuDevices) -> None:
+        """Make CUDA ordinals 0..n-1 the measured GPUs, for the engine and every worker it starts."""
+        changes = pinned_cuda_env([gpu.index for gpu in devices.info()], self.env)
+        if not changes:
+            return
+        if not isinstance(self.env, MutableMapping) or _cuda_initialised():
+            raise DeviceError(
+                "the engine would not run on the measured GPUs: set "
+                f"{' '.join(f'{k}={v}' for k, v in changes.items())} "
+                "before starting the harness (CUDA was initialised before the harness could narrow it)"
+            )
+        self.env.update(changes)
+        logger.info("CUDA narrowed to the measured GPUs: %s", changes)
+
+    def _prompts(self, engine: Engine) -> tuple[list[list[int]], list[list[int]]]:
+        """The measured prompts and the warmup prompts (disjoint from them, same lengths)."""
+        tokenizer = engine.load_tokenizer()
+        prompt_set = load_prompts(self.cfg, tokenizer, self.env)
         self.warnings.extend(prompt_set.warnings)
         logger.info("prompts: %d from %s", len(prompt_set.prompts), prompt_set.source)
-        return prompt_set.prompts
+        count = self.cfg.warmup.max_prompts if self.cfg.warmup.enabled else 0
+        warm = disjoint_prompts(
+            prompt_set.prompts, count, tokenizer.vocab_size, tokenizer.special_ids, self.cfg.random_seed
+        )
+        return prompt_set.prompts, warm
 
     def _begin(self, phase: str) -> None:
+        self.snapshots[phase] = self._snapshot()  # before the phase label and the edge
         if self.sampler is not None:
             self.sampler.set_phase(phase)
         self.meter.begin(phase)
@@ -159,7 +224,10 @@ class _Run:
         window = self.meter.end(phase)
         if self.sampler is not None:
             self.sampler.set_phase("idle")
-        if record and phase in ("baseline", "load", "build", "warmup", "measure"):
+        start, end = self.snapshots.pop(phase, None), self._snapshot()
+        if start is not None and end is not None:
+            window.activity = window_activity(start, end)
+        if record and phase in ("baseline", "load", "build", "warmup", "ready_idle", "measure", "prefill"):
             self.phases.append(Phase(name=phase, start_s=window.start_s, end_s=window.end_s))
         return window
 
@@ -185,21 +253,59 @@ class _Run:
                 }
                 logger.info("baseline: %.1f W from the cache (%.0f s old)", reading.idle_power_w, age)
                 return
-        self._begin("baseline")
         self.status.phase("baseline")
-        try:
-            reading = measure_idle_baseline(
-                self.devices, conf.duration_seconds, self.sampler, self.clock, self.sleep
-            )
-        except DeviceError as e:
-            self._end("baseline")
-            self.warnings.append(f"idle baseline not measured ({e}): adjusted energy is null")
+        fresh = self._idle("baseline", conf.duration_seconds)
+        if fresh is None:
             return
-        self._end("baseline")
         if cache is not None:
-            cache.put(uuids, image_id, reading, now=self.wall())
-        self.baseline = BaselineMetrics(**reading.model_dump())
-        logger.info("baseline: %.1f W idle over %.0f s", reading.idle_power_w, reading.duration_s)
+            cache.put(uuids, image_id, fresh, now=self.wall())
+        self.baseline = BaselineMetrics(**fresh.model_dump())
+        logger.info("baseline: %.1f W idle over %.0f s", fresh.idle_power_w, fresh.duration_s)
+
+    def _snapshot(self) -> Snapshot | None:
+        if self.activity_source is None:
+            return None
+        try:
+            return self.activity_source.snapshot()
+        except (OSError, ValueError, DeviceError) as e:
+            logger.debug("activity snapshot failed: %s", e)
+            return None
+
+    def _idle(self, phase: str, seconds: float) -> BaselineReading | None:
+        """Idle power over ``seconds`` as the window ``phase``; the counter's where it moved."""
+        assert self.devices is not None
+        self._begin(phase)
+        try:
+            reading = measure_idle_baseline(self.devices, seconds, self.sampler, self.clock, self.sleep)
+        except DeviceError as e:
+            self._end(phase)
+            what = "idle baseline" if phase == "baseline" else f"{phase} idle power"
+            self.warnings.append(f"{what} not measured ({e}): adjusted energy uses what else was measured")
+            return None
+        window = self._end(phase)
+        return with_counter_idle(reading, window.counter_energy_j, window.duration_s)
+
+    def _ready_idle(self) -> None:
+        """Idle power with the model loaded and warm (CUDA context up): the idle adjusted energy uses."""
+        seconds = self.cfg.baseline.ready_duration_seconds
+        if self.baseline is None or self.devices is None or seconds <= 0:
+            return
+        self.engine_synchronize()
+        reading = self._idle("ready_idle", seconds)
+        if reading is None:
+            return
+        self.baseline = self.baseline.model_copy(
+            update={
+                "ready_idle_power_w": reading.idle_power_w,
+                "ready_idle_power_source": reading.idle_power_source,
+                "ready_idle_duration_s": reading.duration_s,
+            }
+        )
+        logger.info("ready idle: %.1f W over %.0f s", reading.idle_power_w, reading.duration_s)
+
+    def engine_synchronize(self) -> None:
+        if self.engine is not None:
+            self.engine.synchronize()
 
     def _load(self, engine: Engine) -> None:
         self.status.phase("loading")
@@ -221,9 +327,7 @@ class _Run:
         )
         logger.info("load: %.2f s", load.duration_s)
 
-    def _warmup(
-        self, engine: Engine, prompts: Sequence[Sequence[int]], plan: Sequence[Sequence[int]]
-    ) -> None:
+    def _warmup(self, engine: Engine, prompts: Sequence[Sequence[int]]) -> None:
         conf = self.cfg.warmup
         if not conf.enabled or conf.max_prompts == 0:
             self.warmup = WarmupMetrics(mode="disabled", iterations=0, prompts=0, duration_s=0.0)
@@ -234,11 +338,19 @@ class _Run:
         def progress(batches: int, cv: float | None) -> None:
             self.status.update(warmup_batches=batches, warmup_cv=cv)
 
-        self.warmup = run_warmup(engine, prompts, plan, conf, self.clock, on_batch=progress)
+        metrics = run_warmup(
+            engine, prompts, engine.plan_batches(prompts), conf, self.clock, on_batch=progress
+        )
         engine.synchronize()
         self._end("warmup")
+        self.warmup = metrics.model_copy(
+            update={
+                "prompts_disjoint": True,
+                "prefix_cache_reset": engine.reset_prefix_cache(),
+            }
+        )
         w = self.warmup
-        logger.info("warmup: %d batches, %d prompts, final CV %s", w.iterations, w.prompts, w.final_cv)
+        logger.info("warmup: %d steps, %d prompts, final CV %s", w.iterations, w.prompts, w.final_cv)
 
     def _measure(
         self, engine: Engine, prompts: Sequence[Sequence[int]], plan: Sequence[Sequence[int]]
@@ -257,9 +369,11 @@ class _Run:
         window = self.window = self._end("measure")
         self.warnings.extend(window.warnings)
         self.metrics = inference_metrics(batches, window.duration_s, engine.peak_memory_bytes())
-        idle = self.baseline.idle_power_w if self.baseline is not None else None
         kind = self.devices.kind if self.devices is not None else None
-        self.energy = energy_metrics(window, kind, idle, self.metrics.output_tokens)
+        failures = sum(self.devices.power_read_failures().values()) if self.devices is not None else 0
+        self.energy = energy_metrics(window, kind, self._idle_power(), self.metrics.output_tokens).model_copy(
+            update={"power_read_failures": failures}
+        )
         m, e = self.metrics, self.energy
         logger.info(
             "measure: %d output tokens in %.2f s (%.1f tok/s); gross energy %s J",
@@ -269,18 +383,52 @@ class _Run:
             e.gross_energy_j,
         )
 
+    def _idle_power(self) -> tuple[float, str] | None:
+        """(watts, "ready" | "deep"): ready idle where measured, else deep idle, else None."""
+        base = self.baseline
+        if base is None:
+            return None
+        if base.ready_idle_power_w is not None:
+            return base.ready_idle_power_w, "ready"
+        return None if base.idle_power_w is None else (base.idle_power_w, "deep")
+
+    def _prefill(
+        self, engine: Engine, prompts: Sequence[Sequence[int]], plan: Sequence[Sequence[int]]
+    ) -> None:
+        """The same prompts with one output token each (prefill only), after a cache reset."""
+        engine.reset_prefix_cache()
+        engine.synchronize()
+        self._begin("prefill")
+        batches = [engine.generate_prefill([prompts[i] for i in batch]) for batch in plan]
+        engine.synchronize()
+        window = self.prefill_window = self._end("prefill")
+        self.warnings.extend(f"prefill window: {w}" for w in window.warnings)
+        assert self.metrics is not None and self.energy is not None
+        prefill = inference_metrics(batches, window.duration_s)
+        kind = self.devices.kind if self.devices is not None else None
+        self.phase_split = phase_split(self.energy, self.metrics, window, prefill, kind, self._idle_power())
+
     def _flags(self) -> None:
         assert self.energy is not None and self.window is not None
-        self.flags = validity_flags(
-            FlagInputs(
-                device_kind=self.devices.kind if self.devices is not None else None,
-                energy=self.energy,
-                throttle_reasons_seen=self.window.throttle_reasons_seen,
-                baseline=self.baseline,
-                baseline_ttl_s=self.cfg.baseline.cache_ttl_seconds,
-                current_temperature_c=self.temperature_now_c,
-                warmup=self.warmup,
+        self.flags = validity_flags(self._flag_inputs(self.energy, self.window))
+        if self.phase_split is not None and self.prefill_window is not None:
+            prefill_flags = validity_flags(
+                self._flag_inputs(self.phase_split.prefill_energy, self.prefill_window)
             )
+            self.phase_split = replace(
+                self.phase_split,
+                metrics=self.phase_split.metrics.model_copy(update={"prefill_flags": prefill_flags}),
+            )
+
+    def _flag_inputs(self, energy: EnergyMetrics, window: WindowEnergy) -> FlagInputs:
+        return FlagInputs(
+            device_kind=self.devices.kind if self.devices is not None else None,
+            energy=energy,
+            throttle_reasons_seen=window.throttle_reasons_seen,
+            baseline=self.baseline,
+            current_temperature_c=self.temperature_now_c,
+            warmup=self.warmup,
+            activity=window.activity,
         )
 
     # ---- the end, success or not
@@ -289,7 +437,8 @@ class _Run:
         """Provenance first (it reads the devices), then engine, sampler and devices, each guarded."""
         try:
             versions = self.engine.versions() if self.engine is not None else {}
-            self.provenance = build_provenance(self.spec, self.devices, versions, self.env)
+            engine_args = self.engine.effective_args() if self.engine is not None else {}
+            self.provenance = build_provenance(self.spec, self.devices, versions, self.env, engine_args)
         except Exception as e:  # provenance must not mask the run's own outcome
             self.warnings.append(f"provenance incomplete: {type(e).__name__}: {e}")
         for name, action in (
@@ -344,11 +493,22 @@ class _Run:
             warmup=self.warmup,
             baseline=self.baseline,
             phases=self.phases,
+            phase_split=self.phase_split.metrics if self.phase_split is not None else None,
             flags=self.flags,
             warnings=self.warnings,
             timeline_file=TIMELINE_FILE,
             provenance=self.provenance,
         )
+
+
+def _cuda_initialised() -> bool:
+    """Whether this process already holds a CUDA context (then CUDA_VISIBLE_DEVICES is fixed)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda is not None and cuda.is_initialized())
+    except Exception:
+        return False
 
 
 def _error_info(error: BaseException) -> ErrorInfo:
@@ -385,13 +545,14 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     env: Mapping[str, str] = os.environ,
     gate: InterruptGate | None = None,
+    activity: ActivityFactory = default_activity,
 ) -> RunResult:
     """Run ``spec``; write ``result.json`` and ``timeline.csv`` under ``out_dir``; return the result."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = _iso(wall())
     status = StatusFile(out_dir, wall)
-    state = _Run(spec, clock, wall, sleep, env, status=status)
+    state = _Run(spec, clock, wall, sleep, env, activity, status=status)
     gate = gate or InterruptGate()
     try:
         error = _execute(state, engine_factory, gate)

@@ -172,7 +172,7 @@ def _vllm(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
 
 
 def _vllm_cache(v: VLLMConfig) -> Iterator[ConfigWarning]:
-    if v.block_size > 32:
+    if v.block_size is not None and v.block_size > 32:
         yield _w(
             "vllm.block_size",
             "warning",
@@ -242,7 +242,7 @@ def _vllm_scheduler(v: VLLMConfig) -> Iterator[ConfigWarning]:
             "VLLM_BATCHED_TOKENS",
             f"max_num_batched_tokens ({tokens}) is below max_num_seqs ({v.max_num_seqs}); vLLM refuses this",
         )
-    if v.max_model_len is not None and tokens < v.max_model_len and not v.enable_chunked_prefill:
+    if v.max_model_len is not None and tokens < v.max_model_len and v.enable_chunked_prefill is False:
         yield _w(
             "vllm.max_num_batched_tokens",
             "warning",

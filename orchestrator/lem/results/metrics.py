@@ -13,6 +13,8 @@ from typing import Literal
 from lem_harness.contract import RunResult
 
 Section = Literal["energy", "metrics"]
+# Left out of statistics for a run flagged ADJUSTED_NEGATIVE (the flag says so).
+ADJUSTED_METRICS = frozenset({"adjusted_energy_j", "adjusted_energy_per_output_token_j"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Metric:
     non_negative: bool = True  # intervals are drawn no lower than 0 (all but idle-adjusted energy)
 
     def extract(self, result: RunResult) -> float | None:
+        if self.name in ADJUSTED_METRICS and any(f.code == "ADJUSTED_NEGATIVE" for f in result.flags):
+            return None  # the idle baseline does not describe this window: never averaged in silently
         section = result.energy if self.section == "energy" else result.metrics
         value = getattr(section, self.field) if section is not None else None
         return float(value) if value is not None and math.isfinite(value) else None

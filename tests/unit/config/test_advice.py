@@ -82,8 +82,9 @@ def test_sampling_keys_count_when_sampling_is_on() -> None:
         ({"quantization": "bitsandbytes"}, [("VLLM_BITSANDBYTES", "info", "vllm.quantization")]),
         ({"max_num_seqs": 64, "max_num_batched_tokens": 32},
          [("VLLM_BATCHED_TOKENS", "warning", "vllm.max_num_batched_tokens")]),
-        ({"max_model_len": 2048, "max_num_batched_tokens": 1024},
+        ({"max_model_len": 2048, "max_num_batched_tokens": 1024, "enable_chunked_prefill": False},
          [("VLLM_BATCHED_TOKENS", "warning", "vllm.max_num_batched_tokens")]),
+        ({"max_model_len": 2048, "max_num_batched_tokens": 1024}, []),  # vLLM 0.32 chunks by default
         ({"max_model_len": 2048, "max_num_batched_tokens": 1024, "enable_chunked_prefill": True}, []),
     ],
 )  # fmt: skip

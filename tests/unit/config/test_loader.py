@@ -134,7 +134,9 @@ def test_every_problem_of_a_file_is_reported_in_line_order() -> None:
         ("model_name: m\ngpus: [0, 0]\n", "x.yaml:2: gpus: gpus lists a GPU twice: [0, 0]; list each id once"),  # noqa: E501
         ("model_name: m\nbackend: tensorrt\ntensorrt:\n  tp_size: 2\n", "x.yaml:4: tensorrt.tp_size: "
             "tensorrt.tp_size x "
-         "tensorrt.pp_size needs 2 GPUs but gpus lists 1"),
+         "tensorrt.pp_size = 2 x 1 = 2 GPU(s), but gpus lists 1 ([0]): the engine would use 2 and every "
+         "listed GPU is measured, so list exactly 2 GPU(s) in gpus or change tensorrt.tp_size / "
+         "tensorrt.pp_size"),
         ("model_name: m\nprompts:\n  type: synthetic\n  input_len_min: 50\n  input_len_max: 10\n",
          "x.yaml:4: prompts.input_len_min: must be <= prompts.input_len_max"),
         ("model_name: m\nprompts: {sample_size: 3}\n", "x.yaml:2: prompts: needs a 'type' key: one of "

@@ -14,7 +14,7 @@ OLD = """\
 name: old-style   # the label
 model: Qwen/Qwen2.5-0.5B
 seed: 7
-gpu_list: [0, 1]
+gpu_list: [0]
 backend: vllm
 batching_options:
   batch_size: 16
@@ -37,7 +37,7 @@ schema_version: '3.0.0'
 config_name: old-style # the label
 model_name: Qwen/Qwen2.5-0.5B
 random_seed: 7
-gpus: [0, 1]
+gpus: [0]
 backend: vllm
 prompts:
   type: file

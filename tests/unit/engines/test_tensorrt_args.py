@@ -9,6 +9,7 @@ import pytest
 from lem_harness.engines.tensorrt_args import (
     build_llm_kwargs,
     build_params,
+    prefill_kwargs,
     required_compute_capability,
     runtime_llm_kwargs,
     sampling_kwargs,
@@ -166,3 +167,20 @@ def test_required_compute_capability() -> None:
 def test_other_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="not 'tensorrt'"):
         build_params(ExperimentConfig(model_name="m", backend="vllm"))
+
+
+def test_every_eos_id_stops_a_request_like_the_other_engines() -> None:
+    # Llama 3 lists three EOS ids; the LLM API alone stops on the tokenizer's one
+    kwargs = sampling_kwargs(config(max_output_tokens=50), eos_ids={128009, 128001, 128008})
+    assert kwargs["stop_token_ids"] == [128001, 128008, 128009]
+    fixed = sampling_kwargs(config(max_output_tokens=50, min_output_tokens=50), eos_ids={2})
+    assert "stop_token_ids" not in fixed and fixed["ignore_eos"] is True
+
+
+def test_prefill_pass_makes_exactly_one_token() -> None:
+    full = sampling_kwargs(config(max_output_tokens=50, min_output_tokens=10), eos_ids={2})
+    assert prefill_kwargs(full) == {
+        **{k: v for k, v in full.items() if k not in ("min_tokens", "stop_token_ids")},
+        "max_tokens": 1,
+        "ignore_eos": True,
+    }

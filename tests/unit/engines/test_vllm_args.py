@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from lem_harness.engines.vllm_args import fixed_length, llm_kwargs, sampling_kwargs, token_prompts
+from lem_harness.engines.vllm_args import (
+    effective_args,
+    fixed_length,
+    llm_kwargs,
+    sampling_kwargs,
+    token_prompts,
+)
 from lem_harness.experiment import ExperimentConfig
 
 
@@ -14,8 +21,9 @@ def config(**fields: Any) -> ExperimentConfig:
     return ExperimentConfig.model_validate({"model_name": "org/model", "backend": "vllm", **fields})
 
 
-def test_defaults_pass_every_section_field_explicitly() -> None:
-    assert llm_kwargs(config()) == {
+def test_defaults_leave_chunked_prefill_prefix_caching_and_block_size_to_the_engine() -> None:
+    kwargs = llm_kwargs(config())
+    assert kwargs == {
         "model": "org/model",
         "dtype": "float16",
         "seed": 42,
@@ -23,11 +31,41 @@ def test_defaults_pass_every_section_field_explicitly() -> None:
         "gpu_memory_utilization": 0.9,
         "tensor_parallel_size": 1,
         "pipeline_parallel_size": 1,
-        "enable_prefix_caching": False,
-        "enable_chunked_prefill": False,
         "enforce_eager": False,
         "kv_cache_dtype": "auto",
+    }
+    assert {"enable_chunked_prefill", "enable_prefix_caching", "block_size"}.isdisjoint(kwargs)
+
+
+def test_explicit_false_is_passed() -> None:
+    kwargs = llm_kwargs(config(vllm={"enable_chunked_prefill": False, "enable_prefix_caching": False}))
+    assert (kwargs["enable_chunked_prefill"], kwargs["enable_prefix_caching"]) == (False, False)
+
+
+def test_effective_args_read_what_the_engine_resolved() -> None:
+    vllm_config = SimpleNamespace(
+        cache_config=SimpleNamespace(
+            enable_prefix_caching=True, block_size=16, gpu_memory_utilization=0.9, cache_dtype="auto"
+        ),
+        scheduler_config=SimpleNamespace(
+            enable_chunked_prefill=True, max_num_batched_tokens=8192, max_num_seqs=256
+        ),
+        model_config=SimpleNamespace(max_model_len=2048, dtype="torch.float16", enforce_eager=False),
+        parallel_config=SimpleNamespace(tensor_parallel_size=1, pipeline_parallel_size=1),
+    )
+    assert effective_args(vllm_config) == {
+        "enable_prefix_caching": True,
         "block_size": 16,
+        "gpu_memory_utilization": 0.9,
+        "kv_cache_dtype": "auto",
+        "enable_chunked_prefill": True,
+        "max_num_batched_tokens": 8192,
+        "max_num_seqs": 256,
+        "max_model_len": 2048,
+        "dtype": "torch.float16",
+        "enforce_eager": False,
+        "tensor_parallel_size": 1,
+        "pipeline_parallel_size": 1,
     }
 
 
@@ -93,11 +131,11 @@ def test_greedy_natural_length() -> None:
     }
 
 
-def test_fixed_length_sets_min_tokens_to_max_and_ignores_eos() -> None:
+def test_fixed_length_ignores_eos_without_min_tokens_like_vllms_benchmark() -> None:
     cfg = config(max_output_tokens=32, min_output_tokens=32)
     kwargs = sampling_kwargs(cfg)
     assert fixed_length(cfg)
-    assert (kwargs["max_tokens"], kwargs["min_tokens"], kwargs["ignore_eos"]) == (32, 32, True)
+    assert (kwargs["max_tokens"], kwargs["min_tokens"], kwargs["ignore_eos"]) == (32, 0, True)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from lem_harness.engines.base import Generation
 from lem_harness.engines.token_timing import TokenClock
 from lem_harness.engines.vllm import VLLMEngine, offline_generation, request_latency_s
+from lem_harness.engines.vllm_args import prefill_kwargs, sampling_kwargs
 from lem_harness.experiment import ExperimentConfig
 
 
@@ -65,3 +66,35 @@ def test_close_before_load_is_a_no_op() -> None:
     engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     engine.close()
     engine.close()
+
+
+class _FakeLLM:
+    """The parts of vllm.LLM the engine touches after load: the resolved config and the cache reset."""
+
+    def __init__(self, prefix_caching: bool) -> None:
+        self.resets = 0
+        self.llm_engine = SimpleNamespace(
+            vllm_config=SimpleNamespace(cache_config=SimpleNamespace(enable_prefix_caching=prefix_caching))
+        )
+
+    def reset_prefix_cache(self) -> bool:
+        self.resets += 1
+        return True
+
+
+@pytest.mark.parametrize(("caching", "expected", "resets"), [(True, True, 1), (False, None, 0)])
+def test_prefix_cache_is_reset_where_the_engine_keeps_one(
+    caching: bool, expected: bool | None, resets: int
+) -> None:
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
+    fake = _FakeLLM(caching)
+    engine._llm = fake
+    assert engine.reset_prefix_cache() is expected
+    assert fake.resets == resets
+    assert engine.effective_args() == {"enable_prefix_caching": caching}
+    engine._llm = None  # nothing to shut down
+
+
+def test_prefill_sampling_makes_exactly_one_token() -> None:
+    full = sampling_kwargs(ExperimentConfig(model_name="m", backend="vllm", min_output_tokens=5))
+    assert prefill_kwargs(full) == {**full, "max_tokens": 1, "min_tokens": 0, "ignore_eos": True}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lem_harness.contract import BaselineMetrics, EnergyMetrics, WarmupMetrics
+from lem_harness.contract import BaselineMetrics, EnergyMetrics, WarmupMetrics, WindowActivity
 from lem_harness.flags import FlagInputs, validity_flags
 
 CLEAN_ENERGY = EnergyMetrics(
@@ -24,7 +24,6 @@ def _inputs(**changes: object) -> FlagInputs:
         "energy": CLEAN_ENERGY,
         "throttle_reasons_seen": 0,
         "baseline": BaselineMetrics(idle_power_w=60.0, from_cache=False),
-        "baseline_ttl_s": 3600.0,
         "current_temperature_c": {},
         "warmup": CONVERGED,
     }
@@ -75,9 +74,10 @@ def test_baseline_from_cache_reports_its_age() -> None:
     assert "1234 s old" in flags[0].message
 
 
-def test_stale_baseline_by_age_or_by_temperature_drift() -> None:
+def test_stale_baseline_by_temperature_drift_only() -> None:
+    # the cache refuses entries older than the TTL, so age alone never reaches the flags
     old = BaselineMetrics(idle_power_w=60.0, from_cache=True, age_s=4000.0)
-    assert _codes(baseline=old) == ["BASELINE_FROM_CACHE", "STALE_BASELINE"]
+    assert _codes(baseline=old) == ["BASELINE_FROM_CACHE"]
     cached = BaselineMetrics(
         idle_power_w=60.0, from_cache=True, age_s=10.0, idle_temperature_c={"GPU-a": 35.0}
     )
@@ -109,3 +109,32 @@ def test_warmup_not_converged_says_why() -> None:
     assert "timed out" in flags[0].message and "0.200" in flags[0].message
     fixed = WarmupMetrics(mode="fixed", iterations=3, prompts=3, duration_s=1.0)
     assert _codes(warmup=fixed) == []
+
+
+def test_negative_adjusted_energy_is_flagged_with_the_idle_kind() -> None:
+    negative = _energy(adjusted_energy_j=-120.0, idle_power_w=40.0, idle_power_kind="ready", avg_power_w=36.0)
+    flags = validity_flags(_inputs(energy=negative))
+    assert [f.code for f in flags] == ["ADJUSTED_NEGATIVE"]
+    assert "-120.0 J" in flags[0].message and "ready idle power (40.0 W)" in flags[0].message
+    assert _codes(energy=_energy(adjusted_energy_j=0.0)) == []
+
+
+def test_a_present_sensor_without_usable_energy_is_flagged_not_silent() -> None:
+    empty = EnergyMetrics(energy_source="none", window_duration_s=30.0)
+    assert _codes(device_kind="nvml", energy=empty) == ["ENERGY_UNAVAILABLE"]
+
+
+def test_other_gpu_processes_flag_gpu_shared() -> None:
+    activity = WindowActivity(gpu_other_processes={"GPU-a": 0, "GPU-b": 2})
+    flags = validity_flags(_inputs(activity=activity))
+    assert [f.code for f in flags] == ["GPU_SHARED"]
+    assert "GPU-b: 2" in flags[0].message and "GPU-a" not in flags[0].message
+    assert _codes(activity=WindowActivity(gpu_other_processes={"GPU-a": 0})) == []
+
+
+def test_host_busy_on_steal_or_other_cpu_load() -> None:
+    assert _codes(activity=WindowActivity(cpu_steal_pct=5.1)) == ["HOST_BUSY"]
+    assert _codes(activity=WindowActivity(host_cpu_other_pct=25.1, load_avg_1m=3.0)) == ["HOST_BUSY"]
+    assert _codes(activity=WindowActivity(cpu_steal_pct=5.0, host_cpu_other_pct=25.0)) == []
+    flags = validity_flags(_inputs(activity=WindowActivity(cpu_steal_pct=12.0, load_avg_1m=9.5)))
+    assert "CPU steal 12 %" in flags[0].message and "load average 9.50" in flags[0].message

@@ -60,7 +60,7 @@ def test_streaming_fields_come_from_per_token_times() -> None:
 
 def test_energy_metrics_from_a_counter_window() -> None:
     window = _window({"GPU-a": 100.0, "GPU-b": 50.0}, {"GPU-a": 99.0, "GPU-b": 52.0}, seconds=10.0)
-    e = energy_metrics(window, "nvml", idle_power_w=20.0, output_tokens=300)
+    e = energy_metrics(window, "nvml", idle=(20.0, "deep"), output_tokens=300)
     assert e.energy_source == "nvml_counter"
     assert e.gross_energy_j == 150.0
     assert e.integrated_energy_j == 151.0
@@ -79,9 +79,7 @@ def test_energy_metrics_from_a_counter_window() -> None:
 
 
 def test_without_a_counter_the_integral_is_the_headline() -> None:
-    e = energy_metrics(
-        _window(None, {"GPU-a": 80.0}, seconds=4.0), "nvml", idle_power_w=None, output_tokens=40
-    )
+    e = energy_metrics(_window(None, {"GPU-a": 80.0}, seconds=4.0), "nvml", idle=None, output_tokens=40)
     assert e.energy_source == "power_integral"
     assert (e.gross_energy_j, e.counter_vs_integral_pct, e.adjusted_energy_j) == (80.0, None, None)
     assert e.energy_per_output_token_j == 2.0
@@ -90,18 +88,18 @@ def test_without_a_counter_the_integral_is_the_headline() -> None:
 def test_simulated_device_is_labelled_simulated() -> None:
     window = _window({"GPU-SIMULATED-0": 10.0}, None, seconds=1.0)
     assert energy_source("simulated", window) == "simulated"
-    assert energy_metrics(window, "simulated", 1.0, 10).energy_source == "simulated"
+    assert energy_metrics(window, "simulated", (1.0, "deep"), 10).energy_source == "simulated"
 
 
 def test_no_sensor_gives_null_energy_never_zero() -> None:
-    e = energy_metrics(_window(None, None, seconds=3.0), None, idle_power_w=None, output_tokens=10)
+    e = energy_metrics(_window(None, None, seconds=3.0), None, idle=None, output_tokens=10)
     assert e.energy_source == "none"
     assert e.window_duration_s == 3.0
-    dumped = e.model_dump(exclude={"energy_source", "window_duration_s", "per_gpu"})
+    dumped = e.model_dump(exclude={"energy_source", "window_duration_s", "per_gpu", "power_read_failures"})
     assert set(dumped.values()) == {None}
 
 
 def test_zero_output_tokens_gives_null_per_token_figures() -> None:
-    e = energy_metrics(_window({"GPU-a": 10.0}, None, seconds=1.0), "nvml", 1.0, output_tokens=0)
+    e = energy_metrics(_window({"GPU-a": 10.0}, None, seconds=1.0), "nvml", (1.0, "deep"), output_tokens=0)
     assert (e.energy_per_output_token_j, e.output_tokens_per_j) == (None, None)
     assert e.gross_energy_j == 10.0

@@ -142,3 +142,27 @@ def test_torch_compile_wraps_the_forward_with_the_configured_backend(tiny_model_
     engine.load()
     assert hasattr(engine._model.forward, "_torchdynamo_orig_callable")  # a torch.compile wrapper
     assert [g.output_tokens for g in engine.generate([[5, 6, 7]]).generations] == [3]
+
+
+def test_prefill_pass_generates_exactly_one_token_per_prompt(loaded: PyTorchEngine) -> None:
+    batch = loaded.generate_prefill([[10, 11, 12, 13, 14, 15], [20, 21]])
+    assert [(g.input_tokens, g.output_tokens) for g in batch.generations] == [(6, 1), (2, 1)]
+
+
+def test_synchronize_waits_on_every_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    engine = PyTorchEngine(ExperimentConfig(model_name="m", gpus=(0, 1, 2)))
+    engine._device = "cuda"
+    engine.synchronize()
+    assert calls == [0, 1, 2]
+
+
+def test_the_model_never_loads_beside_the_gpus_being_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)  # CUDA was not narrowed to gpus: [1]
+    engine = PyTorchEngine(ExperimentConfig(model_name="m", gpus=(1,)))
+    with pytest.raises(EngineUnavailableError, match="sees 4 CUDA device"):
+        engine._check_visible_gpus(torch)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    engine._check_visible_gpus(torch)

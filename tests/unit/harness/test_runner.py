@@ -6,6 +6,7 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from lem_harness.devices import DeviceUnavailableError
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
+from lem_harness.measure.activity import CpuTimes, Snapshot
 from lem_harness.runner import InterruptGate, run
 
 T0 = 1000.0
@@ -128,6 +130,7 @@ def _run(
         sleep=clock.sleep,
         engine_factory=factory,
         env={},
+        activity=lambda devices: None,  # /proc on this shared machine is not the test's subject
     )
     return result, engines[0]
 
@@ -139,7 +142,7 @@ def test_energy_tokens_and_phases_are_exact(tmp_path: Path) -> None:
     curve = SimulatedDevices(clock=clock, origin_s=T0)  # the same deterministic curve, same origin
 
     phases = {p.name: p for p in result.phases}
-    assert list(phases) == ["baseline", "load", "warmup", "measure"]
+    assert list(phases) == ["baseline", "load", "warmup", "ready_idle", "measure"]
     assert phases["baseline"].end_s - phases["baseline"].start_s == pytest.approx(5.0, abs=1e-9)
     assert result.setup.load_duration_s == LOAD_S
     assert result.setup.load_energy_j == pytest.approx(
@@ -161,7 +164,19 @@ def test_energy_tokens_and_phases_are_exact(tmp_path: Path) -> None:
         curve.energy_between(T0 + window.start_s, T0 + window.end_s), rel=1e-12
     )
     assert result.baseline is not None and result.baseline.idle_power_w is not None
-    assert e.idle_power_w == result.baseline.idle_power_w
+    # adjusted energy uses the ready idle (model loaded, after warmup): the counter's mean over that span
+    ready = phases["ready_idle"]
+    assert ready.end_s - ready.start_s == pytest.approx(5.0, abs=1e-9)
+    assert (e.idle_power_kind, result.baseline.ready_idle_power_source) == ("ready", "nvml_counter")
+    assert e.idle_power_w == result.baseline.ready_idle_power_w
+    assert e.idle_power_w == pytest.approx(
+        curve.energy_between(T0 + ready.start_s, T0 + ready.end_s) / 5.0, rel=1e-12
+    )
+    assert result.baseline.idle_power_source == "nvml_counter"
+    assert result.baseline.idle_power_w == pytest.approx(
+        curve.energy_between(T0 + phases["baseline"].start_s, T0 + phases["baseline"].end_s) / 5.0,
+        rel=1e-12,
+    )
     assert e.adjusted_energy_j == pytest.approx(
         e.gross_energy_j - e.idle_power_w * e.window_duration_s, rel=1e-12
     )
@@ -224,7 +239,7 @@ def test_an_engine_failure_writes_a_failed_result_and_closes_everything(tmp_path
     assert (result.error.type, result.error.message) == ("RuntimeError", "CUDA out of memory (fake)")
     assert engine.closed
     assert result.metrics is None and result.energy is None
-    assert [p.name for p in result.phases] == ["baseline", "load", "warmup"]
+    assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "ready_idle"]
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     assert saved["status"] == "failed" and saved["error"]["type"] == "RuntimeError"
 
@@ -285,3 +300,175 @@ def test_sigterm_in_any_phase_writes_an_interrupted_result(tmp_path: Path, phase
     assert result.error is not None and result.error.message == "received SIGTERM: the run was stopped"
     assert engines[0].closed  # the engine was closed either way
     assert (result.metrics is None) == (phase == "generate")  # interrupted mid-window: no figures
+
+
+# --------------------------------------------------------------------------- measurement validity
+
+
+class _PrefillEngine(FakeEngine):
+    """FakeEngine with a prefix cache to reset and a prefill-only pass of one step per batch."""
+
+    def __init__(self, config: ExperimentConfig, clock: FakeClock) -> None:
+        super().__init__(config, clock)
+        self.resets = 0
+        self.seen: list[list[int]] = []
+
+    def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        self.seen.extend(list(p) for p in prompts)
+        return super().generate(prompts)
+
+    def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        self.clock.sleep(STEP_S)
+        return BatchResult([Generation(len(p), 1) for p in prompts], STEP_S)
+
+    def reset_prefix_cache(self) -> bool | None:
+        self.resets += 1
+        return True
+
+
+def _run_with(tmp_path: Path, spec: RunSpec, clock: FakeClock, engine: type[FakeEngine], **kw: Any) -> Any:
+    made: list[FakeEngine] = []
+
+    def factory(config: ExperimentConfig) -> Engine:
+        made.append(engine(config, clock))
+        return made[0]
+
+    options: dict[str, Any] = {"env": {}, "activity": lambda devices: None, **kw}
+    result = run(
+        spec, tmp_path / "out", clock=clock, wall=lambda: clock.now + 1.7e9, sleep=clock.sleep,
+        engine_factory=factory, **options,
+    )  # fmt: skip
+    return result, (made[0] if made else None)
+
+
+def test_warmup_runs_on_disjoint_prompts_and_the_prefix_cache_is_reset(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    result, engine = _run_with(tmp_path, _spec(tmp_path), clock, _PrefillEngine)
+    assert result.status == "ok", result.error
+    warm, measured = engine.seen[:3], engine.seen[3:]
+    assert [len(p) for p in warm] == [8, 8, 8]
+    assert not {tuple(p) for p in warm} & {tuple(p) for p in measured}
+    assert result.warmup is not None
+    assert (result.warmup.prompts_disjoint, result.warmup.prefix_cache_reset) == (True, True)
+    assert engine.resets == 1
+
+
+def test_phase_split_reports_prefill_and_decode_energy_exactly(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    spec = _spec(tmp_path, measurement={"device": "simulated", "phase_split": True})
+    result, engine = _run_with(tmp_path, spec, clock, _PrefillEngine)
+    assert result.status == "ok", result.error
+    curve = SimulatedDevices(clock=clock, origin_s=T0)
+    phases = {p.name: p for p in result.phases}
+    assert list(phases) == ["baseline", "load", "warmup", "ready_idle", "measure", "prefill"]
+    split, e, m = result.phase_split, result.energy, result.metrics
+    assert split is not None and e is not None and m is not None and e.gross_energy_j is not None
+    prefill = phases["prefill"]
+    prefill_j = curve.energy_between(T0 + prefill.start_s, T0 + prefill.end_s)
+    assert split.prefill_duration_s == pytest.approx(3 * STEP_S, rel=1e-12)  # three batches, one step each
+    assert split.prefill_output_tokens == 6
+    assert split.prefill_energy_j == pytest.approx(prefill_j, rel=1e-12)
+    assert split.decode_output_tokens == m.output_tokens - 6
+    assert split.decode_energy_j == pytest.approx(e.gross_energy_j - prefill_j, rel=1e-12)
+    assert split.decode_energy_per_output_token_j == pytest.approx(
+        (e.gross_energy_j - prefill_j) / (m.output_tokens - 6), rel=1e-12
+    )
+    assert e.idle_power_w is not None
+    assert split.prefill_adjusted_energy_j == pytest.approx(
+        prefill_j - e.idle_power_w * split.prefill_duration_s, rel=1e-12
+    )
+    assert [f.code for f in split.prefill_flags] == ["SIMULATED_ENERGY", "SHORT_WINDOW"]
+    assert engine.resets == 2  # after warmup, and between the measured window and the prefill pass
+
+
+def test_phase_split_with_an_engine_without_a_prefill_pass_fails_clearly(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    spec = _spec(tmp_path, measurement={"device": "simulated", "phase_split": True})
+    result, _ = _run(tmp_path, spec, clock)
+    assert result.status == "failed" and result.error is not None
+    assert "measurement.phase_split: false" in result.error.message
+
+
+class _NvmlLike(SimulatedDevices):
+    """A simulated GPU that says it is NVML GPU 3 (to exercise the CUDA narrowing)."""
+
+    kind = "nvml"
+
+    def info(self) -> list[Any]:
+        return [gpu.model_copy(update={"index": 3}) for gpu in super().info()]
+
+
+def test_cuda_is_narrowed_to_the_measured_gpus_before_the_engine_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(T0)
+    monkeypatch.setattr(
+        "lem_harness.runner.open_devices", lambda m, g, env, clk: (_NvmlLike(clock=clk, origin_s=T0), [])
+    )
+    env: dict[str, str] = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    result, _ = _run_with(tmp_path, _spec(tmp_path, gpus=[3]), clock, FakeEngine, env=env)
+    assert result.status == "ok", result.error
+    assert env == {"CUDA_VISIBLE_DEVICES": "3", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def test_a_run_that_cannot_narrow_cuda_fails_instead_of_measuring_the_wrong_gpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(T0)
+    monkeypatch.setattr(
+        "lem_harness.runner.open_devices", lambda m, g, env, clk: (_NvmlLike(clock=clk, origin_s=T0), [])
+    )
+    frozen = MappingProxyType({"CUDA_VISIBLE_DEVICES": "0"})
+    result, _ = _run_with(tmp_path, _spec(tmp_path, gpus=[1]), clock, FakeEngine, env=frozen)
+    assert result.status == "failed" and result.error is not None
+    assert "CUDA_VISIBLE_DEVICES=3" in result.error.message
+
+
+class _BusyHost:
+    """An activity source whose second snapshot shows another GPU process and a busy host."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def snapshot(self) -> Snapshot:
+        self.calls += 1
+        n = self.calls
+        return Snapshot(
+            cpu=CpuTimes(total=1000 * n, idle=500 * n, steal=0),
+            own_jiffies=100 * n,
+            load_avg_1m=7.0,
+            gpu_processes={"GPU-SIMULATED-0": frozenset({1, 999})},
+            own_pids=frozenset({1}),
+        )
+
+
+def test_a_shared_gpu_and_a_busy_host_are_flagged(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    result, _ = _run_with(tmp_path, _spec(tmp_path), clock, FakeEngine, activity=lambda devices: _BusyHost())
+    assert result.status == "ok", result.error
+    e = result.energy
+    assert e is not None and e.activity is not None
+    # each window spans one step of the fake: 1000 jiffies, 500 busy, 100 of them ours
+    assert e.activity.host_cpu_other_pct == pytest.approx(40.0)
+    assert e.activity.gpu_other_processes == {"GPU-SIMULATED-0": 1}
+    assert [f.code for f in result.flags][-2:] == ["GPU_SHARED", "HOST_BUSY"]
+
+
+def test_negative_adjusted_energy_is_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(T0)
+    # power falls 5 W every second: the ready idle (just before the window) is above the window's power
+    falling = SimulatedDevices(
+        clock=clock, origin_s=T0, idle_power_w=200.0, amplitude_w=0.0, ramp_w_per_s=-5.0
+    )
+    monkeypatch.setattr("lem_harness.runner.open_devices", lambda m, g, env, clk: (falling, []))
+    result, _ = _run(tmp_path, _spec(tmp_path), clock)
+    e = result.energy
+    assert e is not None and e.adjusted_energy_j is not None and e.gross_energy_j is not None
+    assert e.window_duration_s is not None and e.idle_power_w is not None
+    phases = {p.name: p for p in result.phases}
+    ready = phases["ready_idle"]
+    ready_w = falling.energy_between(T0 + ready.start_s, T0 + ready.end_s) / (ready.end_s - ready.start_s)
+    assert e.idle_power_w == pytest.approx(ready_w, rel=1e-12)
+    assert e.adjusted_energy_j == pytest.approx(e.gross_energy_j - ready_w * e.window_duration_s, rel=1e-12)
+    assert e.adjusted_energy_j < 0
+    assert "ADJUSTED_NEGATIVE" in [f.code for f in result.flags]

@@ -9,7 +9,16 @@ import pytest
 
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig, WarmupConfig
-from lem_harness.warmup import rolling_cv, run_warmup, simulate, stop_reason, warmup_batches
+from lem_harness.warmup import (
+    CACHE_BLOCK_TOKENS,
+    disjoint_prompts,
+    rolling_cv,
+    run_warmup,
+    simulate,
+    stop_reason,
+    warmup_batches,
+    warmup_plan,
+)
 
 SINGLES = [[i] for i in range(100)]
 
@@ -133,6 +142,9 @@ def test_run_warmup_records_iterations_cv_and_duration_on_a_fake_clock() -> None
         "final_cv": 0.0,
         "converged": True,
         "timed_out": False,
+        "step_prompts": 3,  # max_prompts 10 // window_size 3
+        "prompts_disjoint": False,  # the runner sets these two
+        "prefix_cache_reset": None,
     }
 
 
@@ -140,3 +152,76 @@ def test_run_warmup_disabled_runs_nothing() -> None:
     engine = _ScriptedEngine([], [0.0])
     metrics = run_warmup(engine, [[1]], [[0]], WarmupConfig(enabled=False), lambda: 0.0)
     assert (metrics.mode, metrics.iterations, engine.batches) == ("disabled", 0, [])
+
+
+# --------------------------------------------------------------------------- defaults converge
+
+DEFAULTS = WarmupConfig()  # convergence, min 5, max 20, window 5, target CV 0.05
+
+
+class _ConstantEngine(_ScriptedEngine):
+    """Every generate call takes ``seconds`` (+ ``drift`` x call number): a steady or drifting engine."""
+
+    def __init__(self, plan: list[list[int]], seconds: float, drift: float, now: list[float]) -> None:
+        super().__init__([], now)
+        self.plan, self.seconds, self.drift = plan, seconds, drift
+
+    def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+        return self.plan
+
+    def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        latency = self.seconds + self.drift * len(self.batches)
+        self.batches.append(len(prompts))
+        self.now[0] += latency
+        return BatchResult([Generation(1, 1) for _ in prompts], latency)
+
+
+@pytest.mark.parametrize(
+    ("name", "plan"),
+    [
+        ("continuous batching (vLLM, TensorRT-LLM): one batch of every prompt", [list(range(20))]),
+        ("pytorch batch_size 8", [list(range(i, i + 8)) for i in range(0, 24, 8)]),
+        ("pytorch batch_size 5", [list(range(i, i + 5)) for i in range(0, 20, 5)]),
+    ],
+)
+def test_default_warmup_converges_on_a_constant_latency_engine(name: str, plan: list[list[int]]) -> None:
+    now = [0.0]
+    engine = _ConstantEngine(plan, 0.5, 0.0, now)
+    metrics = run_warmup(engine, [[1]] * 24, plan, DEFAULTS, lambda: now[0])
+    assert metrics.converged, name
+    assert (metrics.iterations, metrics.prompts, metrics.final_cv) == (5, 20, 0.0)
+    assert engine.batches == [4] * 5  # steps of max_prompts // window_size prompts
+    assert metrics.step_prompts == 4
+
+
+def test_default_warmup_does_not_converge_on_a_drifting_engine() -> None:
+    now = [0.0]
+    plan = [list(range(20))]
+    engine = _ConstantEngine(plan, 0.5, 0.05, now)  # each step 50 ms slower than the last
+    metrics = run_warmup(engine, [[1]] * 20, plan, DEFAULTS, lambda: now[0])
+    assert (metrics.converged, metrics.prompts, metrics.iterations) == (False, 20, 5)
+    latencies = [0.5 + 0.05 * i for i in range(5)]
+    assert metrics.final_cv == pytest.approx(_cv(latencies), rel=1e-12)
+    assert metrics.final_cv is not None and metrics.final_cv > DEFAULTS.target_cv
+
+
+def test_fixed_mode_keeps_the_engines_batches() -> None:
+    cfg = WarmupConfig(mode="fixed", max_prompts=20)
+    assert warmup_plan([list(range(20))], cfg) == [list(range(20))]
+    assert warmup_plan([list(range(9))], DEFAULTS) == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert warmup_plan([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], DEFAULTS) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_warmup_prompts_are_disjoint_from_the_measured_with_the_same_lengths() -> None:
+    measured = [[7] * 40, [3, 4, 5], [9] * 17]
+    warm = disjoint_prompts(measured, 5, vocab_size=50, special_ids=frozenset({0, 1}), seed=42)
+    assert [len(p) for p in warm] == [40, 3, 17, 40, 3]  # the measured lengths, cycled
+    leads = {tuple(p[:CACHE_BLOCK_TOKENS]) for p in measured}
+    assert all(tuple(p[:CACHE_BLOCK_TOKENS]) not in leads for p in warm)
+    assert all(t not in (0, 1) for p in warm for t in p)
+    assert warm == disjoint_prompts(measured, 5, vocab_size=50, special_ids=frozenset({0, 1}), seed=42)
+
+
+def test_a_one_token_vocabulary_cannot_avoid_a_shared_lead_but_still_gives_prompts() -> None:
+    warm = disjoint_prompts([[2, 2]], 2, vocab_size=3, special_ids=frozenset({0, 1}), seed=1)
+    assert warm == [[2, 2], [2, 2]]

@@ -58,6 +58,9 @@ class GpuDevices(ABC):
     """The GPUs one run measures. Implementations: NVML (real) and simulated (tests, demos)."""
 
     kind: str
+    # Read the energy counter on every sampler tick too, so a reset inside a window is seen
+    # (``counter_resets``). Real counters only: scripted fakes answer a fixed list of reads.
+    watch_counter_on_tick: bool = False
 
     @abstractmethod
     def info(self) -> list[GpuInfo]:
@@ -90,6 +93,18 @@ class GpuDevices(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the sensor. Idempotent."""
+
+    def counter_resets(self) -> int:
+        """How many times an energy counter was seen going backwards so far (0 by default)."""
+        return 0
+
+    def compute_processes(self) -> dict[str, list[int]]:
+        """UUID -> PIDs of the compute processes running on that GPU (none known by default)."""
+        return {}
+
+    def power_read_failures(self) -> dict[str, int]:
+        """UUID -> power reads that failed or fell back to a secondary field (none by default)."""
+        return {}
 
     def uuids(self) -> list[str]:
         """The GPUs' UUIDs, in measurement order."""

@@ -6,10 +6,18 @@ are ``None`` and are not asked again.
 
 - Energy: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded; Volta and
   newer), converted to J. A reading lower than the previous one raises
-  ``CounterResetError``.
+  ``CounterResetError`` and adds one to ``counter_resets()``; the sampler reads the counter
+  on every tick too, so a reset inside a long window is seen even when the counter has
+  climbed back above the window's start value by its end. Reads are serialised (a lock),
+  so the sampler thread and the window edges never compare out of order.
 - Power: the instant power field (``NVML_FI_DEV_POWER_INSTANT`` through
   ``nvmlDeviceGetFieldValues``) where the driver has it, else ``nvmlDeviceGetPowerUsage``,
-  which recent GPUs report as a ~1 s moving average. ``power_sources()`` says which.
+  which recent GPUs report as a ~1 s moving average. ``power_sources()`` says which. A
+  failed instant read (any code but ``NotSupported``) is retried once, then that sample
+  falls back to the averaged field; both are counted (``power_read_failures``), and a
+  sample whose power is still unreadable has ``power_w = None``, which lowers the
+  window's coverage (``LOW_SAMPLE_COVERAGE``). One failure never disables power for the
+  rest of the run.
 - Clocks-event (throttle) reasons: ``nvmlDeviceGetCurrentClocksEventReasons``, falling back
   to the older ``…ClocksThrottleReasons`` name.
 - Grace Hopper module power scope is not handled: the GPU scope is read.
@@ -18,6 +26,8 @@ are ``None`` and are not asked again.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -184,6 +194,8 @@ class _Gpu:
     power_source: str = POWER_AVERAGE
     absent: set[str] = field(default_factory=set)
     last_counter_j: float | None = None
+    instant_failures: int = 0  # instant reads that failed (after the retry) and fell back
+    power_failures: int = 0  # samples whose power could not be read at all
 
 
 def _instant_power_mw(handle: Any) -> float:
@@ -194,8 +206,10 @@ def _instant_power_mw(handle: Any) -> float:
     value = _call(
         "reading the instant power field", pynvml.nvmlDeviceGetFieldValues, handle, [(field_id, scope)]
     )[0]
+    if value.nvmlReturn == pynvml.NVML_ERROR_NOT_SUPPORTED:
+        raise DeviceNotSupportedError("instant power field: not supported")
     if value.nvmlReturn != pynvml.NVML_SUCCESS:
-        raise DeviceNotSupportedError(f"instant power field: NVML return code {value.nvmlReturn}")
+        raise DeviceError(f"instant power field: NVML return code {value.nvmlReturn}")
     return float(value.value.uiVal)
 
 
@@ -235,6 +249,8 @@ def _probe_power_source(handle: Any) -> str:
         _instant_power_mw(handle)
     except DeviceNotSupportedError:
         return POWER_AVERAGE
+    except DeviceError as e:  # a transient failure at open: the field exists, sampling retries it
+        logger.warning("instant power probe failed (%s); the field is still used", e)
     return POWER_INSTANT
 
 
@@ -245,6 +261,7 @@ class NvmlDevices(GpuDevices):
     """GPUs read through NVML. Owns one ``nvmlInit`` reference, released by ``close``."""
 
     kind = "nvml"
+    watch_counter_on_tick = True
 
     def __init__(self, targets: Sequence[tuple[int, Any]]) -> None:
         self._closed = False
@@ -254,6 +271,8 @@ class NvmlDevices(GpuDevices):
             self._gpus.append(_Gpu(index, uuid, handle, _probe_power_source(handle)))
         self._info: list[GpuInfo] | None = None
         self._counter_support: bool | None = None
+        self._counter_lock = threading.Lock()
+        self._resets = 0
 
     # ---- capability and facts
 
@@ -355,7 +374,14 @@ class NvmlDevices(GpuDevices):
 
     # ---- readings
 
+    def counter_resets(self) -> int:
+        return self._resets
+
     def energy_counter_j(self) -> dict[str, float]:
+        with self._counter_lock:
+            return self._read_counters()
+
+    def _read_counters(self) -> dict[str, float]:
         readings: dict[str, float] = {}
         reset: CounterResetError | None = None
         for gpu in self._gpus:
@@ -370,6 +396,7 @@ class NvmlDevices(GpuDevices):
             gpu.last_counter_j = joules
             readings[gpu.uuid] = joules
         if reset is not None:
+            self._resets += 1
             reset.readings = readings
             raise reset
         return readings
@@ -377,9 +404,46 @@ class NvmlDevices(GpuDevices):
     def sample(self) -> list[DeviceSample]:
         return [self._sample_one(gpu) for gpu in self._gpus]
 
+    def gpus(self) -> list[_Gpu]:
+        return list(self._gpus)
+
+    def compute_processes(self) -> dict[str, list[int]]:
+        """``nvmlDeviceGetComputeRunningProcesses`` per GPU; a GPU that cannot list them is left out."""
+        out: dict[str, list[int]] = {}
+        for gpu in self._gpus:
+            procs = self._read(gpu, "compute_processes", pynvml.nvmlDeviceGetComputeRunningProcesses)
+            if procs is not None:
+                out[gpu.uuid] = [int(p.pid) for p in procs]
+        return out
+
+    def power_read_failures(self) -> dict[str, int]:
+        return {gpu.uuid: gpu.instant_failures + gpu.power_failures for gpu in self._gpus}
+
+    def _power_mw(self, gpu: _Gpu) -> float | None:
+        """Instant power (one retry), else the averaged field for this sample, else None; counted."""
+        if gpu.power_source == POWER_INSTANT:
+            for _ in range(2):
+                try:
+                    return _call(f"reading instant power of {gpu.uuid}", _instant_power_mw, gpu.handle)
+                except DeviceNotSupportedError:
+                    gpu.power_source = POWER_AVERAGE  # the driver says it never will: stop asking
+                    break
+                except DeviceUnavailableError:
+                    raise  # the GPU or driver is gone: not a failed reading
+                except DeviceError as e:
+                    logger.debug("instant power of %s: %s", gpu.uuid, e)
+            gpu.instant_failures += 1
+        try:
+            return self._read(gpu, "power", _average_power_mw)
+        except DeviceUnavailableError:
+            raise
+        except DeviceError as e:
+            gpu.power_failures += 1
+            logger.debug("average power of %s: %s", gpu.uuid, e)
+            return None
+
     def _sample_one(self, gpu: _Gpu) -> DeviceSample:
-        power = _instant_power_mw if gpu.power_source == POWER_INSTANT else _average_power_mw
-        power_mw = self._read(gpu, "power", power)
+        power_mw = self._power_mw(gpu)
         temperature = self._read(gpu, "temperature", _temperature_c)
         sm_clock = self._read(gpu, "sm_clock", _sm_clock_mhz)
         memory = self._read(gpu, "memory_used", _memory_used_bytes)
@@ -416,3 +480,66 @@ class NvmlDevices(GpuDevices):
 def _optional_float(what: str, fn: Callable[..., Any], *args: Any) -> float | None:
     value = _optional(what, fn, *args)
     return None if value is None else float(value)
+
+
+# --------------------------------------------------------------------------- capability probe (gpu-check)
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Whether one NVML reading works on a GPU, how long a call takes, and what it said."""
+
+    name: str
+    supported: bool
+    latency_ms: float | None  # median over the repeats, supported readings only
+    value: str | None
+    error: str | None = None
+
+
+def _average_power_field_mw(handle: Any) -> float:
+    field_id = getattr(pynvml, "NVML_FI_DEV_POWER_AVERAGE", None)
+    if field_id is None:
+        raise DeviceNotSupportedError("this nvidia-ml-py has no average power field")
+    scope = getattr(pynvml, "NVML_POWER_SCOPE_GPU", 0)
+    value = pynvml.nvmlDeviceGetFieldValues(handle, [(field_id, scope)])[0]
+    if value.nvmlReturn != pynvml.NVML_SUCCESS:
+        raise pynvml.NVMLError(value.nvmlReturn)
+    return float(value.value.uiVal)
+
+
+CAPABILITY_READS: dict[str, Callable[[Any], object]] = {
+    "total_energy_counter_mj": lambda h: pynvml.nvmlDeviceGetTotalEnergyConsumption(h),  # noqa: PLW0108
+    "instant_power_field_mw": _instant_power_mw,
+    "average_power_field_mw": _average_power_field_mw,
+    "power_usage_mw": _average_power_mw,
+    "clocks_event_reasons": _clocks_event_reasons,
+    "temperature_c": _temperature_c,
+    "sm_clock_mhz": _sm_clock_mhz,
+    "compute_processes": lambda h: len(pynvml.nvmlDeviceGetComputeRunningProcesses(h)),
+}
+
+
+def probe_capabilities(
+    devices: NvmlDevices, repeats: int = 20, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, list[Capability]]:
+    """UUID -> one ``Capability`` per entry of ``CAPABILITY_READS`` (each called ``repeats`` times)."""
+    return {
+        gpu.uuid: [_probe(name, read, gpu.handle, repeats, clock) for name, read in CAPABILITY_READS.items()]
+        for gpu in devices.gpus()
+    }
+
+
+def _probe(
+    name: str, read: Callable[[Any], object], handle: Any, repeats: int, clock: Callable[[], float]
+) -> Capability:
+    times: list[float] = []
+    value: object = None
+    try:
+        for _ in range(repeats):
+            start = clock()
+            value = _call(f"reading {name}", read, handle)
+            times.append(clock() - start)
+    except DeviceError as e:
+        return Capability(name, False, None, None, str(e))
+    times.sort()
+    return Capability(name, True, 1000.0 * times[len(times) // 2], str(value))

@@ -59,6 +59,29 @@ class PowerCurve:
         return self.idle_power_w + gpu * self.gpu_step_w
 
 
+@dataclass(frozen=True)
+class ThermalModel:
+    """First-order die temperature: dT/dt = (ambient_c + c_per_w·P − T) / tau_s.
+
+    Held at power P, the temperature relaxes exponentially towards ``ambient_c + c_per_w·P``
+    with time constant ``tau_s`` (defaults: H100-like, 34 °C idle at 90 W, 70 °C at 450 W).
+    For benchmarks of thermal gaps; the simulated GPUs' own ``temperature_c`` stays the
+    instantaneous ``25 + 0.25·P`` the tests rely on.
+    """
+
+    ambient_c: float = 25.0
+    c_per_w: float = 0.1
+    tau_s: float = 30.0
+
+    def steady_c(self, power_w: float) -> float:
+        return self.ambient_c + self.c_per_w * power_w
+
+    def after(self, temperature_c: float, power_w: float, seconds: float) -> float:
+        """The temperature after ``seconds`` at ``power_w`` (the exact solution)."""
+        target = self.steady_c(power_w)
+        return target + (temperature_c - target) * math.exp(-seconds / self.tau_s)
+
+
 class SimulatedDevices(GpuDevices):
     """``n_gpus`` simulated GPUs whose power is ``PowerCurve`` of the injected clock."""
 

@@ -122,3 +122,17 @@ def _apply_nvidia_visible(gpus: Sequence[NvmlGpuId], value: str) -> tuple[list[N
     missing = [entry for entry in entries if not any(gpu.uuid.startswith(entry) for gpu in gpus)]
     warnings = [f"NVIDIA_VISIBLE_DEVICES lists {entry}, which NVML does not see here" for entry in missing]
     return view, warnings
+
+
+def pinned_cuda_env(nvml_indices: Sequence[int], env: Mapping[str, str]) -> dict[str, str]:
+    """The variables that make CUDA ordinals 0..n-1 exactly the measured GPUs (NVML indices).
+
+    Integer ``CUDA_VISIBLE_DEVICES`` entries index CUDA's full enumeration, which is NVML's
+    (PCI bus) order once ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; integers rather than UUIDs because
+    some engines parse the variable as integers. Empty when nothing needs to change.
+    """
+    wanted = {
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in nvml_indices),
+    }
+    return {key: value for key, value in wanted.items() if env.get(key) != value}

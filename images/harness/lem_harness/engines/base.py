@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from lem_harness.experiment import ExperimentConfig
 
+EngineArg = str | int | float | bool | None
+
 
 class EngineUnavailableError(RuntimeError):
     """The engine's framework is not installed here (wrong image)."""
@@ -89,6 +91,13 @@ class Engine(ABC):
     def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
         """Generate for one batch of token-id prompts; returns after a device synchronise."""
 
+    def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        """``generate`` with exactly one output token per prompt (``measurement.phase_split``)."""
+        raise EngineUnavailableError(
+            f"the {self.name or type(self).__name__} engine has no prefill-only pass: "
+            "set measurement.phase_split: false"
+        )
+
     @abstractmethod
     def synchronize(self) -> None:
         """Wait for all queued device work (called before energy counters are read)."""
@@ -99,6 +108,16 @@ class Engine(ABC):
 
     def peak_memory_bytes(self) -> int | None:
         return None
+
+    def reset_prefix_cache(self) -> bool | None:
+        """Drop cached KV blocks shared across requests (prefix caching, block reuse), between
+        warmup and the measured window. True: reset; False: a cache exists and could not be
+        reset; None (default): the engine keeps no cache across requests."""
+        return None
+
+    def effective_args(self) -> dict[str, EngineArg]:
+        """The settings the engine actually runs with, as it reports them after ``load``."""
+        return {}
 
     def reset_peak_memory(self) -> None:
         return None

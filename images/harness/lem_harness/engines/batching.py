@@ -38,3 +38,12 @@ def output_length(generated: Sequence[int], eos_ids: Collection[int]) -> int:
         if token in eos_ids:
             return position + 1
     return len(generated)
+
+
+def eos_ids(generation_eos: int | Sequence[int] | None, tokenizer_eos: int | None) -> frozenset[int]:
+    """Every EOS id a model stops on: its generation config's (one id or a list), else the tokenizer's."""
+    if generation_eos is None:
+        return frozenset() if tokenizer_eos is None else frozenset([int(tokenizer_eos)])
+    if isinstance(generation_eos, int):
+        return frozenset([int(generation_eos)])
+    return frozenset(int(e) for e in generation_eos)

@@ -19,7 +19,7 @@ from typing import Any
 
 from lem_harness.cpus import usable_cpus
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
-from lem_harness.engines.batching import dynamic_batches, output_length, static_batches
+from lem_harness.engines.batching import dynamic_batches, eos_ids, output_length, static_batches
 from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
 
 VERSION_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "flash-attn", "gguf")
@@ -142,6 +142,7 @@ class PyTorchEngine(Engine):
         self._tokenizer: HFTokenizer | None = None
         self._model: Any = None
         self._gen_config: Any = None
+        self._prefill_config: Any = None
         self._device = "cpu"
         self._eos_ids: frozenset[int] = frozenset()
         self._pad_id = 0
@@ -182,6 +183,7 @@ class PyTorchEngine(Engine):
         if gguf:
             kwargs["gguf_file"] = gguf
         if self._device == "cuda":
+            self._check_visible_gpus(torch)
             kwargs["device_map"] = "auto" if len(self.config.gpus) > 1 else "cuda:0"
         transformers.utils.logging.disable_progress_bar()
         model = transformers.AutoModelForCausalLM.from_pretrained(ref, **kwargs)
@@ -193,6 +195,18 @@ class PyTorchEngine(Engine):
         self._pad_id = int(tokenizer.hf.pad_token_id)
         self._eos_ids = self._eos_token_ids(model, tokenizer.hf)
         self._gen_config = self._generation_config(transformers)
+        self._prefill_config = self._generation_config(transformers, output_tokens=1)
+
+    def _check_visible_gpus(self, torch: Any) -> None:
+        """The model goes on CUDA devices 0..n-1, which must be exactly the measured GPUs: the runner
+        narrows CUDA_VISIBLE_DEVICES to them (a container or the local runtime already has)."""
+        visible, wanted = int(torch.cuda.device_count()), len(self.config.gpus)
+        if visible != wanted:
+            raise EngineUnavailableError(
+                f"this process sees {visible} CUDA device(s) but gpus lists {wanted}: the model would not "
+                "run on the GPUs being measured. Set CUDA_VISIBLE_DEVICES to the run's GPUs (the harness "
+                "does this itself unless CUDA was initialised before it started)"
+            )
 
     def _dtype(self, torch: Any) -> Any:
         wanted = getattr(torch, self.config.fp_precision)
@@ -229,25 +243,23 @@ class PyTorchEngine(Engine):
 
     @staticmethod
     def _eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
-        eos = model.generation_config.eos_token_id
-        if eos is None:
-            eos = tokenizer.eos_token_id
-        if eos is None:
-            return frozenset()
-        return frozenset([int(eos)] if isinstance(eos, int) else [int(e) for e in eos])
+        return eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
 
-    def _generation_config(self, transformers: Any) -> Any:
+    def _generation_config(self, transformers: Any, output_tokens: int | None = None) -> Any:
+        """The run's generation settings; ``output_tokens`` fixes the count (the prefill-only pass)."""
         cfg = self.config
         sampling = cfg.decoder.resolved()
         kwargs: dict[str, Any] = {
-            "max_new_tokens": cfg.max_output_tokens,
+            "max_new_tokens": cfg.max_output_tokens if output_tokens is None else output_tokens,
             "do_sample": bool(sampling["do_sample"]),
             "use_cache": self.section.use_cache,
             "pad_token_id": self._pad_id,
             "eos_token_id": sorted(self._eos_ids) or None,
             "repetition_penalty": float(sampling["repetition_penalty"]),
         }
-        if cfg.min_output_tokens > 0:
+        if output_tokens is not None:
+            kwargs["min_new_tokens"] = output_tokens
+        elif cfg.min_output_tokens > 0:
             # min_new_tokens masks EOS until reached: min == max gives fixed-length outputs.
             kwargs["min_new_tokens"] = cfg.min_output_tokens
         if kwargs["do_sample"]:
@@ -274,17 +286,23 @@ class PyTorchEngine(Engine):
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
     def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        return self._generate(prompts, self._gen_config, streaming=self.config.streaming)
+
+    def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        return self._generate(prompts, self._prefill_config, streaming=False)
+
+    def _generate(self, prompts: Sequence[Sequence[int]], gen_config: Any, *, streaming: bool) -> BatchResult:
         import torch
 
         if self._model is None:
             raise RuntimeError("generate called before load")
         input_ids, mask = self._padded(prompts)
-        timer = _token_timer_class()() if self.config.streaming else None
+        timer = _token_timer_class()() if streaming else None
         self.synchronize()
         start = time.perf_counter()
         with torch.inference_mode():
             out = self._model.generate(
-                input_ids=input_ids, attention_mask=mask, generation_config=self._gen_config, streamer=timer
+                input_ids=input_ids, attention_mask=mask, generation_config=gen_config, streamer=timer
             )
         self.synchronize()
         latency = time.perf_counter() - start
@@ -302,10 +320,12 @@ class PyTorchEngine(Engine):
     # ---- device
 
     def synchronize(self) -> None:
+        """Wait for every GPU this process uses (``torch.cuda.synchronize()`` waits on one only)."""
         if self._device == "cuda":
             import torch
 
-            torch.cuda.synchronize()
+            for index in range(torch.cuda.device_count()):
+                torch.cuda.synchronize(index)
 
     def peak_memory_bytes(self) -> int | None:
         if self._device != "cuda":

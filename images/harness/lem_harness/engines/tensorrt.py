@@ -38,11 +38,13 @@ from lem_harness.engines.base import (
     Tokenizer,
     module_available,
 )
+from lem_harness.engines.batching import eos_ids
 from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.tensorrt_args import (
     TRT_LLM_VERSION,
     build_llm_kwargs,
     build_params,
+    prefill_kwargs,
     required_compute_capability,
     runtime_llm_kwargs,
     sampling_kwargs,
@@ -120,6 +122,7 @@ class TensorRTEngine(Engine):
         self._engine_dir: Path | None = None
         self._llm: Any = None
         self._params: Any = None
+        self._prefill_params: Any = None
         self._children_before: set[int] = set()
 
     # ---- tokenizer
@@ -183,7 +186,25 @@ class TensorRTEngine(Engine):
         except BaseException:
             end_processes(descendant_pids() - self._children_before)  # half-started MPI workers
             raise
-        self._params = SamplingParams(**sampling_kwargs(self.config))
+        kwargs = sampling_kwargs(self.config, self._eos_ids())
+        self._params = SamplingParams(**kwargs)
+        self._prefill_params = SamplingParams(**prefill_kwargs(kwargs))
+
+    def _eos_ids(self) -> frozenset[int]:
+        """Every EOS id of the model's generation config (the LLM API alone stops on one)."""
+        from transformers import GenerationConfig
+
+        tokenizer = self.load_tokenizer()
+        hf_eos = getattr(getattr(tokenizer, "hf", None), "eos_token_id", None)
+        try:
+            generation_eos = GenerationConfig.from_pretrained(self.config.model_name).eos_token_id
+        except OSError:  # no generation_config.json: the tokenizer's EOS
+            generation_eos = None
+        return eos_ids(generation_eos, hf_eos)
+
+    def reset_prefix_cache(self) -> bool | None:
+        """TensorRT-LLM 1.0's LLM API cannot drop reused KV blocks: False when KV cache reuse is on."""
+        return False if self.section.enable_kv_cache_reuse else None
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
         """One batch of every prompt: the in-flight batcher schedules up to max_batch_size at a time."""
@@ -198,6 +219,16 @@ class TensorRTEngine(Engine):
             return asyncio.run(self._generate_streaming(prompts))
         start = time.perf_counter()
         outputs = self._llm.generate([list(p) for p in prompts], sampling_params=self._params, use_tqdm=False)
+        latency = time.perf_counter() - start
+        return BatchResult(generations=[perf_generation(o) for o in outputs], latency_s=latency)
+
+    def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._llm is None:
+            raise RuntimeError("generate_prefill called before load")
+        start = time.perf_counter()
+        outputs = self._llm.generate(
+            [list(p) for p in prompts], sampling_params=self._prefill_params, use_tqdm=False
+        )
         latency = time.perf_counter() - start
         return BatchResult(generations=[perf_generation(o) for o in outputs], latency_s=latency)
 

@@ -15,6 +15,7 @@ any other value is refused (``unsupported_settings``) rather than silently ignor
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from lem_harness.experiment import ExperimentConfig, TensorRTConfig
@@ -155,12 +156,15 @@ def runtime_llm_kwargs(config: ExperimentConfig, engine_dir: str) -> dict[str, A
     }
 
 
-def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+def sampling_kwargs(config: ExperimentConfig, eos_ids: Collection[int] = ()) -> dict[str, Any]:
     """``tensorrt_llm.SamplingParams`` fields.
 
     Greedy is ``top_k=1``. Fixed-length mode (``min_output_tokens == max_output_tokens``)
-    sets ``min_tokens = max_tokens`` and ``ignore_eos``. Per-request timing metrics are
-    requested; output is not detokenised.
+    sets ``min_tokens = max_tokens`` and ``ignore_eos``. Otherwise every EOS id of the
+    model's generation config goes into ``stop_token_ids``: the LLM API stops on the
+    tokenizer's single ``eos_token_id`` by default, while vLLM and Transformers stop on
+    every id the generation config lists (Llama 3 lists three). Per-request timing
+    metrics are requested; output is not detokenised.
     """
     decoder = config.decoder.resolved()
     fixed = config.min_output_tokens == config.max_output_tokens
@@ -174,6 +178,8 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     }
     if config.min_output_tokens > 0:
         kwargs["min_tokens"] = config.min_output_tokens
+    if eos_ids and not fixed:
+        kwargs["stop_token_ids"] = sorted(eos_ids)
     if decoder["do_sample"]:
         kwargs["temperature"] = float(decoder["temperature"])
         kwargs["top_p"] = float(decoder["top_p"])
@@ -181,6 +187,12 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     else:
         kwargs["top_k"] = 1
     return kwargs
+
+
+def prefill_kwargs(sampling: dict[str, Any]) -> dict[str, Any]:
+    """``sampling`` changed to exactly one output token (the prefill-only pass of phase_split)."""
+    out = {key: value for key, value in sampling.items() if key not in ("min_tokens", "stop_token_ids")}
+    return {**out, "max_tokens": 1, "ignore_eos": True}
 
 
 def required_compute_capability(config: ExperimentConfig) -> list[tuple[str, tuple[int, int]]]:

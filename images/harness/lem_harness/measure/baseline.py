@@ -1,7 +1,10 @@
-"""Idle baseline: median idle power before the model loads, and a cache that outlives containers.
+"""Idle baseline: idle power before the model loads, and a cache that outlives containers.
 
-``idle_power_w`` is the sum over GPUs of each GPU's median power (so it adds up with
-``per_gpu_idle_power_w``); the median ignores the odd spike a mean would absorb.
+``idle_power_w`` is the sum over GPUs of each GPU's idle power (so it adds up with
+``per_gpu_idle_power_w``). Where the energy counter moved over the idle span, each GPU's
+idle power is its counter delta over the span (``with_counter_idle``: the same sensor as
+the headline energy); otherwise it is the median of the sampled power, which ignores the
+odd spike a mean would absorb. ``idle_power_source`` says which.
 
 ``BaselineCache`` keeps one JSON file per (set of GPU UUIDs, image id) in a directory the
 host mounts into every container. Entries carry their wall-clock creation time, so their
@@ -17,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +44,28 @@ class BaselineReading(BaseModel):
     idle_temperature_c: dict[str, float] = Field(default_factory=dict)
     duration_s: float
     samples: int
+    idle_power_source: Literal["nvml_counter", "sampled_median"] = "sampled_median"
+
+
+def with_counter_idle(
+    reading: BaselineReading, counter_energy_j: dict[str, float] | None, duration_s: float
+) -> BaselineReading:
+    """``reading`` with its idle power taken from the energy counter over the same span, where usable.
+
+    The headline energy is the counter's; an idle power from the same sensor keeps
+    ``gross − P_idle × t`` free of any offset between the counter and the power field.
+    Without a usable counter delta the sampled medians stay (``sampled_median``).
+    """
+    if not counter_energy_j or duration_s <= 0 or set(counter_energy_j) != set(reading.per_gpu_idle_power_w):
+        return reading
+    per_gpu = {uuid: joules / duration_s for uuid, joules in counter_energy_j.items()}
+    return reading.model_copy(
+        update={
+            "idle_power_w": sum(per_gpu.values()),
+            "per_gpu_idle_power_w": per_gpu,
+            "idle_power_source": "nvml_counter",
+        }
+    )
 
 
 class _Reading(Protocol):

@@ -5,9 +5,11 @@ device first (``torch.cuda.synchronize()``), so the edges are where the work is.
 
 - Counter energy: ``devices.energy_counter_j()`` at both edges, per GPU. Unusable — and
   then ``None`` with a warning, so the integral becomes the headline — when the GPU has no
-  counter, when it was reset inside the window (``CounterResetError`` or a negative
-  delta), or when it did not move at all (the window was shorter than the counter's
-  update period).
+  counter, when it was reset inside the window (``CounterResetError``, a negative delta,
+  or ``devices.counter_resets()`` grew during the window: the sampler reads the counter
+  on every tick as well, so a reset is seen even when the counter has climbed back above
+  the start value by the end), or when it did not move at all (the window was shorter
+  than the counter's update period).
 - Integrated energy: the trapezoid rule over this GPU's power at the window's edges plus
   every timeline row strictly inside it. The edge values are samples the meter takes
   itself at ``begin``/``end`` (so the integral spans exactly the window, and is exact on a
@@ -19,6 +21,12 @@ device first (``torch.cuda.synchronize()``), so the edges are where the work is.
 - Throttle reasons: the clocks-event bitmasks of every row in the window and the edge
   samples, OR-ed together.
 - CPU energy: the RAPL package counter at both edges, where readable.
+- Activity (``WindowEnergy.activity``): filled in by the runner from ``ActivitySource``
+  snapshots taken just outside both edges (``measure/activity.py``), for ``GPU_SHARED`` and
+  ``HOST_BUSY``; outside, so that reading ``/proc`` never delays an edge.
+- A GPU without a single power reading in the window has no integral; the other GPUs
+  keep theirs (per GPU), but the window's integrated total is then ``None``, since a
+  sum over some GPUs is not the window's energy.
 
 Window times are on the sampler's ``t_s`` axis (or, without a sampler, seconds since the
 meter was built).
@@ -32,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from lem_harness.contract import WindowActivity
 from lem_harness.devices.base import CounterResetError, DeviceError, DeviceSample, GpuDevices
 from lem_harness.devices.rapl import RaplReader
 from lem_harness.measure.sampler import Sampler, TimelineRow
@@ -56,6 +65,8 @@ class WindowEnergy:
     cpu_energy_j: float | None
     throttle_reasons_seen: int
     warnings: list[str] = field(default_factory=list)
+    activity: WindowActivity | None = None
+    gpu_count: int = 0  # GPUs measured (an integral over fewer of them has no total)
 
     @property
     def counter_total_j(self) -> float | None:
@@ -63,7 +74,10 @@ class WindowEnergy:
 
     @property
     def integrated_total_j(self) -> float | None:
-        return None if self.integrated_energy_j is None else math.fsum(self.integrated_energy_j.values())
+        integral = self.integrated_energy_j
+        if integral is None or len(integral) < self.gpu_count:
+            return None
+        return math.fsum(integral.values())
 
     @property
     def gross_energy_j(self) -> float | None:
@@ -86,6 +100,7 @@ class _Edge:
     counter_j: dict[str, float] | None
     samples: list[DeviceSample]
     cpu_j: float | None
+    resets: int = 0
 
 
 class EnergyMeter:
@@ -107,6 +122,13 @@ class EnergyMeter:
         self._has_counter = devices is not None and devices.supports_energy_counter()
         if sampler is not None and self.rapl is not None:
             sampler.add_tick_callback(self.rapl.read_energy_j)  # so RAPL wraps are seen in long windows
+        if (
+            sampler is not None
+            and devices is not None
+            and self._has_counter
+            and devices.watch_counter_on_tick
+        ):
+            sampler.add_tick_callback(devices.energy_counter_j)  # so resets inside a window are seen
 
     def begin(self, name: str) -> None:
         """Open window ``name`` (names are unique among open windows)."""
@@ -116,6 +138,7 @@ class EnergyMeter:
         counter = self._read_counter(warnings, at_end=False)
         t_s = self._clock() - self.origin_s
         edge = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
+        edge.resets = self._resets()
         self._open[name] = (edge, warnings)
 
     def end(self, name: str) -> WindowEnergy:
@@ -126,7 +149,17 @@ class EnergyMeter:
         t_s = self._clock() - self.origin_s
         counter = self._read_counter(warnings, at_end=True)
         end = _Edge(t_s, counter, self._edge_samples(warnings), self._read_cpu(warnings))
+        end.resets = self._resets()
+        if counter is not None and end.resets > start.resets:
+            warnings.append(
+                "an energy counter was reset inside the window (seen by the sampler); "
+                "using the power integral"
+            )
+            end.counter_j = None
         return self._window(name, start, end, warnings)
+
+    def _resets(self) -> int:
+        return 0 if self.devices is None else self.devices.counter_resets()
 
     # ---- edges
 
@@ -181,6 +214,7 @@ class EnergyMeter:
             cpu_energy_j=None if start.cpu_j is None or end.cpu_j is None else end.cpu_j - start.cpu_j,
             throttle_reasons_seen=_or_reasons(rows, start.samples + end.samples),
             warnings=warnings,
+            gpu_count=len(self._uuids()),
         )
 
     def _coverage(
@@ -203,13 +237,15 @@ class EnergyMeter:
             inside = [(t, p) for t, p in series if start.t_s < t < end.t_s]
             points = _edge_point(start, uuid) + inside + _edge_point(end, uuid)
             if not points:
-                warnings.append(f"no power samples of {uuid} in window; no integrated energy")
-                return None
+                warnings.append(
+                    f"no power samples of {uuid} in window: no integral for it (the other GPUs keep theirs)"
+                )
+                continue
             # hold the first and last values out to the edges where an edge sample is missing
             times = [start.t_s, *(t for t, _ in points), end.t_s]
             powers = [points[0][1], *(p for _, p in points), points[-1][1]]
             out[uuid] = trapezoid(times, powers)
-        return out
+        return out or None
 
     def _uuids(self) -> list[str]:
         return [] if self.devices is None else self.devices.uuids()

@@ -22,9 +22,11 @@ from lem_harness.devices.base import (
 from lem_harness.devices.nvml import (
     POWER_AVERAGE,
     POWER_INSTANT,
+    Capability,
     NvmlDevices,
     open_nvml,
     open_nvml_by_uuid,
+    probe_capabilities,
     translate_error,
 )
 from lem_harness.experiment import MeasurementConfig
@@ -51,6 +53,8 @@ class FakeGpu:
     instant_mw: int | None = 250_000  # None: the instant field answers NotSupported
     average_mw: int = 240_000
     unsupported: set[str] = field(default_factory=set)  # function names answering NotSupported
+    instant_codes: list[int] = field(default_factory=list)  # field return codes answered before success
+    average_errors: list[int] = field(default_factory=list)  # NVML errors raised by PowerUsage before success
 
 
 class FakeNvml:
@@ -70,7 +74,7 @@ class FakeNvml:
         self._per_gpu("nvmlDeviceGetArchitecture", lambda g: g.arch)
         self._per_gpu("nvmlDeviceGetTotalEnergyConsumption", lambda g: g.energy_mj.pop(0))
         self._per_gpu("nvmlDeviceGetFieldValues", self._field_values)
-        self._per_gpu("nvmlDeviceGetPowerUsage", lambda g: g.average_mw)
+        self._per_gpu("nvmlDeviceGetPowerUsage", self._average_power)
         self._per_gpu("nvmlDeviceGetTemperature", lambda g, sensor: 41)
         self._per_gpu("nvmlDeviceGetClockInfo", lambda g, kind: 1980 if kind == real.NVML_CLOCK_SM else 2619)
         self._per_gpu("nvmlDeviceGetMaxClockInfo", lambda g, kind: 1980)
@@ -106,11 +110,20 @@ class FakeNvml:
         getattr(self.fake, name).side_effect = side_effect
 
     @staticmethod
+    def _average_power(gpu: FakeGpu) -> int:
+        if gpu.average_errors:
+            raise nvml_error(gpu.average_errors.pop(0))
+        return gpu.average_mw
+
+    @staticmethod
     def _field_values(gpu: FakeGpu, fields: list[tuple[int, int]]) -> list[Any]:
-        assert fields == [(real.NVML_FI_DEV_POWER_INSTANT, real.NVML_POWER_SCOPE_GPU)]
         value = real.c_nvmlFieldValue_t()
-        value.fieldId = real.NVML_FI_DEV_POWER_INSTANT
-        if gpu.instant_mw is None:
+        value.fieldId = fields[0][0]
+        if fields != [(real.NVML_FI_DEV_POWER_INSTANT, real.NVML_POWER_SCOPE_GPU)]:
+            value.nvmlReturn = NOT_SUPPORTED  # only the instant power field
+        elif gpu.instant_codes:
+            value.nvmlReturn = gpu.instant_codes.pop(0)  # the real call returns per-field codes
+        elif gpu.instant_mw is None:
             value.nvmlReturn = NOT_SUPPORTED
         else:
             value.nvmlReturn = real.NVML_SUCCESS
@@ -298,6 +311,39 @@ def test_field_values_function_missing_falls_back_to_power_usage(fake_pynvml: An
     assert devices.sample()[0].power_w == 99.0
 
 
+def test_one_failed_instant_read_is_retried_and_never_disables_power(fake_pynvml: Any) -> None:
+    gpu = FakeGpu(UUIDS[0], instant_mw=250_000, average_mw=240_000)
+    world(fake_pynvml, gpu)
+    devices, _ = open_nvml([0], {})
+    gpu.instant_codes = [real.NVML_ERROR_UNKNOWN]  # one transient failure: the retry succeeds
+    powers = [devices.sample()[0].power_w for _ in range(3)]
+    assert powers == [250.0, 250.0, 250.0]
+    assert devices.power_sources() == {UUIDS[0]: POWER_INSTANT}
+    assert devices.power_read_failures() == {UUIDS[0]: 0}
+    fake_pynvml.nvmlDeviceGetPowerUsage.assert_not_called()
+
+
+def test_failing_instant_field_falls_back_to_the_average_per_sample_and_counts(fake_pynvml: Any) -> None:
+    gpu = FakeGpu(UUIDS[0], instant_mw=250_000, average_mw=240_000)
+    world(fake_pynvml, gpu)
+    devices, _ = open_nvml([0], {})
+    gpu.instant_codes = [real.NVML_ERROR_TIMEOUT] * 4  # two samples fail twice each
+    powers = [devices.sample()[0].power_w for _ in range(3)]
+    assert powers == [240.0, 240.0, 250.0]  # averaged field twice, then instant again
+    assert devices.power_read_failures() == {UUIDS[0]: 2}
+
+
+def test_power_unreadable_in_both_fields_is_none_for_that_sample_only(fake_pynvml: Any) -> None:
+    gpu = FakeGpu(UUIDS[0], instant_mw=250_000, average_mw=240_000)
+    world(fake_pynvml, gpu)
+    devices, _ = open_nvml([0], {})
+    gpu.instant_codes = [real.NVML_ERROR_UNKNOWN] * 2
+    gpu.average_errors = [real.NVML_ERROR_UNKNOWN]
+    powers = [devices.sample()[0].power_w for _ in range(2)]
+    assert powers == [None, 250.0]
+    assert devices.power_read_failures() == {UUIDS[0]: 2}  # the instant fallback and the missing sample
+
+
 def test_not_supported_fields_are_none_and_not_asked_again(fake_pynvml: Any) -> None:
     absent = {
         "nvmlDeviceGetTemperature",
@@ -441,3 +487,33 @@ def test_open_by_unknown_uuid_raises_and_shuts_down(fake_pynvml: Any) -> None:
     with pytest.raises(DeviceError, match="opening GPU GPU-nope"):
         open_nvml_by_uuid(["GPU-nope"])
     fake_pynvml.nvmlShutdown.assert_called_once_with()
+
+
+def test_compute_processes_list_pids_and_skip_gpus_that_cannot_say(fake_pynvml: Any) -> None:
+    world(
+        fake_pynvml,
+        FakeGpu(UUIDS[0]),
+        FakeGpu(UUIDS[1], unsupported={"nvmlDeviceGetComputeRunningProcesses"}),
+    )
+    fake_pynvml.nvmlDeviceGetComputeRunningProcesses.side_effect = lambda h: (
+        [SimpleNamespace(pid=10, usedGpuMemory=1), SimpleNamespace(pid=77, usedGpuMemory=2)]
+        if h == "h0"
+        else (_ for _ in ()).throw(nvml_error(NOT_SUPPORTED))
+    )
+    devices, _ = open_nvml([0, 1], {})
+    assert devices.compute_processes() == {UUIDS[0]: [10, 77]}
+
+
+def test_capability_probe_reports_support_latency_and_values(fake_pynvml: Any) -> None:
+    world(fake_pynvml, FakeGpu(UUIDS[0], energy_mj=[7_000] * 10, unsupported={"nvmlDeviceGetTemperature"}))
+    fake_pynvml.nvmlDeviceGetComputeRunningProcesses.side_effect = lambda h: []
+    devices, _ = open_nvml([0], {})
+    ticks = iter(float(i) / 1000.0 for i in range(1000))  # every clock read 1 ms after the last
+    table = {c.name: c for c in probe_capabilities(devices, repeats=3, clock=lambda: next(ticks))[UUIDS[0]]}
+    assert table["total_energy_counter_mj"] == Capability(
+        "total_energy_counter_mj", True, pytest.approx(1.0), "7000"
+    )
+    assert table["instant_power_field_mw"].value == "250000.0"
+    assert table["average_power_field_mw"].supported is False  # the fake answers only the instant field
+    assert table["temperature_c"].supported is False and "not offered" in (table["temperature_c"].error or "")
+    assert table["compute_processes"].value == "0"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from lem_harness.devices.base import DeviceSample
 from lem_harness.devices.rapl import RaplReader
 from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.measure.energy import EnergyMeter, WindowEnergy
@@ -277,3 +279,30 @@ def test_gpu_without_power_readings_has_no_integral_and_zero_coverage() -> None:
     assert window.coverage == 0.0
     assert window.gross_energy_j == 8.0  # the counter still measures
     assert "no power samples of GPU-FAKE-0" in window.warnings[0]
+
+
+class _SilentSecondGpu(SimulatedDevices):
+    """GPU 1 never reports power (a failed sensor); GPU 0 follows the curve."""
+
+    def sample(self) -> list[DeviceSample]:
+        return [s if s.gpu_index == 0 else replace(s, power_w=None) for s in super().sample()]
+
+
+def test_one_gpu_without_samples_keeps_the_other_gpus_integrals() -> None:
+    clock = FakeClock(ORIGIN)
+    devices = _SilentSecondGpu(2, clock=clock, origin_s=ORIGIN, amplitude_w=0.0, ramp_w_per_s=3.0)
+    sampler, meter = rig(clock, devices)
+    meter.begin("w")
+    tick_until(sampler, clock, 104.0)
+    window = meter.end("w")
+    gpu0, gpu1 = devices.uuids()
+    assert window.integrated_energy_j is not None
+    assert window.integrated_energy_j[gpu0] == pytest.approx(
+        devices.energy_between(100.0, 104.0, 0), rel=1e-12
+    )
+    assert gpu1 not in window.integrated_energy_j
+    assert any(f"no power samples of {gpu1}" in w for w in window.warnings)
+    # a sum over one of two GPUs is not the window's energy: no total, no cross-check, counter headline
+    assert window.integrated_total_j is None
+    assert window.counter_vs_integral_pct is None
+    assert window.gross_energy_j == pytest.approx(devices.energy_between(100.0, 104.0, None), rel=1e-12)
