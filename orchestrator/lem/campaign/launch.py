@@ -48,6 +48,16 @@ class LaunchRequest:
     fail_fast: bool = False
     flavour: Flavour = "gpu"
     project_root: Path = field(default_factory=Path.cwd)
+    lane: LaneTarget | None = None  # set when this process runs one lane of a Slurm campaign
+
+
+@dataclass(frozen=True)
+class LaneTarget:
+    """One lane of a campaign run by ``--runtime slurm``: its name, manifest and the campaign's id."""
+
+    name: str
+    manifest_path: Path
+    campaign_id: str
 
 
 @dataclass
@@ -84,20 +94,24 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     images = campaign_images(request.runs, request.flavour)
     services.runtime.check(sorted(set(images.values())))
     name = request.campaign.campaign_name
-    campaign_id = campaign_id_for(name, definition_hash(name, request.runs))
+    lane = request.lane
+    campaign_id = lane.campaign_id if lane else campaign_id_for(name, definition_hash(name, request.runs))
     specs = _specs(request, services, campaign_id, images)
     _check_specs(request, specs)
-    with LiveCampaign(services.registry, campaign_id):
+    with LiveCampaign(services.registry, f"{campaign_id}.{lane.name}" if lane else campaign_id):
         opened = open_campaign(
             request.campaign,
             request.expansion,
             request.runs,
             request.results_root,
-            resume=request.resume,
+            resume=request.resume or lane is not None,  # a lane job always continues its own journal
             now=services.clock.time(),
+            manifest_path=lane.manifest_path if lane else None,
+            campaign_id=campaign_id,
         )
         try:
-            removed = _cleanup(services, campaign_id)
+            # A lane shares its node with the campaign's other lanes: their containers are not orphans.
+            removed = [] if lane else _cleanup(services, campaign_id)
             executor = CampaignExecutor(
                 opened.plan, opened.manifest, _services(request, services, specs), fail_fast=request.fail_fast
             )

@@ -50,21 +50,27 @@ def open_campaign(
     resume: bool,
     now: float,
     writer: SnapshotWriter = atomic_write_text,
+    manifest_path: Path | None = None,
+    campaign_id: str | None = None,
 ) -> OpenedCampaign:
-    """The campaign's plan and manifest (created and saved, or loaded for resume)."""
+    """The campaign's plan and manifest (created and saved, or loaded for resume).
+
+    A Slurm lane passes its own ``manifest_path`` (its journal on the shared filesystem) and the
+    whole campaign's ``campaign_id``.
+    """
     campaign_dir = results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
-    path = campaign_dir / MANIFEST_FILE
+    path = manifest_path or campaign_dir / MANIFEST_FILE
     existed = path.exists()
     if existed:
         manifest = _existing(path, plan_hash, resume, writer)
         _mark_dead_runs(manifest)
         manifest.save(now)  # a fresh snapshot with the journal folded in
     else:
-        campaign_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         manifest = Manifest.create(
             path,
-            campaign_id=campaign_id_for(campaign.campaign_name, plan_hash),
+            campaign_id=campaign_id or campaign_id_for(campaign.campaign_name, plan_hash),
             campaign_name=campaign.campaign_name,
             config=campaign.model_dump(mode="json"),
             configs={

@@ -20,6 +20,8 @@ import click
 from rich.console import Console, RenderableType
 
 from lem.campaign.clock import Clock, SystemClock
+from lem.campaign.cluster import ClusterRequest
+from lem.campaign.executor import CampaignReport
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
 from lem.campaign.hostgpus import host_gpu_inventory
 from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
@@ -29,6 +31,7 @@ from lem.campaign.plan import plan_campaign
 from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
 from lem.campaign.signals import stop_on_signals
 from lem.cli.campaign_cmd import load_and_expand, plan
+from lem.cli.slurm_cmd import apply_overrides, dry_run_text, run_on_slurm
 from lem.config.campaign import CampaignConfig
 from lem.results.fields import UnknownFieldError
 from lem.results.load import NoResultsError
@@ -37,6 +40,7 @@ from lem.results.tables import group_table, summary_table
 from lem.runtime import RUNTIME_NAMES, make_runtime
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.images import FLAVOURS, Flavour
+from lem.runtime.slurm import CommandSlurm, SlurmClient
 from lem.runtime.spec import Runtime
 
 SUMMARY_WIDTH = 200
@@ -53,6 +57,7 @@ class RunDeps:
     registry: Path = field(default_factory=registry_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
+    slurm_factory: Callable[[], SlurmClient] = CommandSlurm
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class RunOptions:
     results_dir: Path | None
     dry_run: bool
     flavour: Flavour
+    detach: bool
+    slurm_overrides: tuple[str, ...]
 
 
 @click.command("run")
@@ -76,10 +83,21 @@ class RunOptions:
 @click.option(
     "--runtime",
     "runtime_name",
-    type=click.Choice(RUNTIME_NAMES),
+    type=click.Choice((*RUNTIME_NAMES, "slurm")),
     default="docker",
     show_default=True,
-    help="docker: a fresh container per run; local: the harness in a subprocess of this host.",
+    help="docker: a fresh container per run; local: the harness in a subprocess of this host; "
+    "slurm: lanes of runs as Slurm jobs, one node each (the campaign's slurm: section).",
+)
+@click.option(
+    "--slurm",
+    "slurm_overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key of the campaign's slurm: section (repeatable), e.g. --slurm partition=gpu.",
+)
+@click.option(
+    "--detach", is_flag=True, help="slurm: submit and return; `lem campaign status DIR` follows the jobs."
 )
 @click.option("--fail-fast", is_flag=True, help="Stop the campaign at the first failed run.")
 @click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of the live progress display.")
@@ -102,12 +120,29 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
     opts = RunOptions(**options)
     campaign_cfg, expansion = load_and_expand(file)
     _refuse_daemon(campaign_cfg)
+    slurm = opts.runtime_name == "slurm"
+    if not slurm and (opts.detach or opts.slurm_overrides):
+        raise click.UsageError("--detach and --slurm go with --runtime slurm")
+    campaign_cfg = apply_overrides(campaign_cfg, opts.slurm_overrides)
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
+    deps = ctx.find_object(RunDeps) or RunDeps()
+    if slurm:
+        cluster = ClusterRequest(
+            campaign=campaign_cfg,
+            campaign_file=file,
+            expansion=expansion,
+            runs=plan_campaign(campaign_cfg, expansion),
+            results_root=results_root,
+            resume=opts.resume,
+            detach=opts.detach,
+            flavour=opts.flavour,
+        )
+        _run_slurm(ctx, cluster, opts.dry_run, deps)
+        return
     if opts.dry_run:
         ctx.invoke(plan, file=file, as_json=False)
         click.echo(f"results would go to {results_root / campaign_cfg.campaign_name}")
         return
-    deps = ctx.find_object(RunDeps) or RunDeps()
     request = LaunchRequest(
         campaign=campaign_cfg,
         campaign_file=file,
@@ -118,8 +153,19 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
         fail_fast=opts.fail_fast,
         flavour=opts.flavour,
     )
-    result = _launch(request, deps, opts.runtime_name, opts.quiet)
-    _print_summary(result, campaign_cfg, file)
+    result = launch_request(request, deps, opts.runtime_name, opts.quiet)
+    _print_summary(result.report, result.campaign_dir, campaign_cfg, file)
+    ctx.exit(result.report.exit_code)
+
+
+def _run_slurm(ctx: click.Context, request: ClusterRequest, dry_run: bool, deps: RunDeps) -> None:
+    if dry_run:
+        ctx.invoke(plan, file=request.campaign_file, as_json=False)
+        click.echo(dry_run_text(request))
+        return
+    result = run_on_slurm(request, deps.slurm_factory(), deps.clock, deps.registry)
+    if not result.detached:
+        _print_summary(result.report, result.campaign_dir, request.campaign, request.campaign_file)
     ctx.exit(result.report.exit_code)
 
 
@@ -139,7 +185,8 @@ def _progress(deps: RunDeps, quiet: bool) -> ProgressSink:
     return RichProgress(deps.clock, console)
 
 
-def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
+def launch_request(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
+    """Run one campaign (or one Slurm lane) on this host; Ctrl-C / SIGTERM stop it cleanly."""
     progress = _progress(deps, quiet)
     stop = threading.Event()
     services = LaunchServices(
@@ -159,8 +206,9 @@ def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: boo
             raise click.ClickException(str(e)) from None
 
 
-def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Path) -> None:
-    report = result.report
+def _print_summary(
+    report: CampaignReport, campaign_dir: Path, campaign_cfg: CampaignConfig, file: Path
+) -> None:
     click.echo(
         f"campaign {campaign_cfg.campaign_name}: {report.total} runs — {report.done} done, "
         f"{report.failed} failed, {report.interrupted} interrupted, {report.pending} pending"
@@ -168,13 +216,13 @@ def _print_summary(result: LaunchResult, campaign_cfg: CampaignConfig, file: Pat
     console = Console()
     if not console.is_terminal:
         console = Console(width=SUMMARY_WIDTH)  # logs and CI: do not fold the table at 80 columns
-    for renderable in _tables(result.campaign_dir, campaign_cfg.group_by):
+    for renderable in _tables(campaign_dir, campaign_cfg.group_by):
         console.print(renderable)
     for run_id, message in report.problems:
         click.echo(f"{run_id}: {message}")
     if report.aborted:
         click.echo(f"stopped: {report.aborted}")
-    click.echo(f"results: {result.campaign_dir}")
+    click.echo(f"results: {campaign_dir}")
     if report.exit_code != 0 and (report.pending or report.interrupted or report.failed):
         click.echo(f"to continue: lem campaign run {file} --resume")
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from lem.config.slurm import SlurmConfig
 from lem.config.yaml_source import YamlDocument
 from lem_harness.experiment import Backend, DatasetConfig, StrictModel
 
@@ -129,6 +130,7 @@ class CampaignConfig(StrictModel):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     group_by: tuple[str, ...] = ()
     results_dir: str = Field("results", min_length=1, max_length=1_000)
 

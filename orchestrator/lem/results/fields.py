@@ -25,6 +25,8 @@ class UnknownFieldError(ValueError):
 
 
 FieldValue = str | int | float | bool | None
+# Fields of where a run ran rather than of its configuration: resolved from the results themselves.
+RUN_FIELDS = frozenset({"node"})
 
 
 def validate_fields(paths: Sequence[str]) -> tuple[str, ...]:
@@ -68,13 +70,13 @@ def _scalar(value: Any) -> FieldValue:
 
 def _check(path: str) -> None:
     leaves = _leaves(ExperimentConfig, "")
-    if path in leaves or path in _sections(ExperimentConfig, ""):
+    if path in RUN_FIELDS or path in leaves or path in _sections(ExperimentConfig, ""):
         return
     close = difflib.get_close_matches(path, sorted(leaves), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownFieldError(
         f"group_by field '{path}' is not a configuration field{hint} "
-        "(use a dotted path such as backend, fp_precision or pytorch.batch_size)"
+        "(use a dotted path such as backend, fp_precision or pytorch.batch_size, or node)"
     )
 
 

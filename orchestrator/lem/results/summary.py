@@ -19,6 +19,7 @@ from lem.results.manifest import ManifestInfo, read_manifest
 from lem.results.metrics import METRICS
 from lem.results.stats import Stats, describe
 from lem.results.validity import ValidityFlag, campaign_flags, high_cv_flags
+from lem_harness.experiment import ExperimentConfig
 
 GroupKey = tuple[tuple[str, FieldValue], ...]
 
@@ -112,6 +113,12 @@ class CampaignSummary:
             for code, n in sorted(run_level.items())
         )
         return (*self.flags, *(f for c in self.configs for f in c.flags), *runs)
+
+
+def run_nodes(runs: Sequence[RunRecord]) -> str | None:
+    """The node(s) that ran these runs (``a+b`` when a configuration's cycles ran on several)."""
+    nodes = sorted({r.provenance.hostname for r in runs if r.provenance is not None})
+    return "+".join(nodes) or None
 
 
 def summarize_campaign(campaign_dir: Path, group_by: Sequence[str] | None = None) -> CampaignSummary:
@@ -240,10 +247,18 @@ class _Buckets:
         )
 
     def group_key(self, key: ConfigKey, fields: tuple[str, ...]) -> GroupKey:
-        config = next((r.config for r in self.ok.get(key, []) if r.config is not None), None)
+        runs = self.ok.get(key, [])
+        config = next((r.config for r in runs if r.config is not None), None)
+        return tuple((f, self._field(key, f, runs, config)) for f in fields)
+
+    def _field(
+        self, key: ConfigKey, path: str, runs: Sequence[RunRecord], config: ExperimentConfig | None
+    ) -> FieldValue:
+        if path == "node":
+            return run_nodes(runs)
         if config is None:
-            return tuple((f, self.identity[key].backend if f == "backend" else None) for f in fields)
-        return tuple((f, resolve_field(config, f)) for f in fields)
+            return self.identity[key].backend if path == "backend" else None
+        return resolve_field(config, path)
 
     def _add_problems(self, problems: Sequence[LoadProblem], names: dict[tuple[str, str], ConfigKey]) -> None:
         loose = 0

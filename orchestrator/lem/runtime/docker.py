@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -51,8 +52,13 @@ GPU_DRIVER_ERROR = "could not select device driver"
 LOG_JOIN_S = 10.0
 
 
-def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[str, Any]:
-    """``client.containers.run(**kwargs)`` for ``spec``: detached, labelled, never privileged."""
+def container_kwargs(
+    spec: ContainerSpec, *, user: str | None = None, hostname: str | None = None
+) -> dict[str, Any]:
+    """``client.containers.run(**kwargs)`` for ``spec``: detached, labelled, never privileged.
+
+    ``hostname``: the container takes the host's name, so a result records the node it ran on.
+    """
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.command),
@@ -67,6 +73,8 @@ def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[st
             for m in spec.mounts
         ],
     }
+    if hostname:
+        kwargs["hostname"] = hostname
     if spec.ulimits:
         kwargs["ulimits"] = [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
     if spec.ipc_host:
@@ -226,7 +234,7 @@ class DockerRuntime:
             raise ImageMissing(spec.image, spec.backend, flavour_of(spec.image)) from e
 
     def _start(self, spec: ContainerSpec) -> Any:
-        kwargs = container_kwargs(spec, user=self._user)
+        kwargs = container_kwargs(spec, user=self._user, hostname=socket.gethostname())
         retrying = self._retrying(before_sleep=lambda _state: self._remove_leftovers(spec))
         try:
             return retrying(self.client.containers.run, **kwargs)
