@@ -395,8 +395,12 @@ class Follower:
         return tuple(v.job_id for v in self.views.values() if not v.ended and v.job_id)
 
     def report(self) -> CampaignReport:
+        """The campaign's counts; unfinished runs after every job ended make it ``aborted`` (exit 1)."""
         m = self.merged
+        left = m.count("interrupted", "running", "pending")
+        ended = not self.active_jobs() and not self.s.stop.is_set()
         return CampaignReport(
+            aborted=f"{left} run(s) not done when their Slurm jobs ended" if ended and left else None,
             total=len(m.entries()),
             done=m.count("done"),
             failed=m.count("failed"),

@@ -19,8 +19,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lem.campaign.expand import Expansion
 from lem.campaign.lanes import Lane
-from lem.campaign.plan import GapKind, PlannedRun
+from lem.campaign.launch import LaneTarget, LaunchRequest
+from lem.campaign.plan import GapKind, PlannedRun, plan_campaign
+from lem.config.campaign import CampaignConfig
 from lem_harness.fileio import atomic_write_text
 
 SLURM_DIR = "slurm"
@@ -106,3 +109,22 @@ def write_model(path: Path, model: BaseModel) -> None:
 def read_state(campaign_dir: Path) -> ClusterState | None:
     path = slurm_dir(campaign_dir) / STATE_FILE
     return ClusterState.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def lane_request(plan: LaneFile, campaign: CampaignConfig, expansion: Expansion) -> LaunchRequest:
+    """What ``lem campaign lane`` runs on its node: the lane's runs, its manifest, the campaign's id.
+
+    Raises ``ValueError`` when the campaign file no longer plans one of the lane's runs.
+    """
+    results_root = Path(plan.results_root)
+    campaign_dir = results_root / campaign.campaign_name
+    return LaunchRequest(
+        campaign=campaign,
+        campaign_file=Path(plan.campaign_file),
+        expansion=expansion,
+        runs=lane_runs(plan, plan_campaign(campaign, expansion)),
+        results_root=results_root,
+        flavour=plan.flavour,
+        project_root=Path(plan.project_root),
+        lane=LaneTarget(plan.lane, lane_paths(campaign_dir, plan.lane)["manifest"], plan.campaign_id),
+    )

@@ -33,12 +33,10 @@ from lem.campaign.cluster import (
     plan_lanes,
     run_cluster,
 )
-from lem.campaign.lane_file import LaneFile, lane_paths, lane_runs, read_state
+from lem.campaign.lane_file import LaneFile, lane_paths, lane_request, read_state
 from lem.campaign.lanes import campaign_estimate_s, lane_estimate_s, run_estimate_s
-from lem.campaign.launch import LaneTarget, LaunchRequest
 from lem.campaign.liveness import CampaignBusy, LiveCampaign
 from lem.campaign.manifest import MANIFEST_FILE, Manifest, ManifestError
-from lem.campaign.plan import plan_campaign
 from lem.campaign.signals import stop_on_signals
 from lem.cli.campaign_cmd import format_duration, load_and_expand
 from lem.config.campaign import CampaignConfig
@@ -200,23 +198,17 @@ def lane(ctx: click.Context, lane_file: Path) -> None:
     """Run one lane of a Slurm campaign on this node (what each job script calls)."""
     from lem.cli.run_cmd import RunDeps, launch_request
 
-    plan = LaneFile.model_validate_json(lane_file.read_text())
+    try:
+        plan = LaneFile.model_validate_json(lane_file.read_text())
+    except ValidationError as e:
+        raise click.ClickException(
+            f"{lane_file} is not a lane file written by lem: {e.errors()[0]['msg']}"
+        ) from None
     campaign_cfg, expansion = load_and_expand(Path(plan.campaign_file))
     try:
-        runs = lane_runs(plan, plan_campaign(campaign_cfg, expansion))
+        request = lane_request(plan, campaign_cfg, expansion)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    campaign_dir = Path(plan.results_root) / campaign_cfg.campaign_name
-    request = LaunchRequest(
-        campaign=campaign_cfg,
-        campaign_file=Path(plan.campaign_file),
-        expansion=expansion,
-        runs=runs,
-        results_root=Path(plan.results_root),
-        flavour=plan.flavour,
-        project_root=Path(plan.project_root),
-        lane=LaneTarget(plan.lane, lane_paths(campaign_dir, plan.lane)["manifest"], plan.campaign_id),
-    )
     deps = ctx.find_object(RunDeps) or RunDeps()
     result = launch_request(request, deps, plan.runtime, quiet=True)
     report = result.report
