@@ -264,7 +264,7 @@ class Follower:
         self.s = services
         self.run_s = run_s
         self.views: dict[str, LaneView] = {}
-        self._finished: set[str] = set()  # lanes whose job ended and whose runs were merged for good
+        self._finished: dict[str, tuple[str, str | None]] = {}  # lane -> (end state, node)
         self._last_line = ""
 
     # ------------------------------------------------------------------ reconcile
@@ -280,7 +280,8 @@ class Follower:
             entries = self._lane_entries(record)
             if entries and all(e.status == "done" for e in entries.values()):
                 collected.append(record.lane)
-                self._finished.add(record.lane)
+                self._merge(entries)
+                self._finished[record.lane] = ("COLLECTED", None)
             elif record.job_ids and _is_active(states.get(record.job_ids[-1])):
                 adopted.append(record.job_ids[-1])
             else:
@@ -322,13 +323,15 @@ class Follower:
     def _view(self, record: LaneRecord, states: dict[str, JobState]) -> LaneView:
         job_id = record.job_ids[-1] if record.job_ids else None
         if record.lane in self._finished:
-            return self._summary(record, job_id, "ENDED" if job_id else "COLLECTED", None, ended=True)
+            ended_as, node = self._finished[record.lane]
+            return self._summary(record, job_id, ended_as, node, ended=True)
         self._merge(self._lane_entries(record))
         job = states.get(job_id) if job_id else None
         if job is not None and job.active:
             return self._summary(record, job_id, job.state, job.node, ended=False)
         ended_as = job.state if job is not None else self._exit_state(record.lane)
         self._finish(record, job_id, ended_as)
+        self._finished[record.lane] = (ended_as, job.node if job else None)
         return self._summary(record, job_id, ended_as, job.node if job else None, ended=True)
 
     def _exit_state(self, lane: str) -> str:
@@ -340,7 +343,6 @@ class Follower:
 
     def _finish(self, record: LaneRecord, job_id: str | None, ended_as: str) -> None:
         """The job ended: its runs left running or interrupted are interrupted (never done)."""
-        self._finished.add(record.lane)
         for run_id in record.run_ids:
             entry = self.merged.entry(run_id)
             if entry.status in ("running", "interrupted"):

@@ -38,7 +38,9 @@ def test_a_refused_submission_says_what_sbatch_said(tmp_path: Path) -> None:
 
 
 def test_states_from_squeue_without_accounting() -> None:
-    squeue = CommandResult(0, "12|RUNNING|node7|None\n13|PENDING||Resources\n14|TIMEOUT|node8|TimeLimit\n", "")
+    squeue = CommandResult(
+        0, "12|RUNNING|node7|None\n13|PENDING||Resources\n14|TIMEOUT|node8|TimeLimit\n", ""
+    )
     runner = Canned({"squeue": squeue, "sacct": NO_ACCOUNTING})
     client = CommandSlurm(runner)
     states = client.states(["12", "13", "14", "15"])
@@ -72,7 +74,9 @@ def test_sacct_answers_for_jobs_squeue_forgot_where_accounting_exists() -> None:
 
 
 def test_a_failing_squeue_is_an_error() -> None:
-    runner = Canned({"squeue": CommandResult(1, "", "slurm_load_jobs error: Unable to contact slurm controller\n")})
+    runner = Canned(
+        {"squeue": CommandResult(1, "", "slurm_load_jobs error: Unable to contact slurm controller\n")}
+    )
     with pytest.raises(SlurmError, match="Unable to contact slurm controller"):
         CommandSlurm(runner).states(["1"])
 

@@ -19,8 +19,18 @@ def slurm(**values: Any) -> SlurmConfig:
 
 def test_defaults() -> None:
     cfg = slurm()
-    assert (cfg.max_nodes, cfg.launcher, cfg.pin_configs, cfg.poll_interval_seconds) == (4, "docker", False, 15.0)
-    assert (cfg.partition, cfg.run_time_limit_minutes, cfg.gpus_per_run, cfg.extra_sbatch) == (None, None, None, ())
+    assert (cfg.max_nodes, cfg.launcher, cfg.pin_configs, cfg.poll_interval_seconds) == (
+        4,
+        "docker",
+        False,
+        15.0,
+    )
+    assert (cfg.partition, cfg.run_time_limit_minutes, cfg.gpus_per_run, cfg.extra_sbatch) == (
+        None,
+        None,
+        None,
+        (),
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,7 +63,11 @@ def test_extra_sbatch_takes_long_options() -> None:
 
 def test_a_campaign_file_carries_the_section() -> None:
     campaign = campaign_config(slurm={"partition": "gpu", "pin_configs": True, "max_nodes": 8})
-    assert (campaign.slurm.partition, campaign.slurm.pin_configs, campaign.slurm.max_nodes) == ("gpu", True, 8)
+    assert (campaign.slurm.partition, campaign.slurm.pin_configs, campaign.slurm.max_nodes) == (
+        "gpu",
+        True,
+        8,
+    )
 
 
 def test_overrides_are_read_as_yaml_and_validated() -> None:
@@ -63,5 +77,7 @@ def test_overrides_are_read_as_yaml_and_validated() -> None:
     assert changed.slurm.extra_sbatch == ("--mem=8G",)
     with pytest.raises(click.UsageError, match=r"did you mean max_nodes\?"):
         apply_overrides(campaign, ["max_node=2"])
-    with pytest.raises(click.UsageError, match="--slurm max_nodes: Input should be greater than or equal to 1"):
+    with pytest.raises(
+        click.UsageError, match="--slurm max_nodes: Input should be greater than or equal to 1"
+    ):
         apply_overrides(campaign, ["max_nodes=0"])

@@ -14,7 +14,7 @@ from pathlib import Path
 from lem.config.slurm import SlurmConfig
 from lem.runtime.slurm_script import LaneJob, render_script, sbatch_options
 
-HOSTILE = "we'ird $(touch PWNED) `touch PWNED2` ; \"q\" & $HOME \\ *"
+HOSTILE = 'we\'ird $(touch PWNED) `touch PWNED2` ; "q" & $HOME \\ *'
 
 
 def job(tmp: Path, python: str = "/usr/bin/python3", gpus: int = 1) -> LaneJob:
@@ -79,9 +79,21 @@ def test_hostile_paths_reach_the_interpreter_verbatim(tmp_path: Path) -> None:
     script = render_script(job(weird, python=str(fake_python)), SlurmConfig())
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     done = subprocess.run(
-        ["bash", "-s"], input=script, text=True, capture_output=True, cwd=tmp_path, env={**os.environ}, check=False
+        ["bash", "-s"],
+        input=script,
+        text=True,
+        capture_output=True,
+        cwd=tmp_path,
+        env={**os.environ},
+        check=False,
     )
     assert done.returncode == 3, done.stderr
-    assert argv_file.read_text().splitlines() == ["-m", "lem", "campaign", "lane", str(weird / "slurm/lane-00.json")]
+    assert argv_file.read_text().splitlines() == [
+        "-m",
+        "lem",
+        "campaign",
+        "lane",
+        str(weird / "slurm/lane-00.json"),
+    ]
     assert (weird / "slurm" / "lane-00.exit").read_text() == "3\n"  # the exit file the orchestrator reads
     assert not list(tmp_path.rglob("PWNED*"))
