@@ -42,7 +42,9 @@ def require_cluster() -> None:
     if problem is None:
         return
     if os.environ.get("LEM_REQUIRE_SLURM", "") not in ("", "0"):
-        pytest.fail(f"{problem}\nLEM_REQUIRE_SLURM=1 forbids skipping. Set it up with:\n{SETUP}", pytrace=False)
+        pytest.fail(
+            f"{problem}\nLEM_REQUIRE_SLURM=1 forbids skipping. Set it up with:\n{SETUP}", pytrace=False
+        )
     pytest.skip(f"{problem} (set up with {SETUP})")
 
 
@@ -58,7 +60,10 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 300.0) -> 
 
 def job_state(job_id: str) -> str:
     done = subprocess.run(
-        ["squeue", "-h", "--states=all", "-o", "%T", "-j", job_id], capture_output=True, text=True, check=False
+        ["squeue", "-h", "--states=all", "-o", "%T", "-j", job_id],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return done.stdout.strip()
 

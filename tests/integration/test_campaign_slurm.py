@@ -8,8 +8,10 @@ must be caught mid-way read their prompts from a named pipe and block until the 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,8 +69,6 @@ def make(tmp_path: Path, model: Path, text: str, name: str) -> Iterator[SlurmCam
     for fifo in ("a.fifo", "b.fifo"):
         path = tmp_path / fifo
         if not path.exists():
-            import os
-
             os.mkfifo(path)
     try:
         yield campaign
@@ -137,7 +137,7 @@ def test_orchestrator_killed_then_resume_adopts_running_jobs(blocking: SlurmCamp
         wait_for(lambda lane=lane: c.lane_statuses(lane) == ["running"], f"{run_id} running in {lane}")
     jobs = c.jobs()
     first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
+    first.communicate(timeout=30)  # closes its pipes too
     assert {job_state(j[0]) for j in jobs.values()} == {"RUNNING"}  # the jobs outlive their orchestrator
 
     state_file = c.dir / "slurm" / "jobs.json"
@@ -173,8 +173,6 @@ def test_detach_then_a_scancelled_job_and_a_job_at_its_time_limit(blocking: Slur
     wait_for(lambda: c.lane_statuses("lane-00") == ["running"], "lane-00's run running")
     cancel = c.lem("campaign", "status", str(c.dir))
     assert cancel.returncode == 0 and f"lane-00 (job {jobs['lane-00'][0]} RUNNING on" in cancel.stdout
-    import subprocess
-
     subprocess.run(["scancel", jobs["lane-00"][0]], check=True)
 
     status = c.lem("campaign", "status", str(c.dir), "--follow", timeout_s=400)
@@ -187,4 +185,6 @@ def test_detach_then_a_scancelled_job_and_a_job_at_its_time_limit(blocking: Slur
     assert a["status"] == b["status"] == "interrupted"  # never done
     assert a["message"].startswith(f"Slurm job {jobs['lane-00'][0]} ended CANCELLED")
     assert b["message"].startswith(f"Slurm job {jobs['lane-01'][0]} ended TIMEOUT")
-    assert not (c.dir / FIFO_RUNS["lane-00"] / "result.json").exists()
+    for run_id in FIFO_RUNS.values():  # a harness stopped by SIGTERM may leave a failed result, never ok
+        result = c.dir / run_id / "result.json"
+        assert not result.exists() or RunResult.model_validate_json(result.read_text()).status == "failed"
