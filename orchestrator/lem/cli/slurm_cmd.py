@@ -8,6 +8,7 @@ the campaign's jobs; ``--detach`` leaves them running and ``status`` follows the
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import sys
@@ -41,6 +42,7 @@ from lem.campaign.signals import stop_on_signals
 from lem.cli.campaign_cmd import format_duration, load_and_expand
 from lem.config.campaign import CampaignConfig
 from lem.config.slurm import SLURM_KEYS, SlurmConfig
+from lem.runtime.apptainer import ApptainerRuntime
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.slurm import SlurmClient
 
@@ -210,6 +212,9 @@ def lane(ctx: click.Context, lane_file: Path) -> None:
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     deps = ctx.find_object(RunDeps) or RunDeps()
+    if plan.runtime == "apptainer" and plan.apptainer_image_dir is not None:
+        image_dir = Path(plan.apptainer_image_dir)
+        deps = dataclasses.replace(deps, runtime_factory=lambda name: ApptainerRuntime(image_dir))
     result = launch_request(request, deps, plan.runtime, quiet=True)
     report = result.report
     click.echo(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lem_harness.experiment import StrictModel
 
@@ -78,6 +78,15 @@ class SlurmConfig(StrictModel):
                     "slurm section's own key (partition, account, qos, constraint, gpus_per_run, ...)"
                 )
         return lines
+
+    @model_validator(mode="after")
+    def _apptainer_images(self) -> SlurmConfig:
+        if self.launcher == "apptainer" and self.apptainer_image_dir is None:
+            raise ValueError(
+                "slurm.launcher: apptainer needs slurm.apptainer_image_dir, the shared directory holding "
+                "the backend images as .sif files (apptainer build DIR/IMAGE.sif docker-daemon://IMAGE)"
+            )
+        return self
 
 
 SLURM_KEYS = tuple(SlurmConfig.model_fields)

@@ -45,6 +45,7 @@ def test_defaults() -> None:
         ({"extra_sbatch": ["mem=64G"]}, "is not one long sbatch option"),
         ({"extra_sbatch": ["--time=5"]}, "sets --time, which lem writes itself"),
         ({"extra_sbatch": ["--gres=gpu:8"]}, "sets --gres, which lem writes itself"),
+        ({"launcher": "apptainer"}, "launcher: apptainer needs slurm.apptainer_image_dir"),
     ],
 )
 def test_bad_values_are_refused_with_the_key(values: dict[str, Any], expected: str) -> None:
