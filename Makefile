@@ -11,7 +11,7 @@ OFFLINE ?=
 BACKEND ?=
 FLAVOUR ?= gpu
 
-.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check benchmarks vllm-cpu-env docker-engine clean
+.PHONY: help install test test-unit lint format typecheck plan campaign images wheelhouse demo gpu-check benchmarks vllm-cpu-env docker-engine slurm-cluster clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ test: $(STAMP) ## Install, then run every test (Docker and vLLM tests run where 
 
 test-unit: $(STAMP) ## Unit tests only (no Docker, no GPU)
 	$(BIN)/pytest tests/unit
+
+slurm-cluster: ## Start a single-node Slurm cluster for the slurm tests (root; installs slurm-wlm + munge)
+	bash scripts/ci/slurm_cluster.sh
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
