@@ -134,7 +134,9 @@ def poll_cost(root: Path, lanes: int, per_lane: int) -> float:
 
 
 def real_slurm(root: Path) -> dict[str, float] | None:
-    if shutil.which("sinfo") is None or subprocess.run(["sinfo"], capture_output=True, check=False).returncode:
+    if shutil.which("sinfo") is None:
+        return None
+    if subprocess.run(["sinfo"], capture_output=True, check=False).returncode != 0:
         return None
     client = CommandSlurm()
     script = "#!/bin/bash\n#SBATCH --output=/dev/null\n#SBATCH --time=1\ntrue\n"

@@ -40,7 +40,7 @@ from lem.campaign.lane_file import (
     write_model,
 )
 from lem.campaign.lanes import Lane, lane_time_limit_minutes, regap, run_estimate_s, split_lanes
-from lem.campaign.liveness import LiveCampaign, registry_dir
+from lem.campaign.liveness import LiveCampaign, live_key, registry_dir
 from lem.campaign.manifest import Manifest, ManifestError, RunEntry, definition_hash
 from lem.campaign.plan import PlannedRun
 from lem.campaign.session import campaign_id_for, open_campaign
@@ -139,7 +139,7 @@ def lane_scripts(request: ClusterRequest, lanes: Sequence[Lane]) -> dict[str, st
 def run_cluster(request: ClusterRequest, services: ClusterServices) -> ClusterResult:
     """Submit (or reconcile, with ``--resume``), then follow until every job ended, stop, or detach."""
     campaign_id = request.campaign_id
-    with LiveCampaign(services.registry, f"{campaign_id}.slurm"):
+    with LiveCampaign(services.registry, live_key(campaign_id, "slurm")):
         opened = open_campaign(
             request.campaign,
             request.expansion,

@@ -22,7 +22,7 @@ from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
 from lem.campaign.expand import Expansion
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
 from lem.campaign.hostgpus import host_gpu_inventory
-from lem.campaign.liveness import LiveCampaign, live_campaign_ids, registry_dir
+from lem.campaign.liveness import LiveCampaign, live_campaign_ids, live_key, registry_dir
 from lem.campaign.manifest import definition_hash
 from lem.campaign.plan import PlannedRun
 from lem.campaign.progress import ProgressSink
@@ -98,7 +98,7 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     campaign_id = lane.campaign_id if lane else campaign_id_for(name, definition_hash(name, request.runs))
     specs = _specs(request, services, campaign_id, images)
     _check_specs(request, specs)
-    with LiveCampaign(services.registry, f"{campaign_id}.{lane.name}" if lane else campaign_id):
+    with LiveCampaign(services.registry, live_key(campaign_id, lane.name) if lane else campaign_id):
         opened = open_campaign(
             request.campaign,
             request.expansion,

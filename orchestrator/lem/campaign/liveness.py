@@ -22,6 +22,18 @@ def registry_dir(env: dict[str, str] | None = None) -> Path:
     return (Path(state) / "live") if state else DEFAULT_REGISTRY.expanduser()
 
 
+PART_SEPARATOR = "@"  # never in a campaign id (campaign names are [A-Za-z0-9._-])
+
+
+def live_key(campaign_id: str, part: str) -> str:
+    """The lock name of one part of a campaign (a Slurm lane, the Slurm orchestrator).
+
+    ``live_campaign_ids`` counts it as the campaign itself, so orphan cleanup on a node spares
+    the containers of a lane running there.
+    """
+    return f"{campaign_id}{PART_SEPARATOR}{part}"
+
+
 class CampaignBusy(Exception):
     """The campaign is already running in another lem process."""
 
@@ -67,7 +79,7 @@ def live_campaign_ids(registry: Path) -> set[str]:
         return live
     for path in registry.glob("*.lock"):
         if _is_locked(path):
-            live.add(path.name.removesuffix(".lock"))
+            live.add(path.name.removesuffix(".lock").split(PART_SEPARATOR, 1)[0])
     return live
 
 

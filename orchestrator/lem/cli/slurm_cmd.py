@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -34,9 +35,9 @@ from lem.campaign.cluster import (
     plan_lanes,
     run_cluster,
 )
-from lem.campaign.lane_file import LaneFile, lane_paths, lane_request, read_state
+from lem.campaign.lane_file import ClusterState, LaneFile, lane_paths, lane_request, read_state
 from lem.campaign.lanes import campaign_estimate_s, lane_estimate_s, run_estimate_s
-from lem.campaign.liveness import CampaignBusy, LiveCampaign
+from lem.campaign.liveness import CampaignBusy, LiveCampaign, live_key
 from lem.campaign.manifest import MANIFEST_FILE, Manifest, ManifestError
 from lem.campaign.signals import stop_on_signals
 from lem.cli.campaign_cmd import format_duration, load_and_expand
@@ -45,6 +46,9 @@ from lem.config.slurm import SLURM_KEYS, SlurmConfig
 from lem.runtime.apptainer import ApptainerRuntime
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.slurm import SlurmClient
+
+if TYPE_CHECKING:
+    from lem.cli.run_cmd import RunDeps
 
 
 @dataclass(frozen=True)
@@ -141,21 +145,8 @@ def status(ctx: click.Context, directory: Path, follow: bool, as_json: bool) -> 
     if state is None:
         raise click.ClickException(f"{directory} holds no Slurm campaign (no slurm/jobs.json)")
     deps = ctx.find_object(RunDeps) or RunDeps()
-    stop = threading.Event()
-    services = ClusterServices(deps.slurm_factory(), deps.clock, stop, _note, deps.registry)
     try:
-        with LiveCampaign(services.registry, f"{state.campaign_id}.slurm"), stop_on_signals(stop, _note):
-            manifest = Manifest.load(directory / MANIFEST_FILE)
-            try:
-                campaign_cfg = CampaignConfig.model_validate(manifest_config(manifest))
-                run_s = run_estimate_s(campaign_cfg.execution, campaign_cfg.slurm.expected_run_seconds)
-                follower = Follower(directory, LaneSet(state, {}), manifest, services, run_s)
-                if follow:
-                    follower.follow(campaign_cfg.slurm.poll_interval_seconds)
-                else:
-                    follower.poll()
-            finally:
-                manifest.close()
+        follower = _follow(directory, state, deps, follow)
     except (LemRuntimeError, ManifestError, CampaignBusy) as e:
         raise click.ClickException(str(e)) from None
     report = follower.report()
@@ -169,6 +160,25 @@ def status(ctx: click.Context, directory: Path, follow: bool, as_json: bool) -> 
         f"{report.interrupted} interrupted, {report.pending} pending; jobs still active: "
         f"{', '.join(follower.active_jobs()) or 'none'}"
     )
+
+
+def _follow(directory: Path, state: ClusterState, deps: RunDeps, follow: bool) -> Follower:
+    """Poll the campaign's jobs once (or until every one ended) and merge the lanes' manifests."""
+    stop = threading.Event()
+    services = ClusterServices(deps.slurm_factory(), deps.clock, stop, _note, deps.registry)
+    with LiveCampaign(services.registry, live_key(state.campaign_id, "slurm")), stop_on_signals(stop, _note):
+        manifest = Manifest.load(directory / MANIFEST_FILE)
+        try:
+            campaign_cfg = CampaignConfig.model_validate(manifest_config(manifest))
+            run_s = run_estimate_s(campaign_cfg.execution, campaign_cfg.slurm.expected_run_seconds)
+            follower = Follower(directory, LaneSet(state, {}), manifest, services, run_s)
+            if follow:
+                follower.follow(campaign_cfg.slurm.poll_interval_seconds)
+            else:
+                follower.poll()
+        finally:
+            manifest.close()
+    return follower
 
 
 def manifest_config(manifest: Manifest) -> dict[str, object]:

@@ -173,3 +173,10 @@ def test_a_stop_request_returns_with_the_jobs_still_running(tmp_path: Path) -> N
     result = c.run()
     assert (result.report.stopped, result.report.exit_code, result.active_jobs) == (True, 130, ("100", "101"))
     assert c.slurm.cancelled == []  # cancelling is the command's offer, not the orchestrator's decision
+
+
+def test_a_lane_running_on_a_node_keeps_its_campaign_live_there(tmp_path: Path) -> None:
+    from lem.campaign.liveness import LiveCampaign, live_campaign_ids, live_key
+
+    with LiveCampaign(tmp_path, live_key("demo-1234abcd", "lane-03")), LiveCampaign(tmp_path, "other"):
+        assert live_campaign_ids(tmp_path) == {"demo-1234abcd", "other"}  # its containers are not orphans
