@@ -38,6 +38,16 @@ RESERVED_OPTIONS = frozenset(
         "wrap",
     }
 )
+_OWN_KEYS = {
+    "time": "run_time_limit_minutes",
+    "gres": "gpus_per_run",
+    "gpus": "gpus_per_run",
+    "partition": "partition",
+    "account": "account",
+    "qos": "qos",
+    "constraint": "constraint",
+    "exclusive": "exclusive",
+}
 Launcher = Literal["docker", "apptainer", "local"]
 
 
@@ -72,11 +82,11 @@ class SlurmConfig(StrictModel):
                     f"slurm.extra_sbatch entry {line!r} is not one long sbatch option like "
                     "'--mem=64G' or '--mail-type=END' (one line, starting with --)"
                 )
-            if match.group(1) in RESERVED_OPTIONS:
-                raise ValueError(
-                    f"slurm.extra_sbatch sets --{match.group(1)}, which lem writes itself; use the "
-                    "slurm section's own key (partition, account, qos, constraint, gpus_per_run, ...)"
-                )
+            option = match.group(1)
+            if option in RESERVED_OPTIONS:
+                key = _OWN_KEYS.get(option)
+                use = f"use slurm.{key}" if key else "lem sets it for every lane job"
+                raise ValueError(f"slurm.extra_sbatch sets --{option}, which lem writes itself; {use}")
         return lines
 
     @model_validator(mode="after")

@@ -44,7 +44,7 @@ def test_defaults() -> None:
         ({"extra_sbatch": ["--mem=64G\n#SBATCH --wrap=x"]}, "is not one long sbatch option"),
         ({"extra_sbatch": ["mem=64G"]}, "is not one long sbatch option"),
         ({"extra_sbatch": ["--time=5"]}, "sets --time, which lem writes itself"),
-        ({"extra_sbatch": ["--gres=gpu:8"]}, "sets --gres, which lem writes itself"),
+        ({"extra_sbatch": ["--gres=gpu:8"]}, "sets --gres, which lem writes itself; use slurm.gpus_per_run"),
         ({"launcher": "apptainer"}, "launcher: apptainer needs slurm.apptainer_image_dir"),
     ],
 )
