@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -78,3 +80,17 @@ def test_detach_then_status_follows_the_jobs(tmp_path: Path) -> None:
     code, out = lem(deps, "status", str(results / "demo"), "--follow")
     assert code == 0, out
     assert "4 runs — 4 done, 0 failed, 0 interrupted, 0 pending; jobs still active: none" in out
+
+
+def test_ctrl_c_cancels_the_jobs_when_no_one_can_be_asked(tmp_path: Path) -> None:
+    file, slurm, deps = setup(tmp_path)
+
+    def ctrl_c(s: FakeSlurm) -> None:
+        s.state["100"] = s.state["101"] = "RUNNING"
+        os.kill(os.getpid(), signal.SIGINT)  # the command's handler sets its stop event
+
+    slurm.world = [ctrl_c]
+    code, out = lem(deps, "run", str(file), "--runtime", "slurm", "--results-dir", str(tmp_path / "r"))
+    assert code == 130, out
+    assert slurm.cancelled == ["100", "101"]
+    assert "cancelled Slurm jobs 100, 101; --resume runs what they left" in out
