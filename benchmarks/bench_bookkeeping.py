@@ -41,8 +41,8 @@ def campaign(configs: int, cycles: int) -> CampaignConfig:
     return CampaignConfig.model_validate(
         {
             "campaign_name": "bookkeeping",
-            "model": "org/tiny-model",
-            "dataset": {"source": "synthetic", "sample_size": 4, "input_len": 8},
+            "model_name": "org/tiny-model",
+            "prompts": {"type": "synthetic", "sample_size": 4, "input_len": 8},
             "base": {"measurement": {"device": "simulated"}, "max_output_tokens": 4},
             "grid": {"backends": ["pytorch"], "axes": {"pytorch.batch_size": list(range(1, configs + 1))}},
             "execution": {"cycles": cycles, "config_gap_seconds": 60, "cycle_gap_seconds": 300},

@@ -29,7 +29,7 @@ sys.path[:0] = [str(REPO), str(REPO / "images" / "harness")]
 from lem_harness.contract import RunSpec, config_hash  # noqa: E402
 from lem_harness.datasets.synthetic import synthetic_prompts  # noqa: E402
 from lem_harness.engines.batching import static_batches  # noqa: E402
-from lem_harness.experiment import ExperimentConfig, SyntheticDataset  # noqa: E402
+from lem_harness.experiment import ExperimentConfig, SyntheticPrompts  # noqa: E402
 from lem_harness.runner import run  # noqa: E402
 
 
@@ -61,12 +61,12 @@ def build_bench_model(path: Path) -> Path:
 def experiment(model: Path, args: argparse.Namespace) -> ExperimentConfig:
     return ExperimentConfig.model_validate(
         {
-            "model": str(model),
+            "model_name": str(model),
             "fp_precision": "float32",
             "max_input_tokens": args.input_len,
             "max_output_tokens": args.output_tokens,
             "min_output_tokens": args.output_tokens,
-            "dataset": {"source": "synthetic", "sample_size": args.prompts, "input_len": args.input_len},
+            "prompts": {"type": "synthetic", "sample_size": args.prompts, "input_len": args.input_len},
             "measurement": {"device": "simulated"},
             "baseline": {"method": "fresh", "duration_seconds": 1.0},
             "timeseries": {"sample_rate_hz": 10.0},
@@ -84,10 +84,12 @@ class BareLoop:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
         self.torch = torch
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-        self.model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-        assert isinstance(cfg.dataset, SyntheticDataset)
-        prompts = synthetic_prompts(cfg.dataset, len(tokenizer), set(tokenizer.all_special_ids), cfg.seed)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model_name)
+        self.model = AutoModelForCausalLM.from_pretrained(cfg.model_name, dtype=torch.float32)
+        assert isinstance(cfg.prompts, SyntheticPrompts)
+        prompts = synthetic_prompts(
+            cfg.prompts, cfg.prompt_count, len(tokenizer), set(tokenizer.all_special_ids), cfg.random_seed
+        )
         pad = tokenizer.pad_token_id
         self.batches = []
         for batch in static_batches(len(prompts), cfg.backend_section().batch_size):  # type: ignore[attr-defined]

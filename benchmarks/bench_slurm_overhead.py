@@ -44,7 +44,7 @@ def campaign(configs: int, cycles: int, lanes: int) -> CampaignConfig:
         {
             "campaign_name": "overhead",
             "model": "org/tiny-model",
-            "dataset": {"source": "synthetic", "sample_size": 4, "input_len": 8},
+            "prompts": {"type": "synthetic", "sample_size": 4, "input_len": 8},
             "base": {"measurement": {"device": "simulated"}, "max_output_tokens": 4},
             "grid": {"backends": ["pytorch"], "axes": {"pytorch.batch_size": list(range(1, configs + 1))}},
             "execution": {"cycles": cycles, "config_gap_seconds": 60, "cycle_gap_seconds": 300},

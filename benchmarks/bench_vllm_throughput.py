@@ -53,13 +53,13 @@ TARGET = 0.97
 def experiment(model: str, prompts: int, input_len: int, output_len: int) -> dict[str, Any]:
     """The one experiment both sides run."""
     return {
-        "model": model,
+        "model_name": model,
         "backend": "vllm",
         "fp_precision": "float32",
         "max_input_tokens": input_len,
         "max_output_tokens": output_len,
         "min_output_tokens": output_len,
-        "dataset": {"source": "synthetic", "sample_size": prompts, "input_len": input_len},
+        "prompts": {"type": "synthetic", "sample_size": prompts, "input_len": input_len},
         "decoder": {"preset": "standard", "temperature": 1.0, "top_p": 1.0, "top_k": 0},
         "warmup": {"mode": "fixed", "min_prompts": 0, "max_prompts": WARMUP_PROMPTS},
         "baseline": {"enabled": False},
@@ -84,7 +84,7 @@ def run_harness(python: str, config: dict[str, Any], workdir: Path) -> float:
     subprocess.run(cmd, check=True, capture_output=True, cwd=workdir)
     result = RunResult.model_validate_json((out / "result.json").read_text())
     assert result.metrics is not None
-    expected = config["dataset"]["sample_size"] * config["max_output_tokens"]
+    expected = config["prompts"]["sample_size"] * config["max_output_tokens"]
     assert result.metrics.output_tokens == expected, result.metrics.output_tokens
     return result.metrics.output_tokens_per_s
 
@@ -155,7 +155,7 @@ def child_main(config_path: Path, pairs: int) -> None:
     from lem_harness.experiment import ExperimentConfig
 
     cfg = ExperimentConfig.model_validate(json.loads(config_path.read_text()))
-    prompts = load_prompts(cfg, HFTokenizer(AutoTokenizer.from_pretrained(cfg.model))).prompts
+    prompts = load_prompts(cfg, HFTokenizer(AutoTokenizer.from_pretrained(cfg.model_name))).prompts
     params = vllm.SamplingParams(**sampling_kwargs(cfg))
     before = descendant_pids()
     engine = VLLMEngine(cfg) if pairs else None

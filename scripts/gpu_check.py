@@ -124,15 +124,15 @@ def make_spec(
     name = f"gpu-check-{'' if backend == 'pytorch' else backend + '-'}bs{batch_size}"
     config = ExperimentConfig.model_validate(
         {
-            "name": name,
-            "model": str(model_dir),
+            "config_name": name,
+            "model_name": str(model_dir),
             "backend": backend,
             "gpus": [0],
             "max_input_tokens": plan.input_tokens,
             "max_output_tokens": plan.output_tokens,
             "min_output_tokens": plan.output_tokens,  # fixed-length outputs: equal work at every batch size
             "fp_precision": plan.precision,
-            "dataset": {"source": "synthetic", "sample_size": plan.prompts, "input_len": plan.input_tokens},
+            "prompts": {"type": "synthetic", "sample_size": plan.prompts, "input_len": plan.input_tokens},
             "warmup": {"mode": "fixed", "min_prompts": 0, "max_prompts": 2 * batch_size},
             "baseline": {"method": "fresh", "duration_seconds": plan.baseline_s},
             "timeseries": {"sample_rate_hz": plan.rate_hz},
@@ -143,7 +143,7 @@ def make_spec(
     return RunSpec(
         run_id=name,
         config_id=config_hash(config),
-        config_name=config.name or "gpu-check",
+        config_name=config.config_name or "gpu-check",
         config=config,
         baseline_cache_dir=str(cache_dir),
     )

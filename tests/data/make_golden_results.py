@@ -82,12 +82,12 @@ class Run:
 
 def _config(name: str, backend: str, precision: str = "float16", **section: object) -> ExperimentConfig:
     data: dict[str, object] = {
-        "name": name,
-        "model": "tiny-random/llama-mini",
+        "config_name": name,
+        "model_name": "tiny-random/llama-mini",
         "backend": backend,
         "fp_precision": precision,
         "max_output_tokens": TOKENS_PER_PROMPT,
-        "dataset": {"source": "synthetic", "sample_size": PROMPTS, "input_len": 256},
+        "prompts": {"type": "synthetic", "sample_size": PROMPTS, "input_len": 256},
         backend: section,
     }
     return ExperimentConfig.model_validate(data)
@@ -230,7 +230,7 @@ def _provenance(run: Run, config: ExperimentConfig) -> Provenance:
         ],
         hostname="node-01",
         config_hash=config_hash(config),
-        seed=config.seed,
+        random_seed=config.random_seed,
         device_kind="nvml",
     )
 
@@ -353,7 +353,7 @@ def write_stray_future_result(out: Path) -> None:
     """A result of a contract major this checkout does not know, with no spec beside it."""
     run = Run("beta", "pytorch-bs1-float16", 9, 10.0, 200.0)
     data = json.loads(build_result(run, 99).model_dump_json())
-    data["schema_version"] = "2.0.0"
+    data["schema_version"] = "99.0.0"
     data["energy"]["energy_joules_v2"] = data["energy"].pop("gross_energy_j")
     _write(out / "beta" / "stray-run" / "result.json", json.dumps(data, indent=2) + "\n")
 

@@ -34,12 +34,12 @@ def _cuda_available() -> bool:
 def test_a_cuda_run_reads_the_nvml_counter_and_samples_power(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = ExperimentConfig.model_validate(
         {
-            "model": str(tiny_model_dir),
+            "model_name": str(tiny_model_dir),
             "fp_precision": "bfloat16",
             "max_input_tokens": 64,
             "max_output_tokens": 64,
             "min_output_tokens": 64,
-            "dataset": {"source": "synthetic", "sample_size": 64, "input_len": 64},
+            "prompts": {"type": "synthetic", "sample_size": 64, "input_len": 64},
             "measurement": {"device": "nvml"},
             "baseline": {"method": "fresh", "duration_seconds": 2.0},
             "timeseries": {"sample_rate_hz": 10.0},

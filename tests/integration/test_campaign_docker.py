@@ -31,7 +31,7 @@ def campaign_yaml(name: str, model: Path, batch_sizes: list[int], baseline_s: fl
     return f"""\
 campaign_name: {name}
 model: {model}
-dataset: {{source: synthetic, sample_size: 4, input_len: 8}}
+prompts: {{type: synthetic, sample_size: 4, input_len: 8}}
 base:
   fp_precision: float32
   max_output_tokens: 4

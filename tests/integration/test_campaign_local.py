@@ -24,7 +24,7 @@ def campaign_yaml(model: Path) -> str:
     return f"""\
 campaign_name: local-demo
 model: {model}
-dataset: {{source: synthetic, sample_size: 4, input_len: 8}}
+prompts: {{type: synthetic, sample_size: 4, input_len: 8}}
 base:
   fp_precision: float32
   max_output_tokens: 4

@@ -36,7 +36,7 @@ base:
 
 TWO_BY_TWO = f"""\
 campaign_name: slurm-2x2
-dataset: {{source: synthetic, sample_size: 4, input_len: 8}}
+prompts: {{type: synthetic, sample_size: 4, input_len: 8}}
 {BASE}grid:
   backends: [pytorch]
   axes:
@@ -48,11 +48,11 @@ slurm: {{launcher: LAUNCHER, max_nodes: 2, pin_configs: true, poll_interval_seco
 # Two configurations, one cycle, each reading its prompts from its own named pipe.
 BLOCKING = f"""\
 campaign_name: slurm-fifo
-dataset: {{source: jsonl, path: a.fifo, sample_size: 2}}
+prompts: {{type: file, path: a.fifo, sample_size: 2}}
 {BASE}grid:
   backends: [pytorch]
   axes:
-    dataset.path: [a.fifo, b.fifo]
+    prompts.path: [a.fifo, b.fifo]
 execution: {{cycles: 1, config_gap_seconds: 0, cycle_gap_seconds: 0, timeout_seconds: 600}}
 slurm: {{launcher: local, max_nodes: 2, poll_interval_seconds: 1, setup_minutes: 5}}
 """

@@ -32,7 +32,7 @@ TINY = {
     "max_input_tokens": 32,
     "min_output_tokens": 8,
     "max_output_tokens": 8,
-    "dataset": {"source": "synthetic", "sample_size": 4, "input_len": 16},
+    "prompts": {"type": "synthetic", "sample_size": 4, "input_len": 16},
     "warmup": {"mode": "fixed", "min_prompts": 1, "max_prompts": 2},
     "baseline": {"duration_seconds": 1.0},
     "timeseries": {"sample_rate_hz": 10.0},
@@ -52,7 +52,7 @@ def make_run(
     **overrides: Any,
 ) -> ContainerSpec:
     """Write a run's spec.json under tmp_path/results and return its ContainerSpec."""
-    cfg = ExperimentConfig.model_validate({"model": str(model_dir), **TINY, **overrides})
+    cfg = ExperimentConfig.model_validate({"model_name": str(model_dir), **TINY, **overrides})
     results = tmp_path / "results"
     run_dir = results / campaign_id / RUN_ID
     run_dir.mkdir(parents=True)

@@ -17,7 +17,7 @@ import pytest
 
 from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
 from lem_harness.datasets.synthetic import synthetic_prompts
-from lem_harness.experiment import ExperimentConfig, SyntheticDataset
+from lem_harness.experiment import ExperimentConfig, SyntheticPrompts
 from tests.support.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def _run_harness(tmp_path: Path, **config: Any) -> tuple[RunResult, Path]:
 
 
 def _independent_output_tokens(
-    model_dir: Path, dataset: SyntheticDataset, seed: int, max_new: int
+    model_dir: Path, dataset: SyntheticPrompts, seed: int, max_new: int
 ) -> tuple[int, int]:
     """(input tokens, output tokens) of a plain greedy ``generate`` per prompt, no padding at all."""
     import torch
@@ -70,7 +70,9 @@ def _independent_output_tokens(
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    prompts = synthetic_prompts(dataset, len(tokenizer), set(tokenizer.all_special_ids), seed)
+    prompts = synthetic_prompts(
+        dataset, dataset.sample_size or 0, len(tokenizer), set(tokenizer.all_special_ids), seed
+    )
     out_tokens = 0
     with torch.inference_mode():
         for prompt in prompts:
@@ -95,8 +97,8 @@ def _timeline(out: Path) -> list[dict[str, str]]:
 
 
 def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_path: Path) -> None:
-    dataset = SyntheticDataset(
-        source="synthetic",
+    dataset = SyntheticPrompts(
+        type="synthetic",
         sample_size=24,
         input_len_distribution="uniform",
         input_len_min=8,
@@ -104,11 +106,11 @@ def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_pa
     )
     result, out = _run_harness(
         tmp_path,
-        model=str(eos_model),
-        seed=11,
+        model_name=str(eos_model),
+        random_seed=11,
         max_input_tokens=32,
         max_output_tokens=24,
-        dataset=dataset.model_dump(),
+        prompts=dataset.model_dump(),
         streaming=True,
         warmup={"mode": "fixed", "min_prompts": 0, "max_prompts": 4},
         pytorch={"batch_size": 1},
@@ -160,12 +162,12 @@ def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_pa
 def test_fixed_length_outputs_with_dynamic_batches(tiny_model_dir: Path, tmp_path: Path) -> None:
     result, _ = _run_harness(
         tmp_path,
-        model=str(tiny_model_dir),
+        model_name=str(tiny_model_dir),
         max_input_tokens=64,
         max_output_tokens=12,
         min_output_tokens=12,  # min == max: EOS is ignored, every output is exactly 12 tokens
-        dataset={
-            "source": "synthetic",
+        prompts={
+            "type": "synthetic",
             "sample_size": 10,
             "input_len_distribution": "uniform",
             "input_len_min": 4,

@@ -29,13 +29,13 @@ VLLM_SECTION: dict[str, Any] = {"gpu_memory_utilization": 0.2, "enforce_eager": 
 def tiny_vllm_config(model: Path, **overrides: Any) -> dict[str, Any]:
     """A small, fast vLLM experiment on the simulated device (8 prompts of 24 tokens)."""
     base: dict[str, Any] = {
-        "model": str(model),
+        "model_name": str(model),
         "backend": "vllm",
         "fp_precision": "float32",
         "max_input_tokens": 64,
         "max_output_tokens": 16,
         "min_output_tokens": 16,
-        "dataset": {"source": "synthetic", "sample_size": 8, "input_len": 24},
+        "prompts": {"type": "synthetic", "sample_size": 8, "input_len": 24},
         "warmup": {"mode": "fixed", "min_prompts": 0, "max_prompts": 4},
         "baseline": {"method": "fresh", "duration_seconds": 1.0},
         "timeseries": {"sample_rate_hz": 10.0},

@@ -77,7 +77,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_warnings_print_and_strict_turns_them_into_failures(runner: CliRunner, tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: '3.0.0'\nmodel: m\nbaseline:\n  duration_seconds: 5\n")
+    path = write(tmp_path, "schema_version: '3.0.0'\nmodel_name: m\nbaseline:\n  duration_seconds: 5\n")
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.exit_code == 0
     assert result.output == (
@@ -91,11 +91,11 @@ def test_warnings_print_and_strict_turns_them_into_failures(runner: CliRunner, t
 
 
 def test_info_does_not_fail_strict_but_error_advice_always_fails(runner: CliRunner, tmp_path: Path) -> None:
-    info = write(tmp_path, "model: m\n")  # SCHEMA_VERSION_MISSING is info
+    info = write(tmp_path, "model_name: m\n")  # SCHEMA_VERSION_MISSING is info
     assert runner.invoke(main, ["config", "validate", "--strict", str(info)]).exit_code == 0
     error = tmp_path / "trt.yaml"
     error.write_text(
-        "schema_version: '3.0.0'\nmodel: m\nbackend: tensorrt\ntensorrt:\n  max_input_len: 100\n"
+        "schema_version: '3.0.0'\nmodel_name: m\nbackend: tensorrt\ntensorrt:\n  max_input_len: 100\n"
     )
     result = runner.invoke(main, ["config", "validate", str(error)])
     assert result.exit_code == 1
@@ -122,8 +122,8 @@ def test_json_output(runner: CliRunner, tmp_path: Path) -> None:
         {
             "file": str(bad),
             "line": 4,
-            "key": "model",
-            "message": "duplicate key 'model' (first given on line 2); keep one",
+            "key": "model_name",
+            "message": "duplicate key 'model_name' (first given on line 2); keep one",
         }
     ]
 
@@ -141,7 +141,7 @@ def test_an_unexpected_error_is_a_message_not_a_traceback(
 
     monkeypatch.setattr(lem.cli.config_cmd, "check_file", explode)
     monkeypatch.delenv("LEM_DEBUG", raising=False)
-    path = write(tmp_path, "model: m\n")
+    path = write(tmp_path, "model_name: m\n")
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.exit_code == 1
     assert (

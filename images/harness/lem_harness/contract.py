@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lem_harness.experiment import ExperimentConfig
 
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "2.0.0"
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 TIMELINE_FILE = "timeline.csv"
@@ -42,7 +42,7 @@ class ContractModel(BaseModel):
 
 def config_hash(config: ExperimentConfig) -> str:
     """Stable 12-hex id of a configuration's canonical form (name and schema version excluded)."""
-    canonical = config.model_dump(mode="json", exclude={"name", "schema_version"})
+    canonical = config.model_dump(mode="json", exclude={"config_name", "schema_version"})
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -208,7 +208,7 @@ class Provenance(ContractModel):
     gpus: list[GpuInfo] = Field(default_factory=list)
     hostname: str
     config_hash: str
-    seed: int
+    random_seed: int
     image: ImageInfo | None = None
     device_kind: str  # nvml | simulated | none
     visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES as seen

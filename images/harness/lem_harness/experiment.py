@@ -8,10 +8,12 @@ its ``RunSpec``.
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CURRENT_SCHEMA_VERSION = "3.0.0"
 
@@ -38,30 +40,68 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------- dataset
 
 
-class HubDataset(StrictModel):
-    """A Hugging Face hub dataset (read through the HF cache)."""
+# Built-in dataset names (schema 3.0.0 aliases) -> (hub repository, split, text column).
+BUILTIN_DATASETS: dict[str, tuple[str, str, str]] = {
+    "ai_energy_score": ("AIEnergyScore/text_generation", "train", "text"),
+    "ai-energy-score": ("AIEnergyScore/text_generation", "train", "text"),
+}
+DEFAULT_DATASET = "ai_energy_score"
+DEFAULT_PROMPT_COUNT = 100
+_HUB_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 
-    source: Literal["ai_energy_score"] = "ai_energy_score"
-    name: str = "AIEnergyScore/text_generation"
-    split: str = "train"
-    column: str = "text"
-    sample_size: int = Field(100, ge=1, le=1_000_000)
+
+class DatasetConfig(StrictModel):
+    """A Hugging Face hub dataset: a built-in name (``ai_energy_score``) or a hub id ``org/name``.
+
+    Read through the Hugging Face cache; ``split`` and ``column`` default to the built-in
+    dataset's own (``train`` / ``text``). ``sample_size`` prompts are drawn (seeded).
+    """
+
+    name: str = Field(DEFAULT_DATASET, min_length=1, max_length=200)
+    split: str | None = Field(None, min_length=1, max_length=100)
+    column: str | None = Field(None, min_length=1, max_length=200)
+    sample_size: int | None = Field(None, ge=1, le=1_000_000)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in BUILTIN_DATASETS and not re.fullmatch(_HUB_ID, name):
+            names = ", ".join(sorted(BUILTIN_DATASETS))
+            raise ValueError(
+                f"{name!r} is neither a built-in dataset ({names}) nor a hub id "
+                "like 'org/dataset'; for a local file use prompts: {type: file, path: ...}"
+            )
+        return name
+
+    @property
+    def repo_id(self) -> str:
+        return BUILTIN_DATASETS[self.name][0] if self.name in BUILTIN_DATASETS else self.name
+
+    @property
+    def resolved_split(self) -> str:
+        default = BUILTIN_DATASETS[self.name][1] if self.name in BUILTIN_DATASETS else "train"
+        return self.split or default
+
+    @property
+    def resolved_column(self) -> str:
+        default = BUILTIN_DATASETS[self.name][2] if self.name in BUILTIN_DATASETS else "text"
+        return self.column or default
 
 
-class JsonlDataset(StrictModel):
+class FilePrompts(StrictModel):
     """A local JSON-lines file, one prompt per line under ``field``."""
 
-    source: Literal["jsonl"]
-    path: str
-    field: str = "prompt"
-    sample_size: int = Field(100, ge=1, le=1_000_000)
+    type: Literal["file"]
+    path: str = Field(min_length=1, max_length=4_096)
+    field: str = Field("prompt", min_length=1, max_length=200)
+    sample_size: int | None = Field(None, ge=1, le=1_000_000)
 
 
-class SyntheticDataset(StrictModel):
+class SyntheticPrompts(StrictModel):
     """Seeded synthetic prompts with exact token lengths."""
 
-    source: Literal["synthetic"]
-    sample_size: int = Field(100, ge=1, le=1_000_000)
+    type: Literal["synthetic"]
+    sample_size: int | None = Field(None, ge=1, le=1_000_000)
     input_len_distribution: Literal["fixed", "uniform", "normal"] = "fixed"
     input_len: int = Field(512, ge=1, le=131_072)
     input_len_min: int = Field(16, ge=1, le=131_072)
@@ -69,13 +109,14 @@ class SyntheticDataset(StrictModel):
     input_len_std: float = Field(64.0, ge=0, le=65_536)
 
     @model_validator(mode="after")
-    def _range(self) -> SyntheticDataset:
+    def _range(self) -> SyntheticPrompts:
         if self.input_len_min > self.input_len_max:
-            raise ValueError("dataset.input_len_min must be <= dataset.input_len_max")
+            raise ValueError("prompts.input_len_min must be <= prompts.input_len_max")
         return self
 
 
-DatasetConfig = Annotated[HubDataset | JsonlDataset | SyntheticDataset, Field(discriminator="source")]
+PromptsConfig = Annotated[FilePrompts | SyntheticPrompts, Field(discriminator="type")]
+PromptSource = DatasetConfig | FilePrompts | SyntheticPrompts
 
 
 # --------------------------------------------------------------------------- common sections
@@ -152,13 +193,20 @@ class DockerConfig(StrictModel):
 # --------------------------------------------------------------------------- backend sections
 
 
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
+CompileBackend = Literal["inductor", "cudagraphs", "eager", "aot_eager", "onnxrt"]
+TorchCompile = Literal[False, True] | CompileMode | CompileBackend
+COMPILE_MODES: tuple[str, ...] = typing.get_args(CompileMode)
+
+
 class PyTorchConfig(StrictModel):
     batch_size: int = Field(1, ge=1, le=4_096)
     batching_strategy: Literal["static", "dynamic"] = "static"
     max_tokens_per_batch: int | None = Field(None, ge=1, le=10_000_000)
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
-    torch_compile: Literal[False, "default", "reduce-overhead", "max-autotune"] = False
-    torch_compile_backend: str = "inductor"
+    # false | true | a mode (default, reduce-overhead, max-autotune) | a backend name (inductor, ...)
+    torch_compile: TorchCompile = False
+    torch_compile_backend: CompileBackend | None = None
     use_cache: bool = True
     low_cpu_mem_usage: bool = True
 
@@ -187,9 +235,9 @@ class TensorRTConfig(StrictModel):
     tp_size: int = Field(1, ge=1, le=64)
     pp_size: int = Field(1, ge=1, le=64)
     quantization: Literal["none", "fp8", "int8_sq", "int4_awq"] = "none"
-    paged_kv_cache: bool = True
+    kv_cache_type: Literal["paged", "continuous"] = "paged"
     enable_chunked_context: bool = False
-    enable_block_reuse: bool = False
+    enable_kv_cache_reuse: bool = False
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     force_rebuild: bool = False
     engine_cache_dir: str | None = None
@@ -209,16 +257,18 @@ class ExperimentConfig(StrictModel):
     """One experiment: a model, a workload and one backend's settings."""
 
     schema_version: str | None = None
-    name: str | None = Field(None, min_length=1, max_length=200)
-    model: str = Field(min_length=1, max_length=1_000)
+    config_name: str | None = Field(None, min_length=1, max_length=200)
+    model_name: str = Field(min_length=1, max_length=1_000)
     backend: Backend = "pytorch"
     gpus: tuple[Annotated[int, Field(ge=0, le=1_023)], ...] = Field((0,), min_length=1, max_length=64)
     max_input_tokens: int = Field(512, ge=1, le=1_048_576)
     max_output_tokens: int = Field(128, ge=1, le=1_048_576)
     min_output_tokens: int = Field(0, ge=0, le=1_048_576)
+    num_input_prompts: int | None = Field(None, ge=1, le=1_000_000)
     fp_precision: Precision = "float16"
-    seed: int = Field(42, ge=0, le=2**32 - 1)
-    dataset: DatasetConfig = Field(default_factory=HubDataset)
+    random_seed: int = Field(42, ge=0, le=2**32 - 1)
+    dataset: DatasetConfig | None = None
+    prompts: PromptsConfig | None = None
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     streaming: bool = False
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
@@ -234,8 +284,25 @@ class ExperimentConfig(StrictModel):
     @classmethod
     def _dataset_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("dataset"), str):
-            data = {**data, "dataset": {"source": data["dataset"]}}
+            data = {**data, "dataset": {"name": data["dataset"]}}
         return data
+
+    @property
+    def prompt_source(self) -> PromptSource:
+        """Where the prompts come from: ``dataset`` (it wins over ``prompts``), else ``prompts``,
+        else the default dataset (ai_energy_score)."""
+        if self.dataset is not None:
+            return self.dataset
+        return self.prompts if self.prompts is not None else DatasetConfig()
+
+    @property
+    def prompt_count(self) -> int:
+        """Prompts in the measured window: ``num_input_prompts`` wins over the source's
+        ``sample_size``; 100 when neither is set."""
+        if self.num_input_prompts is not None:
+            return self.num_input_prompts
+        sample_size = self.prompt_source.sample_size
+        return sample_size if sample_size is not None else DEFAULT_PROMPT_COUNT
 
     @model_validator(mode="after")
     def _cross_field(self) -> ExperimentConfig:
@@ -250,6 +317,7 @@ class ExperimentConfig(StrictModel):
         if len(set(self.gpus)) != len(self.gpus):
             raise ValueError(f"gpus lists a GPU twice: {list(self.gpus)}; list each id once")
         self._check_parallelism()
+        self._check_compile()
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
         if self.vllm is not None and self.vllm.max_model_len is not None:
@@ -286,6 +354,17 @@ class ExperimentConfig(StrictModel):
             if size > n:
                 raise ValueError(f"{key} ({size}) must be <= the number of gpus ({n})")
 
+    def _check_compile(self) -> None:
+        section = self.pytorch
+        if section is None or section.torch_compile_backend is None:
+            return
+        named = section.torch_compile
+        if isinstance(named, str) and named not in COMPILE_MODES and named != section.torch_compile_backend:
+            raise ValueError(
+                f"pytorch.torch_compile names the backend {named!r} but pytorch.torch_compile_backend is "
+                f"{section.torch_compile_backend!r}; keep one"
+            )
+
     def backend_section(self) -> StrictModel:
         """This backend's section, or its defaults when the file omits it."""
         section = getattr(self, self.backend)
@@ -293,20 +372,20 @@ class ExperimentConfig(StrictModel):
 
 
 def is_local_path(value: str) -> bool:
-    """A ``model`` / ``dataset.path`` string that names a file-system path rather than a hub id."""
+    """A ``model_name`` / ``prompts.path`` string that names a file-system path rather than a hub id."""
     return value.startswith(("/", "./", "../", "~"))
 
 
 def with_absolute_paths(config: ExperimentConfig, directory: Path) -> ExperimentConfig:
-    """``config`` with its local model and jsonl paths made absolute against ``directory``.
+    """``config`` with its local model and prompt-file paths made absolute against ``directory``.
 
     A relative path means different things on the host and in a container, so paths are
     resolved against the directory of the file that gave them, once, when configs load.
     """
     update: dict[str, Any] = {}
-    if is_local_path(config.model):
-        update["model"] = str((directory / Path(config.model).expanduser()).resolve())
-    if isinstance(config.dataset, JsonlDataset) and not Path(config.dataset.path).is_absolute():
-        path = str((directory / Path(config.dataset.path).expanduser()).resolve())
-        update["dataset"] = config.dataset.model_copy(update={"path": path})
+    if is_local_path(config.model_name):
+        update["model_name"] = str((directory / Path(config.model_name).expanduser()).resolve())
+    if isinstance(config.prompts, FilePrompts) and not Path(config.prompts.path).is_absolute():
+        path = str((directory / Path(config.prompts.path).expanduser()).resolve())
+        update["prompts"] = config.prompts.model_copy(update={"path": path})
     return config.model_copy(update=update) if update else config

@@ -49,7 +49,7 @@ def build_provenance(
         gpus=devices.info() if devices is not None else [],
         hostname=socket.gethostname(),
         config_hash=config_hash(spec.config),
-        seed=spec.config.seed,
+        random_seed=spec.config.random_seed,
         image=spec.image,
         device_kind=devices.kind if devices is not None else "none",
         visible_devices=visible_devices(env),

@@ -16,10 +16,8 @@ from lem.campaign.expand import Expansion, expand_campaign
 from lem.config.advice import validate_config
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
-from lem.config.loader import campaign_from_document, detect_kind, experiment_from_document
-from lem.config.yaml_source import load_yaml
+from lem.config.loader import campaign_from_document, detect_kind, experiment_from_document, read_document
 
-_SCHEMA_CODES = ("SCHEMA_VERSION_MISSING", "SCHEMA_VERSION_MISMATCH")
 _NAMES_SHOWN = 3
 
 
@@ -53,15 +51,16 @@ def check_file(path: Path) -> FileReport:
     """Load ``path`` as whichever kind it is and report its problems and advice."""
     kind: Literal["experiment", "campaign"] | None = None
     try:
-        document = load_yaml(path)
+        document = read_document(path)
         kind = detect_kind(document.data)
         if kind == "experiment":
             config = experiment_from_document(document)
             summary = f"experiment, backend {config.backend}"
-            return FileReport(str(path), kind, warnings=tuple(validate_config(config)), summary=summary)
+            warnings = (*document.notices, *validate_config(config))
+            return FileReport(str(path), kind, warnings=warnings, summary=summary)
         campaign = campaign_from_document(document)
         expansion = expand_campaign(campaign, path.parent)
-        warnings = tuple(campaign_warnings(campaign, expansion))
+        warnings = (*load_notices(campaign, expansion), *campaign_warnings(campaign, expansion))
         return FileReport(str(path), kind, warnings=warnings, summary=campaign_summary(campaign, expansion))
     except ConfigError as exc:
         return FileReport(str(path), kind, problems=tuple(exc.problems))
@@ -73,6 +72,12 @@ def campaign_summary(campaign: CampaignConfig, expansion: Expansion) -> str:
         f"campaign '{campaign.campaign_name}': {n} configuration(s) x {cycles} cycle(s) = {n * cycles} runs, "
         f"{campaign.execution.structure}"
     )
+
+
+def load_notices(campaign: CampaignConfig, expansion: Expansion) -> list[ConfigWarning]:
+    """What loading said: schema-version and older-spelling notices of the campaign and its files."""
+    own = campaign.source.notices if campaign.source is not None else ()
+    return [*own, *expansion.notices]
 
 
 def campaign_warnings(campaign: CampaignConfig, expansion: Expansion) -> list[ConfigWarning]:
@@ -100,9 +105,6 @@ def _grouped_config_warnings(campaign: CampaignConfig, expansion: Expansion) -> 
     groups: dict[ConfigWarning, list[str]] = {}
     for expanded in expansion.configs:
         for warning in validate_config(expanded.config):
-            inherited = expanded.config.schema_version == campaign.schema_version
-            if warning.code in _SCHEMA_CODES and inherited:
-                continue  # the campaign's own schema advice covers it
             groups.setdefault(warning, []).append(expanded.name)
     total = len(expansion.configs)
     for warning, names in groups.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,10 @@ from lem.campaign.settings import (
 from lem.config.axes import AxisTarget, resolve_axis
 from lem.config.campaign import CampaignConfig, ExperimentEntry
 from lem.config.campaign_checks import check_campaign
-from lem.config.errors import ConfigError, ConfigProblem
-from lem.config.loader import detect_kind, schema_version_problems, to_problems
+from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
+from lem.config.loader import detect_kind, read_document, to_problems
 from lem.config.translate import describe_errors
-from lem.config.yaml_source import KeyPath, YamlDocument, format_path, load_yaml
+from lem.config.yaml_source import KeyPath, YamlDocument, format_path
 from lem_harness.contract import config_hash
 from lem_harness.experiment import BACKENDS, ExperimentConfig, with_absolute_paths
 
@@ -65,6 +65,7 @@ class Duplicate:
 class Expansion:
     configs: tuple[ExpandedConfig, ...]
     duplicates: tuple[Duplicate, ...] = ()
+    notices: tuple[ConfigWarning, ...] = ()  # loading notices of the experiment files it read
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,11 @@ def expand_campaign(campaign: CampaignConfig, base_dir: Path) -> Expansion:
     """Every configuration of ``campaign``; raises ``ConfigError`` listing every problem."""
     _raise(to_problems(_document(campaign), check_campaign(campaign)))
     grid = list(_grid_candidates(campaign))
-    explicit, problems = _explicit_candidates(campaign, base_dir)
+    explicit, problems, notices = _explicit_candidates(campaign, base_dir)
     _raise(problems)
     candidates = grid + explicit
     names = unique_names(config_name(c.head, c.name_values) for c in candidates)
-    return _validate_all(campaign, candidates, names)
+    return replace(_validate_all(campaign, candidates, names), notices=notices)
 
 
 def _raise(problems: list[ConfigProblem]) -> None:
@@ -147,7 +148,7 @@ def _check_size(campaign: CampaignConfig, targets: list[AxisTarget]) -> None:
 
 def _explicit_candidates(
     campaign: CampaignConfig, base_dir: Path
-) -> tuple[list[_Candidate], list[ConfigProblem]]:
+) -> tuple[list[_Candidate], list[ConfigProblem], tuple[ConfigWarning, ...]]:
     candidates: list[_Candidate] = []
     problems: list[ConfigProblem] = []
     cache: dict[Path, YamlDocument] = {}
@@ -158,7 +159,12 @@ def _explicit_candidates(
             problems.extend(exc.problems)
             continue
         candidates.append(_explicit_candidate(campaign, i, entry, document))
-    return candidates, problems
+    notices = tuple(
+        ConfigWarning(w.param, f"{w.message} [in {doc.file}]", w.severity, w.code)
+        for doc in cache.values()
+        for w in doc.notices
+    )
+    return candidates, problems, notices
 
 
 def _entry_document(
@@ -176,12 +182,11 @@ def _entry_document(
     if not resolved.is_file():
         raise _campaign_error(campaign, at, f"experiment file not found: {path}")
     if resolved not in cache:
-        document = load_yaml(path)
+        document = read_document(path)
         if detect_kind(document.data) == "campaign":
             raise _campaign_error(
                 campaign, at, f"{entry.file} is a campaign file; list experiment files only"
             )
-        _raise(to_problems(document, schema_version_problems(document.data)))
         cache[resolved] = document
     return cache[resolved]
 
@@ -203,8 +208,8 @@ def _explicit_candidate(
     raw = apply_execution(apply_overrides(raw, entry.overrides), campaign.execution)
     if campaign.schema_version is not None:
         raw.setdefault("schema_version", campaign.schema_version)
-    head = str(entry.overrides.get("name") or doc.data.get("name") or Path(entry.file).stem)
-    name_values = {k: v for k, v in entry.overrides.items() if k != "name"}
+    head = str(entry.overrides.get("config_name") or doc.data.get("config_name") or Path(entry.file).stem)
+    name_values = {k: v for k, v in entry.overrides.items() if k != "config_name"}
     set_by = {tuple(k.split(".")): ("experiments", i, "overrides", k) for k in entry.overrides}
     axis_values: dict[str, object] = {"experiment": entry.file, **name_values}
     return _Candidate(safe(head), axis_values, name_values, raw, set_by, entry=i, document=doc)
@@ -232,7 +237,7 @@ def _validate_all(campaign: CampaignConfig, candidates: list[_Candidate], names:
                 failures.setdefault((file, line, loc.key, loc.message), []).append(_label(name, candidate))
             continue
         config = with_absolute_paths(
-            config.model_copy(update={"name": name}), _origin_dir(campaign, candidate)
+            config.model_copy(update={"config_name": name}), _origin_dir(campaign, candidate)
         )
         config_id = config_hash(config)
         if config_id in seen:
@@ -293,9 +298,10 @@ def _campaign_key(campaign: CampaignConfig, candidate: _Candidate, path: KeyPath
     head = tuple(path[:2])
     execution = campaign.execution
     rules: list[tuple[bool, bool, KeyPath]] = [
-        (head == ("dataset", "sample_size"), campaign.num_samples is not None, ("num_samples",)),
+        (path[:1] == ("num_input_prompts",), campaign.num_samples is not None, ("num_samples",)),
         (path[:1] == ("dataset",), campaign.dataset is not None, ("dataset", *path[1:])),
-        (path[:1] == ("model",), campaign.model is not None, ("model",)),
+        (path[:1] == ("prompts",), campaign.prompts is not None, ("prompts", *path[1:])),
+        (path[:1] == ("model_name",), campaign.model is not None, ("model",)),
         (head in (("warmup", "max_prompts"), ("warmup", "min_prompts")), execution.warmup_prompts is not None,
          ("execution", "warmup_prompts")),
         (head == ("warmup", "timeout_seconds"), execution.warmup_timeout_seconds is not None,

@@ -21,6 +21,8 @@ ABBREVIATIONS: dict[str, str] = {
     "tp_size": "tp",
     "pp_size": "pp",
     "sample_size": "n",
+    "num_input_prompts": "n",
+    "random_seed": "seed",
     "block_size": "blk",
     "gpu_memory_utilization": "gmu",
     "fp_precision": "",

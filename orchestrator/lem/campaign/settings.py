@@ -32,7 +32,7 @@ def set_path(raw: Raw, path: Sequence[str], value: Any) -> None:
     elif isinstance(section, Mapping):
         raw[head] = {**section, key: value}
     elif head == "dataset" and isinstance(section, str):
-        raw[head] = {"source": section, key: value}
+        raw[head] = {"name": section, key: value}
 
 
 def merge_sections(lower: Mapping[str, Any], upper: Mapping[str, Any]) -> Raw:
@@ -57,13 +57,19 @@ def base_for(campaign: CampaignConfig, backend: str) -> Raw:
 
 
 def apply_workload(raw: Raw, campaign: CampaignConfig) -> Raw:
-    """Lay the campaign-wide ``model``, ``dataset`` and ``num_samples`` onto ``raw``."""
+    """Lay the campaign-wide ``model``, ``dataset``, ``prompts`` and ``num_samples`` onto ``raw``.
+
+    ``model`` sets ``model_name``; ``num_samples`` sets ``num_input_prompts`` (the prompts
+    measured, which wins over a dataset's ``sample_size``).
+    """
     if campaign.model is not None:
-        raw["model"] = campaign.model
+        raw["model_name"] = campaign.model
     if campaign.dataset is not None:
         raw["dataset"] = campaign.dataset.model_dump(exclude_unset=True)
+    if campaign.prompts is not None:
+        raw["prompts"] = campaign.prompts.model_dump(exclude_unset=True)
     if campaign.num_samples is not None:
-        set_path(raw, ("dataset", "sample_size"), campaign.num_samples)
+        raw["num_input_prompts"] = campaign.num_samples
     return raw
 
 

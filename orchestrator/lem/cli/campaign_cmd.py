@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lem.campaign.check import campaign_summary, campaign_warnings
+from lem.campaign.check import campaign_summary, campaign_warnings, load_notices
 from lem.campaign.expand import Expansion, expand_campaign
 from lem.campaign.plan import PlannedRun, plan_campaign, total_gap_s
 from lem.config.campaign import CampaignConfig
@@ -60,9 +60,12 @@ def load_and_expand(file: Path) -> tuple[CampaignConfig, Expansion]:
     """Load and expand a campaign; a bad file ends the command with its problems (exit 1)."""
     try:
         campaign_cfg = load_campaign(file)
-        return campaign_cfg, expand_campaign(campaign_cfg, file.parent)
+        expansion = expand_campaign(campaign_cfg, file.parent)
     except ConfigError as exc:
         raise click.ClickException(f"{file} is not a valid campaign:\n{exc}") from None
+    for notice in load_notices(campaign_cfg, expansion):
+        click.echo(f"{file}: {notice}", err=True)
+    return campaign_cfg, expansion
 
 
 def format_duration(seconds: float) -> str:

@@ -11,13 +11,15 @@ import click
 from lem.campaign.check import FileReport, check_file
 from lem.cli.context import debug_enabled
 from lem.config.errors import ConfigProblem
+from lem.config.migrate import TARGETS, Migration, migrate_file
+from lem_harness.fileio import atomic_write_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
 @click.group("config")
 def config() -> None:
-    """Check configuration files."""
+    """Check configuration files and migrate older ones."""
 
 
 @config.command("validate")
@@ -75,3 +77,52 @@ def _format_reports(reports: list[FileReport], strict: bool) -> str:
         good = sum(r.passes(strict) for r in reports)
         lines.append(f"{len(reports)} files: {good} valid, {len(reports) - good} invalid")
     return "\n".join(lines)
+
+
+@config.command("migrate")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--write", is_flag=True, help="Rewrite the files in place (atomically); default: print a diff.")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(TARGETS),
+    default=TARGETS[-1],
+    show_default=True,
+    help="Schema version to migrate to.",
+)
+def migrate(paths: tuple[Path, ...], write: bool, target: str) -> None:
+    """Rewrite configs written with older spellings for schema 3.0.0.
+
+    Renames older keys (``convergence_detection`` -> ``warmup.mode``, ``cache_ttl_sec`` ->
+    ``cache_ttl_seconds``, ``model`` -> ``model_name``, ...), rewrites older layouts
+    (``gpu_list``, ``batching_options``) and sets ``schema_version``, keeping comments and key
+    order. Without --write it prints a unified diff and changes nothing.
+
+    Exit status: 0 every file migrated (or already current), 1 some file has keys that cannot
+    be mapped or is invalid after migration (nothing of it is written), 2 usage error.
+    """
+    failed = False
+    for path in paths:
+        migration = migrate_file(path)
+        failed |= not _report_migration(migration, write)
+    if failed:
+        raise SystemExit(1)
+
+
+def _report_migration(migration: Migration, write: bool) -> bool:
+    if not migration.ok:
+        click.echo(f"{migration.file}: not migrated ({len(migration.problems)} problem(s)):", err=True)
+        for problem in migration.problems:
+            click.echo(f"  {problem}", err=True)
+        return False
+    if not migration.changed:
+        click.echo(f"{migration.file}: already schema 3.0.0; nothing to change", err=True)
+        return True
+    if write:
+        atomic_write_text(Path(migration.file), migration.after)
+        click.echo(f"{migration.file}: migrated ({len(migration.changes)} key(s) rewritten)", err=True)
+    else:
+        click.echo(migration.diff(), nl=False)
+    return True

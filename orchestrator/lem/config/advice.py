@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigWarning, Severity
 from lem_harness.engines.tensorrt_args import required_compute_capability, unsupported_settings
-from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, TensorRTConfig, VLLMConfig
+from lem_harness.experiment import ExperimentConfig, TensorRTConfig, VLLMConfig
 
 LONG_OUTPUT_TOKENS = 4_096
 MIN_BASELINE_S = 30.0
@@ -25,8 +25,8 @@ _Check = Callable[[ExperimentConfig], Iterator[ConfigWarning]]
 def validate_config(cfg: ExperimentConfig | CampaignConfig) -> list[ConfigWarning]:
     """Advice about one experiment, or about a campaign's own settings (not its expansion)."""
     if isinstance(cfg, CampaignConfig):
-        return [*schema_advice(cfg.schema_version), *campaign_advice(cfg)]
-    out = list(schema_advice(cfg.schema_version))
+        return list(campaign_advice(cfg))
+    out: list[ConfigWarning] = []
     for check in _EXPERIMENT_CHECKS:
         out.extend(check(cfg))
     return out
@@ -34,25 +34,6 @@ def validate_config(cfg: ExperimentConfig | CampaignConfig) -> list[ConfigWarnin
 
 def _w(param: str, severity: Severity, code: str, message: str) -> ConfigWarning:
     return ConfigWarning(param=param, message=message, severity=severity, code=code)
-
-
-def schema_advice(version: str | None) -> Iterator[ConfigWarning]:
-    if version is None:
-        yield _w(
-            "schema_version",
-            "info",
-            "SCHEMA_VERSION_MISSING",
-            f"no schema_version; add schema_version: '{CURRENT_SCHEMA_VERSION}' so future lem versions can "
-            "read this file",
-        )
-    elif version != CURRENT_SCHEMA_VERSION:
-        yield _w(
-            "schema_version",
-            "warning",
-            "SCHEMA_VERSION_MISMATCH",
-            f"file is written for schema {version}; this lem uses {CURRENT_SCHEMA_VERSION}: check the "
-            "configuration reference (docs/configuration.md) for changed keys",
-        )
 
 
 # --------------------------------------------------------------------------- shared settings
@@ -70,6 +51,27 @@ def _sampling(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
             "SAMPLING_KEYS_IGNORED",
             f"decoder.{', decoder.'.join(given)} ignored: preset '{cfg.decoder.preset}' decodes greedily "
             "(do_sample false); set decoder.do_sample: true or choose a sampling preset",
+        )
+
+
+def _prompt_source(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
+    """``dataset`` wins over ``prompts``; ``num_input_prompts`` wins over ``sample_size``."""
+    if cfg.dataset is not None and cfg.prompts is not None:
+        yield _w(
+            "prompts",
+            "warning",
+            "PROMPTS_IGNORED",
+            "both dataset and prompts are given: dataset takes precedence and prompts is ignored; keep one",
+        )
+    sample_size = cfg.prompt_source.sample_size
+    if cfg.num_input_prompts is not None and sample_size is not None and sample_size != cfg.num_input_prompts:
+        section = "dataset" if cfg.dataset is not None else "prompts"
+        yield _w(
+            "num_input_prompts",
+            "warning",
+            "PROMPT_COUNT_CONFLICT",
+            f"num_input_prompts ({cfg.num_input_prompts}) and {section}.sample_size ({sample_size}) "
+            f"disagree: num_input_prompts wins ({cfg.num_input_prompts} prompts are measured); keep one",
         )
 
 
@@ -152,12 +154,12 @@ def _pytorch(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
             "flash_attention_2 needs the flash-attn package in the pytorch image and an Ampere or newer GPU "
             "(fp16/bf16 only); the run fails at load time without them",
         )
-    if cfg.pytorch.batch_size > cfg.dataset.sample_size:
+    if cfg.pytorch.batch_size > cfg.prompt_count:
         yield _w(
             "pytorch.batch_size",
             "info",
             "BATCH_LARGER_THAN_DATASET",
-            f"batch_size {cfg.pytorch.batch_size} exceeds the {cfg.dataset.sample_size} prompts: every "
+            f"batch_size {cfg.pytorch.batch_size} exceeds the {cfg.prompt_count} prompts: every "
             "batch is a single partial batch",
         )
 
@@ -165,7 +167,7 @@ def _pytorch(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
 def _vllm(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
     if cfg.vllm is not None:
         yield from _vllm_cache(cfg.vllm)
-        yield from _vllm_quantization(cfg.vllm, cfg.model)
+        yield from _vllm_quantization(cfg.vllm, cfg.model_name)
         yield from _vllm_scheduler(cfg.vllm)
 
 
@@ -289,6 +291,7 @@ def _tensorrt_limits(cfg: ExperimentConfig, t: TensorRTConfig) -> Iterator[Confi
 
 _EXPERIMENT_CHECKS: tuple[_Check, ...] = (
     _sampling,
+    _prompt_source,
     _long_output,
     _baseline,
     _warmup,

@@ -23,7 +23,7 @@ BATCH_ALIAS: dict[str, tuple[str, str]] = {
 ALIASES: dict[str, dict[str, tuple[str, str]]] = {"batch_size": BATCH_ALIAS}
 NOT_AXES = {
     "backend": "list backends in grid.backends instead",
-    "name": "names are generated for each configuration",
+    "config_name": "names are generated for each configuration",
     "schema_version": "set schema_version once at the top of the campaign",
 }
 

@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from lem.config.slurm import SlurmConfig
 from lem.config.yaml_source import YamlDocument
-from lem_harness.experiment import Backend, DatasetConfig, StrictModel
+from lem_harness.experiment import Backend, DatasetConfig, PromptsConfig, StrictModel
 
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
@@ -123,6 +123,7 @@ class CampaignConfig(StrictModel):
     campaign_name: str = Field(pattern=_NAME)
     model: str | None = Field(None, min_length=1, max_length=1_000)
     dataset: DatasetConfig | None = None
+    prompts: PromptsConfig | None = None
     num_samples: int | None = Field(None, ge=1, le=1_000_000)
     base: dict[str, Any] = Field(default_factory=dict)
     grid: GridConfig | None = None
@@ -140,7 +141,7 @@ class CampaignConfig(StrictModel):
     @classmethod
     def _dataset_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("dataset"), str):
-            data = {**data, "dataset": {"source": data["dataset"]}}
+            data = {**data, "dataset": {"name": data["dataset"]}}
         return data
 
     @model_validator(mode="after")
@@ -159,4 +160,4 @@ class CampaignConfig(StrictModel):
         return self
 
 
-CAMPAIGN_KEYS = frozenset(CampaignConfig.model_fields) - {"schema_version", "model", "dataset"}
+CAMPAIGN_KEYS = frozenset(CampaignConfig.model_fields) - {"schema_version", "model", "dataset", "prompts"}

@@ -22,10 +22,17 @@ from lem_harness.experiment import ExperimentConfig
 
 NOT_IN_BASE = {
     "backend": "list backends in grid.backends (or set backend in each experiment file)",
-    "name": "names are generated for each configuration",
+    "config_name": "names are generated for each configuration",
     "schema_version": "set schema_version once at the top of the campaign",
 }
 NOT_OVERRIDES = {"backend", "schema_version"}
+# base keys that a campaign-level key sets for every configuration: base key -> campaign key
+_SET_AT_TOP = {
+    "model_name": "model",
+    "dataset": "dataset",
+    "prompts": "prompts",
+    "num_input_prompts": "num_samples",
+}
 
 
 def check_campaign(campaign: CampaignConfig) -> list[Located]:
@@ -45,16 +52,13 @@ def _check_base(campaign: CampaignConfig) -> Iterator[Located]:
             yield Located(path, f"'{key}' cannot be set in base: {NOT_IN_BASE[key]}")
         elif key not in ExperimentConfig.model_fields:
             yield Located(path, f"unknown key '{key}'{unknown_key_hint(key, (ExperimentConfig,), True)}")
-        elif key in ("model", "dataset") and getattr(campaign, key) is not None:
-            yield Located(path, f"'{key}' is set both at the top of the campaign and in base; keep one")
+        elif key in _SET_AT_TOP and getattr(campaign, _SET_AT_TOP[key]) is not None:
+            top = _SET_AT_TOP[key]
+            yield Located(
+                path, f"'{key}' is set both in base and by '{top}' at the top of the campaign; keep one"
+            )
         else:
             yield from _check_section_value(key, value, path)
-    if campaign.num_samples is not None and "sample_size" in (
-        _as_mapping(campaign.base.get("dataset")) or {}
-    ):
-        yield Located(
-            ("num_samples",), "num_samples and base.dataset.sample_size both set the sample size; keep one"
-        )
 
 
 def _check_overrides(overrides: Mapping[str, Any], at: KeyPath) -> Iterator[Located]:
@@ -79,19 +83,19 @@ def _check_section_value(key: str, value: Any, path: KeyPath) -> Iterator[Locate
     if mapping is None:
         yield Located(path, f"must be a mapping of keys (such as {', '.join(field_names(models)[:4])})")
         return
-    if key == "dataset":
-        models = _dataset_member(mapping, models)
+    if key == "prompts":
+        models = _prompts_member(mapping, models)
     for sub in mapping:
         if sub not in field_names(models):
             yield Located((*path, sub), f"unknown key '{sub}'{unknown_key_hint(sub, models, False)}")
 
 
-def _dataset_member(
+def _prompts_member(
     data: Mapping[str, Any], models: tuple[type[BaseModel], ...]
 ) -> tuple[type[BaseModel], ...]:
-    source = data.get("source", "ai_energy_score")
+    kind = data.get("type")
     for model in models:
-        if source in typing.get_args(model.model_fields["source"].annotation):
+        if kind in typing.get_args(model.model_fields["type"].annotation):
             return (model,)
     return models
 

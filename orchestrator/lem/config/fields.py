@@ -90,9 +90,9 @@ def unknown_key_hint(word: str, models: tuple[type[BaseModel], ...], at_top: boo
         home = nested_home(word)
         if home:
             return f"; did you mean '{home}' (it belongs in a section)?"
-    source = _other_dataset_source(word, models)
+    source = _other_prompt_type(word, models)
     if source:
-        return f"; '{word}' belongs to dataset source '{source}' (set source: {source})"
+        return f"; '{word}' belongs to prompts type '{source}' (set type: {source})"
     shown = ", ".join(names[:25]) + (", ..." if len(names) > 25 else "")
     return f"; valid keys here: {shown}"
 
@@ -107,12 +107,12 @@ def nested_home(word: str) -> str | None:
     return leaves[near] if near else None
 
 
-def _other_dataset_source(word: str, models: tuple[type[BaseModel], ...]) -> str | None:
-    """The ``source`` of another dataset shape that has the key ``word``."""
-    members = experiment_sections()["dataset"]
+def _other_prompt_type(word: str, models: tuple[type[BaseModel], ...]) -> str | None:
+    """The ``type`` of another prompts shape that has the key ``word``."""
+    members = experiment_sections()["prompts"]
     if not set(models) <= set(members):
         return None
     for member in members:
         if member not in models and word in member.model_fields:
-            return str(typing.get_args(member.model_fields["source"].annotation)[0])
+            return str(typing.get_args(member.model_fields["type"].annotation)[0])
     return None

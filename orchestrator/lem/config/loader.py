@@ -11,9 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from lem.config.campaign import CAMPAIGN_KEYS, CampaignConfig
 from lem.config.campaign_checks import check_campaign
-from lem.config.errors import ConfigError, ConfigProblem
+from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
+from lem.config.legacy import LAYOUTS, Upgrade, copied, moved_lines, upgrade_campaign, upgrade_experiment
 from lem.config.translate import Located, describe_errors
-from lem.config.yaml_source import YamlDocument, load_yaml
+from lem.config.yaml_source import YamlDocument, format_path, load_yaml
 from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, with_absolute_paths
 
 Kind = Literal["experiment", "campaign"]
@@ -27,17 +28,62 @@ def detect_kind(data: Mapping[str, Any]) -> Kind:
     return "campaign" if CAMPAIGN_KEYS & set(data) else "experiment"
 
 
+def read_document(path: Path) -> YamlDocument:
+    """Parse a config file and bring older spellings up to date (see ``lem.config.legacy``).
+
+    The document's ``notices`` carry the schema-version notice and one ``DEPRECATED_KEY``
+    warning per older key; older layouts and untranslatable values are errors that point to
+    ``lem config migrate``.
+    """
+    return modernize(load_yaml(path))
+
+
+def modernize(document: YamlDocument) -> YamlDocument:
+    data = copied(document.data)
+    upgrade = upgrade_campaign(data) if detect_kind(data) == "campaign" else upgrade_experiment(data)
+    _raise_if(document, _upgrade_problems(document, upgrade))
+    notices = (*schema_notices(data), *_deprecations(document, upgrade))
+    return YamlDocument(document.file, data, moved_lines(document.lines, upgrade.changes), notices)
+
+
+def _upgrade_problems(document: YamlDocument, upgrade: Upgrade) -> list[Located]:
+    migrate = f"run `lem config migrate {document.file}` to see the file rewritten (--write saves it)"
+    out = [
+        Located(
+            path, f"'{path[-1]}' is an older LLenergyMeasure layout, now {LAYOUTS[str(path[-1])]}: {migrate}"
+        )
+        for path in upgrade.layouts
+    ]
+    out += [
+        Located(path, f"older key that cannot be carried over: {why}") for path, why in upgrade.unmappable
+    ]
+    return out
+
+
+def _deprecations(document: YamlDocument, upgrade: Upgrade) -> list[ConfigWarning]:
+    return [
+        ConfigWarning(
+            format_path(change.old),
+            f"{change.describe()} (line {document.line_of(change.old)}); it still works: "
+            f"`lem config migrate {document.file} --write` updates the file",
+            "warning",
+            "DEPRECATED_KEY",
+        )
+        for change in upgrade.changes
+    ]
+
+
 def load_experiment(path: Path) -> ExperimentConfig:
-    """An experiment file; local model / dataset paths are resolved against its directory."""
-    return with_absolute_paths(experiment_from_document(load_yaml(path)), Path(path).resolve().parent)
+    """An experiment file; local model / prompt-file paths are resolved against its directory."""
+    return with_absolute_paths(experiment_from_document(read_document(path)), Path(path).resolve().parent)
 
 
 def load_campaign(path: Path) -> CampaignConfig:
-    return campaign_from_document(load_yaml(path))
+    return campaign_from_document(read_document(path))
 
 
 def load_any(path: Path) -> ExperimentConfig | CampaignConfig:
-    document = load_yaml(path)
+    document = read_document(path)
     if detect_kind(document.data) == "campaign":
         return campaign_from_document(document)
     return experiment_from_document(document)
@@ -49,10 +95,7 @@ def experiment_from_document(document: YamlDocument) -> ExperimentConfig:
         raise _one(
             document, (keys[0],), "this is a campaign file, not an experiment; run it with `lem campaign`"
         )
-    schema = schema_version_problems(document.data)
-    config = _validate(ExperimentConfig, document, schema)
-    _raise_if(document, schema)
-    return config
+    return _validate(ExperimentConfig, document)
 
 
 def campaign_from_document(document: YamlDocument) -> CampaignConfig:
@@ -60,29 +103,31 @@ def campaign_from_document(document: YamlDocument) -> CampaignConfig:
         raise _one(
             document, (), "this is an experiment file, not a campaign (no campaign_name, grid or experiments)"
         )
-    schema = schema_version_problems(document.data)
-    campaign = _validate(CampaignConfig, document, schema).with_source(document)
-    _raise_if(document, [*schema, *check_campaign(campaign)])
+    campaign = _validate(CampaignConfig, document).with_source(document)
+    _raise_if(document, check_campaign(campaign))
     return campaign
 
 
-def schema_version_problems(data: Mapping[str, Any]) -> list[Located]:
-    """An unreadable schema version, or one newer than this tool, is an error (older ones only warn)."""
+def schema_notices(data: Mapping[str, Any]) -> list[ConfigWarning]:
+    """The plan's rule: no schema_version is an info, any other version a (non-blocking) warning."""
     value = data.get("schema_version")
-    if not isinstance(value, str):
+    if value is None:
+        message = (
+            f"no schema_version; add schema_version: '{CURRENT_SCHEMA_VERSION}' to pin the file's schema"
+        )
+        return [ConfigWarning("schema_version", message, "info", "SCHEMA_VERSION_MISSING")]
+    if value == CURRENT_SCHEMA_VERSION:
         return []
-    match = _VERSION.match(value)
+    match = _VERSION.match(str(value))
     if match is None:
-        return [Located(("schema_version",), f"{value!r} is not a version like '{CURRENT_SCHEMA_VERSION}'")]
-    if int(match.group(1)) > int(CURRENT_SCHEMA_VERSION.split(".")[0]):
-        return [
-            Located(
-                ("schema_version",),
-                f"schema {value} is newer than this lem understands ({CURRENT_SCHEMA_VERSION}); "
-                "upgrade lem or rewrite the file for schema " + CURRENT_SCHEMA_VERSION,
-            )
-        ]
-    return []
+        why = f"{value!r} is not a version like '{CURRENT_SCHEMA_VERSION}'; the file is read as schema "
+    elif int(match.group(1)) > int(CURRENT_SCHEMA_VERSION.split(".")[0]):
+        why = f"schema {value} is newer than this lem; some fields may be unknown to it. Read as schema "
+    else:
+        why = f"file is written for schema {value}; some fields may be deprecated or renamed. Read as schema "
+    return [
+        ConfigWarning("schema_version", why + CURRENT_SCHEMA_VERSION, "warning", "SCHEMA_VERSION_MISMATCH")
+    ]
 
 
 def to_problems(document: YamlDocument, located: Iterable[Located]) -> list[ConfigProblem]:
@@ -93,12 +138,11 @@ def to_problems(document: YamlDocument, located: Iterable[Located]) -> list[Conf
     return sorted(problems, key=lambda p: p.line or 0)
 
 
-def _validate(model: type[M], document: YamlDocument, earlier: list[Located]) -> M:
+def _validate(model: type[M], document: YamlDocument) -> M:
     try:
         return model.model_validate(document.data)
     except ValidationError as exc:
-        located = [*earlier, *describe_errors(exc, model, document.data)]
-        raise ConfigError(to_problems(document, located)) from None
+        raise ConfigError(to_problems(document, describe_errors(exc, model, document.data))) from None
 
 
 def _raise_if(document: YamlDocument, located: list[Located]) -> None:

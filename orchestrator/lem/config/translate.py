@@ -7,6 +7,7 @@ wrong and what to write instead ("did you mean ...", the allowed values, bounds)
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -103,7 +104,8 @@ def _union_members(annotation: Any) -> list[Any]:
     if origin is typing.Annotated:
         return _union_members(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return [a for a in typing.get_args(annotation) if a is not type(None)]
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return members if len(members) > 1 else _union_members(members[0])
     return [annotation]
 
 
@@ -170,12 +172,21 @@ def _extra(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
     key = str(walk.path[-1])
     at_top = len(walk.path) == 1 and model is ExperimentConfig
     hint = unknown_key_hint(key, walk.parent, at_top=at_top)
-    campaign_key = suggest(key, CAMPAIGN_KEYS) if at_top and "did you mean" not in hint else None
-    if campaign_key:
+    campaign_key = suggest(key, CAMPAIGN_KEYS) if at_top else None
+    sibling = suggest(key, field_names(walk.parent))
+    if campaign_key and (
+        "did you mean" not in hint if sibling is None else _closer(key, campaign_key, sibling)
+    ):
         hint = (
             f"; did you mean '{campaign_key}'? (that is a campaign key: this file was read as an experiment)"
         )
     return Located(walk.path, f"unknown key '{key}'{hint}")
+
+
+def _closer(word: str, candidate: str, other: str | None) -> bool:
+    """``candidate`` is at least as close to ``word`` as ``other`` (difflib ratio)."""
+    ratio = difflib.SequenceMatcher(None, word, candidate).ratio()
+    return other is None or ratio >= difflib.SequenceMatcher(None, word, other).ratio()
 
 
 def _missing(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
@@ -191,7 +202,7 @@ def _literal(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Locate
 
 def _tag_invalid(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
     ctx = error.get("ctx") or {}
-    field = str(ctx.get("discriminator", "'source'")).strip("'")
+    field = str(ctx.get("discriminator", "'type'")).strip("'")
     tag = str(ctx.get("tag", ""))
     expected = str(ctx.get("expected_tags", ""))
     hint = did_you_mean(tag, _QUOTED.findall(expected))
@@ -199,14 +210,14 @@ def _tag_invalid(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Lo
 
 
 def _tag_missing(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
-    field = str((error.get("ctx") or {}).get("discriminator", "'source'")).strip("'")
+    field = str((error.get("ctx") or {}).get("discriminator", "'type'")).strip("'")
     tags = [_tag_of(m) for m in models_in(walk.current)]
     choices = ", ".join(f"'{t}'" for t in tags if t)
     return Located(walk.path, f"needs a '{field}' key: one of {choices}")
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:
-    info = model.model_fields.get("source")
+    info = model.model_fields.get("type")
     args = typing.get_args(info.annotation) if info is not None else ()
     return str(args[0]) if args else None
 

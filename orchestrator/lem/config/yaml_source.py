@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from lem.config.errors import ConfigError, ConfigProblem
+from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
 
 KeyPath = tuple[str | int, ...]
 
@@ -36,6 +36,7 @@ class YamlDocument:
     file: str
     data: dict[str, Any]
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    notices: tuple[ConfigWarning, ...] = ()  # schema version and older-spelling notices, from loading
 
     def line_of(self, path: KeyPath) -> int | None:
         """Line of ``path``, or of its nearest ancestor that the file spells out."""

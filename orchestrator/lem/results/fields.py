@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lem_harness.experiment import BACKEND_SECTIONS, ExperimentConfig
+from lem_harness.experiment import BACKEND_SECTIONS, DatasetConfig, ExperimentConfig
 
 
 class UnknownFieldError(ValueError):
@@ -51,6 +51,8 @@ def resolve_field(config: ExperimentConfig, path: str) -> FieldValue:
     node: Any
     if head in BACKEND_SECTIONS:
         node = config.backend_section() if config.backend == head else None
+    elif head == "dataset":  # the dataset measured (the default one when no source is given)
+        node = config.prompt_source if isinstance(config.prompt_source, DatasetConfig) else None
     else:
         node = getattr(config, head, None)
     for part in rest.split(".") if rest else ():

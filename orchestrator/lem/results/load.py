@@ -34,7 +34,7 @@ from lem_harness.experiment import ExperimentConfig
 
 RecordStatus = Literal["ok", "failed", "invalid"]
 KNOWN_MAJOR = contract_major(CONTRACT_VERSION)
-_PROVENANCE_NOT_SHOWN = {"config_hash", "seed", "visible_devices"}
+_PROVENANCE_NOT_SHOWN = {"config_hash", "random_seed", "visible_devices"}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from lem.runtime.spec import (
     Mount,
 )
 from lem_harness.contract import SPEC_FILE
-from lem_harness.experiment import ExperimentConfig, JsonlDataset, is_local_path
+from lem_harness.experiment import ExperimentConfig, FilePrompts, is_local_path
 
 HARNESS_COMMAND: tuple[str, ...] = ("run", "--spec", SPEC_TARGET, "--out", RUN_DIR_TARGET)
 TENSORRT_ULIMITS: tuple[tuple[str, int, int], ...] = (("memlock", -1, -1), ("stack", 67_108_864, 67_108_864))
@@ -202,11 +202,12 @@ def build_mounts(cfg: ExperimentConfig, paths: RunPaths) -> tuple[Mount, ...]:
 
 
 def _input_mounts(cfg: ExperimentConfig, paths: RunPaths) -> list[Mount]:
-    """Local model / dataset paths, read-only, seen in the container at the path the config gives."""
+    """Local model / prompt-file paths, read-only, seen in the container at the path the config gives."""
     roots = (_resolved(paths.project_root), _resolved(paths.results_root), *map(_resolved, paths.extra_roots))
-    inputs = [("model", cfg.model)] if is_local_path(cfg.model) else []
-    if isinstance(cfg.dataset, JsonlDataset):  # always a file, never a hub id
-        inputs.append(("dataset.path", cfg.dataset.path))
+    inputs = [("model_name", cfg.model_name)] if is_local_path(cfg.model_name) else []
+    prompts = cfg.prompt_source
+    if isinstance(prompts, FilePrompts):  # always a file, never a hub id
+        inputs.append(("prompts.path", prompts.path))
     mounts: list[Mount] = []
     for key, value in inputs:
         if not PurePosixPath(value).is_absolute():

@@ -27,7 +27,7 @@ def campaign_config(execution: dict[str, Any] | None = None, **top: Any) -> Camp
     data: dict[str, Any] = {
         "campaign_name": "demo",
         "model": "org/tiny-model",
-        "dataset": {"source": "synthetic", "sample_size": 4, "input_len": 8},
+        "prompts": {"type": "synthetic", "sample_size": 4, "input_len": 8},
         "base": {"measurement": {"device": "simulated"}, "max_output_tokens": 4},
         "grid": {"backends": ["pytorch"], "axes": {"pytorch.batch_size": [1, 2]}},
         "execution": {"cycles": 2, "config_gap_seconds": 0, "cycle_gap_seconds": 0, **(execution or {})},

@@ -54,21 +54,21 @@ def test_batch_size_alias_sets_each_backend_limit(example: Expansion) -> None:
     assert pytorch.pytorch is not None and vllm.vllm is not None
     assert (pytorch.pytorch.batch_size, pytorch.fp_precision, pytorch.vllm) == (4, "bfloat16", None)
     assert (vllm.vllm.max_num_seqs, vllm.fp_precision, vllm.pytorch) == (4, "bfloat16", None)
-    assert vllm.vllm.max_model_len == 1024  # base.vllm reaches vllm configurations only
-    assert pytorch.pytorch.batching_strategy == "dynamic"
 
 
 def test_campaign_workload_and_warmup_reach_every_configuration(example: Expansion) -> None:
     for expanded in example.configs:
         cfg = expanded.config
-        assert (cfg.model, cfg.dataset.source, cfg.dataset.sample_size) == (
+        assert cfg.dataset is not None
+        assert (cfg.model_name, cfg.dataset.name, cfg.num_input_prompts, cfg.prompt_count) == (
             "Qwen/Qwen2.5-0.5B",
             "ai_energy_score",
+            100,
             100,
         )
         assert (cfg.warmup.mode, cfg.warmup.max_prompts, cfg.warmup.min_prompts) == ("convergence", 5, 5)
         assert cfg.warmup.timeout_seconds == 30
-        assert (cfg.schema_version, cfg.name) == ("3.0.0", expanded.name)
+        assert (cfg.schema_version, cfg.config_name) == ("3.0.0", expanded.name)
         assert expanded.config_id == config_hash(cfg)
 
 
@@ -109,10 +109,11 @@ def test_warmup_prompts_lower_min_prompts_only_when_needed(tmp_path: Path) -> No
     assert only.config.warmup.timeout_seconds == 12.5
 
 
-def test_num_samples_sets_the_dataset_sample_size(tmp_path: Path) -> None:
-    data = {"dataset": "synthetic", "num_samples": 7, "grid": {"backends": ["pytorch"]}}
+def test_num_samples_sets_the_prompt_count(tmp_path: Path) -> None:
+    data = {"prompts": {"type": "synthetic"}, "num_samples": 7, "grid": {"backends": ["pytorch"]}}
     (only,) = expand(data, tmp_path).configs
-    assert (only.config.dataset.source, only.config.dataset.sample_size) == ("synthetic", 7)
+    assert only.config.prompts is not None and only.config.prompts.type == "synthetic"
+    assert (only.config.num_input_prompts, only.config.prompt_count) == (7, 7)
 
 
 def test_invalid_combination_is_reported_with_its_axis_values_and_line(tmp_path: Path) -> None:
@@ -124,14 +125,17 @@ def test_invalid_combination_is_reported_with_its_axis_values_and_line(tmp_path:
 
 
 def test_a_base_error_shared_by_all_configurations_is_reported_once(tmp_path: Path) -> None:
-    data = {"base": {"max_output_tokens": 0}, "grid": {"backends": ["pytorch"], "axes": {"seed": [1, 2]}}}
+    data = {
+        "base": {"max_output_tokens": 0},
+        "grid": {"backends": ["pytorch"], "axes": {"random_seed": [1, 2]}},
+    }
     assert problems(data, tmp_path) == [
         f"{tmp_path / 'c.yaml'}:4: max_output_tokens: must be >= 1 (got 0) [in all 2 configurations]"
     ]
 
 
 def test_grid_size_is_capped(tmp_path: Path) -> None:
-    axes = {"seed": list(range(1000)), "max_output_tokens": list(range(1, 102))}
+    axes = {"random_seed": list(range(1000)), "max_output_tokens": list(range(1, 102))}
     (problem,) = problems({"grid": {"backends": ["pytorch"], "axes": axes}}, tmp_path)
     assert f"expands to 101,000 configurations; at most {MAX_CONFIGS:,}" in problem
 
@@ -144,16 +148,16 @@ def test_explicit_experiments_lay_file_campaign_and_overrides_in_order(tmp_path:
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "exp").mkdir()
     experiment = {
-        "name": "my exp",
-        "model": "file-model",
+        "config_name": "my exp",
+        "model_name": "file-model",
         "backend": "vllm",
-        "seed": 3,
+        "random_seed": 3,
         "vllm": {"max_num_seqs": 16},
     }
     write(tmp_path / "exp" / "e.yaml", experiment)
     data = {
         "base": {
-            "seed": 1,
+            "random_seed": 1,
             "max_output_tokens": 32,
             "vllm": {"block_size": 32},
             "pytorch": {"batch_size": 2},
@@ -169,14 +173,18 @@ def test_explicit_experiments_lay_file_campaign_and_overrides_in_order(tmp_path:
     assert first.axis_values == {"experiment": "exp/e.yaml", "vllm.max_num_seqs": 8}
     cfg = first.config
     assert cfg.vllm is not None
-    assert (cfg.model, cfg.seed, cfg.max_output_tokens) == ("m", 3, 32)  # campaign model > file > base
+    assert (cfg.model_name, cfg.random_seed, cfg.max_output_tokens) == (
+        "m",
+        3,
+        32,
+    )  # campaign model > file > base
     assert (cfg.vllm.max_num_seqs, cfg.vllm.block_size, cfg.pytorch) == (8, 32, None)
     assert second.config.vllm is not None and second.config.vllm.max_num_seqs == 16
 
 
 def test_errors_from_an_experiment_file_name_that_file(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
-    (tmp_path / "e.yaml").write_text("model: x\nbackend: pytorch\npytorch:\n  batch_size: 0\n")
+    (tmp_path / "e.yaml").write_text("model_name: x\nbackend: pytorch\npytorch:\n  batch_size: 0\n")
     data = {"experiments": [{"file": "e.yaml"}, {"file": "e.yaml", "overrides": {"pytorch.batch_size": 2}}]}
     assert problems(data, tmp_path) == [
         f"{tmp_path / 'e.yaml'}:4: pytorch.batch_size: must be >= 1 (got 0) [in configuration e "
@@ -197,7 +205,7 @@ def test_bad_experiment_files(tmp_path: Path, file: str, fragment: str) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / ".git").mkdir()
-    (tmp_path / "outside.yaml").write_text("model: m\n")
+    (tmp_path / "outside.yaml").write_text("model_name: m\n")
     (problem,) = problems({"experiments": [{"file": file}]}, project)
     assert f"{project / 'c.yaml'}:4: experiments[0].file: " in problem
     assert fragment in problem

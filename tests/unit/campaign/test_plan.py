@@ -20,7 +20,7 @@ def campaign(n_configs: int, **execution: Any) -> tuple[CampaignConfig, Expansio
         {
             "campaign_name": "c",
             "model": "m",
-            "grid": {"backends": ["pytorch"], "axes": {"seed": list(range(1, n_configs + 1))}},
+            "grid": {"backends": ["pytorch"], "axes": {"random_seed": list(range(1, n_configs + 1))}},
             "execution": {"config_gap_seconds": 60, "cycle_gap_seconds": 300, **execution},
         }
     )
@@ -34,8 +34,8 @@ def order(runs: list[PlannedRun]) -> list[str]:
 def test_interleaved_runs_every_configuration_once_per_cycle() -> None:
     runs = plan_campaign(*campaign(3, cycles=2, structure="interleaved"))
     assert order(runs) == [
-        "pytorch-seed-1-c01", "pytorch-seed-2-c01", "pytorch-seed-3-c01",
-        "pytorch-seed-1-c02", "pytorch-seed-2-c02", "pytorch-seed-3-c02",
+        "pytorch-seed1-c01", "pytorch-seed2-c01", "pytorch-seed3-c01",
+        "pytorch-seed1-c02", "pytorch-seed2-c02", "pytorch-seed3-c02",
     ]  # fmt: skip
     assert [r.position for r in runs] == [1, 2, 3, 4, 5, 6]
     assert [r.cycle for r in runs] == [1, 1, 1, 2, 2, 2]
@@ -48,8 +48,8 @@ def test_interleaved_runs_every_configuration_once_per_cycle() -> None:
 def test_grouped_runs_each_configuration_back_to_back() -> None:
     runs = plan_campaign(*campaign(2, cycles=3, structure="grouped"))
     assert order(runs) == [
-        "pytorch-seed-1-c01", "pytorch-seed-1-c02", "pytorch-seed-1-c03",
-        "pytorch-seed-2-c01", "pytorch-seed-2-c02", "pytorch-seed-2-c03",
+        "pytorch-seed1-c01", "pytorch-seed1-c02", "pytorch-seed1-c03",
+        "pytorch-seed2-c01", "pytorch-seed2-c02", "pytorch-seed2-c03",
     ]  # fmt: skip
     assert [r.gap_kind for r in runs] == ["none", "cycle", "cycle", "config", "cycle", "cycle"]
     assert total_gap_s(runs) == 4 * 300 + 60

@@ -20,7 +20,7 @@ from tests.unit.campaign.helpers import RUN_IDS, no_nvml
 CAMPAIGN_YAML = """\
 campaign_name: demo
 model: org/tiny-model
-dataset: {source: synthetic, sample_size: 4, input_len: 8}
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
 base:
   measurement: {device: simulated}
   max_output_tokens: 4

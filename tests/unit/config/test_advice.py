@@ -6,12 +6,14 @@ from typing import Any
 
 import pytest
 
-from lem.config import CampaignConfig, ConfigWarning, ExperimentConfig, validate_config
+from lem.config import CampaignConfig, ExperimentConfig, validate_config
 from lem_harness.experiment import CURRENT_SCHEMA_VERSION
 
 
 def experiment(**data: Any) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({"schema_version": CURRENT_SCHEMA_VERSION, "model": "m", **data})
+    return ExperimentConfig.model_validate(
+        {"schema_version": CURRENT_SCHEMA_VERSION, "model_name": "m", **data}
+    )
 
 
 def codes(cfg: ExperimentConfig | CampaignConfig) -> list[tuple[str, str, str]]:
@@ -22,20 +24,23 @@ def test_a_plain_experiment_gets_no_advice() -> None:
     assert validate_config(experiment()) == []
 
 
-def test_schema_version_missing_is_info_and_mismatch_a_warning() -> None:
-    missing = validate_config(ExperimentConfig(model="m"))
-    assert missing == [
-        ConfigWarning(
-            param="schema_version",
-            message="no schema_version; add schema_version: '3.0.0' so future lem versions can "
-            "read this file",
-            severity="info",
-            code="SCHEMA_VERSION_MISSING",
-        )
-    ]
-    assert codes(experiment(schema_version="2.1.0")) == [
-        ("SCHEMA_VERSION_MISMATCH", "warning", "schema_version")
-    ]
+def test_schema_notices_come_from_loading_not_from_advice() -> None:
+    # The schema version is judged once, where a file is read (lem.config.loader.schema_notices).
+    assert validate_config(ExperimentConfig(model_name="m")) == []
+    assert codes(experiment(schema_version="2.1.0")) == []
+
+
+def test_prompt_source_conflicts_say_which_wins() -> None:
+    both = experiment(num_input_prompts=50, dataset={"name": "ai_energy_score", "sample_size": 100})
+    [warning] = validate_config(both)
+    assert (warning.code, warning.param) == ("PROMPT_COUNT_CONFLICT", "num_input_prompts")
+    assert "num_input_prompts wins (50 prompts are measured)" in warning.message
+    assert both.prompt_count == 50
+    two_sources = experiment(dataset={"name": "ai_energy_score"}, prompts={"type": "synthetic"})
+    assert codes(two_sources) == [("PROMPTS_IGNORED", "warning", "prompts")]
+    assert two_sources.prompt_source == two_sources.dataset
+    assert experiment(prompts={"type": "synthetic", "sample_size": 7}).prompt_count == 7
+    assert experiment().prompt_count == 100
 
 
 @pytest.mark.parametrize(
@@ -53,7 +58,7 @@ def test_schema_version_missing_is_info_and_mismatch_a_warning() -> None:
          ("WARMUP_CANNOT_CONVERGE", "warning", "warmup.max_prompts")),
         ({"timeseries": {"enabled": False}}, ("TIMESERIES_DISABLED", "info", "timeseries.enabled")),
         ({"measurement": {"device": "simulated"}}, ("SIMULATED_DEVICE", "warning", "measurement.device")),
-        ({"pytorch": {"batch_size": 64}, "dataset": {"source": "ai_energy_score", "sample_size": 10}},
+        ({"pytorch": {"batch_size": 64}, "dataset": {"name": "ai_energy_score", "sample_size": 10}},
          ("BATCH_LARGER_THAN_DATASET", "info", "pytorch.batch_size")),
     ],
 )  # fmt: skip
@@ -87,7 +92,7 @@ def test_vllm_advice(vllm: dict[str, Any], expected: list[tuple[str, str, str]])
 
 
 def test_a_named_awq_checkpoint_only_gets_info() -> None:
-    cfg = experiment(model="Qwen/Qwen2.5-7B-Instruct-AWQ", backend="vllm", vllm={"quantization": "awq"})
+    cfg = experiment(model_name="Qwen/Qwen2.5-7B-Instruct-AWQ", backend="vllm", vllm={"quantization": "awq"})
     assert codes(cfg) == [("VLLM_QUANTIZED_CHECKPOINT", "info", "vllm.quantization")]
 
 
@@ -97,7 +102,7 @@ def test_a_named_awq_checkpoint_only_gets_info() -> None:
         ({"quantization": "fp8"}, [("TRT_QUANTIZATION_GPU", "warning", "tensorrt.quantization")]),
         ({"max_input_len": 256}, [("TRT_INPUT_LIMIT", "error", "tensorrt.max_input_len")]),
         ({"max_seq_len": 600}, [("TRT_SEQ_LIMIT", "error", "tensorrt.max_seq_len")]),
-        ({"paged_kv_cache": False, "enable_chunked_context": True},
+        ({"kv_cache_type": "continuous", "enable_chunked_context": True},
          [("TRT_UNSUPPORTED", "error", "tensorrt.enable_chunked_context")]),
         ({"builder_opt_level": 5}, [("TRT_UNSUPPORTED", "error", "tensorrt.builder_opt_level")]),
         ({"max_input_len": 512, "max_seq_len": 640}, []),
@@ -129,7 +134,6 @@ def campaign(**data: Any) -> CampaignConfig:
             ("PAGE_CACHE_NEEDS_ROOT", "info", "cold_start.drop_page_cache"),
         ),
         ({"execution": {"gap_mode": "thermal"}}, ("THERMAL_GAPS", "info", "execution.gap_mode")),
-        ({"schema_version": None}, ("SCHEMA_VERSION_MISSING", "info", "schema_version")),
     ],
 )  # fmt: skip
 def test_campaign_advice(data: dict[str, Any], expected: tuple[str, str, str]) -> None:

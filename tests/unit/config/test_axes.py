@@ -23,7 +23,7 @@ def test_top_level_and_shared_section_axes_apply_to_every_backend() -> None:
         "vllm": ("fp_precision",),
     }
     assert resolve_axis("decoder.preset", ("vllm",)).paths == {"vllm": ("decoder", "preset")}
-    assert resolve_axis("dataset.input_len", ("pytorch",)).paths == {"pytorch": ("dataset", "input_len")}
+    assert resolve_axis("prompts.input_len", ("pytorch",)).paths == {"pytorch": ("prompts", "input_len")}
 
 
 def test_backend_path_applies_to_its_backend_only() -> None:
@@ -50,7 +50,7 @@ def test_bad_axes_name_valid_choices(name: str, fragment: str) -> None:
 
 def test_valid_axes_exclude_unlisted_backends_and_sections() -> None:
     axes = valid_axes(("pytorch",))
-    assert axes[:3] == ["batch_size", "model", "gpus"]
+    assert axes[:3] == ["batch_size", "model_name", "gpus"]
     assert "pytorch.batch_size" in axes
     assert not any(a.startswith(("vllm.", "tensorrt.")) for a in axes)
     assert "decoder" not in axes and "backend" not in axes

@@ -19,6 +19,7 @@ from lem.config import (
 from lem.config.campaign import duration_seconds
 from lem.config.loader import campaign_from_document
 from lem.config.yaml_source import parse_yaml
+from lem_harness.experiment import DatasetConfig
 
 
 def campaign_problems(text: str) -> list[str]:
@@ -97,7 +98,12 @@ def test_campaign_example_keys() -> None:
         False,
         False,
     )
-    assert c.group_by == ("backend", "batch_size", "fp_precision")
+    assert c.group_by == ()  # the plan's example names --group-by in a comment only
+    assert (c.model, c.dataset, c.num_samples) == (
+        "Qwen/Qwen2.5-0.5B",
+        DatasetConfig(name="ai_energy_score"),
+        100,
+    )
     assert c.source is not None and c.source.line_of(("grid", "axes", "batch_size")) is not None
 
 
@@ -107,16 +113,15 @@ def test_campaign_example_keys() -> None:
         ("base:\n  backend: vllm\n", "c.yaml:6: base.backend: 'backend' cannot be set in base: "
             "list backends in "
          "grid.backends (or set backend in each experiment file)"),
-        ("base:\n  model: other\n", "c.yaml:6: base.model: 'model' is set both at the top of the "
-            "campaign and in "
-         "base; keep one"),
+        ("base:\n  model_name: other\n", "c.yaml:6: base.model_name: 'model_name' is set both in base and by "
+         "'model' at the top of the campaign; keep one"),
         ("base:\n  pytorch:\n    batchsize: 2\n", "c.yaml:7: base.pytorch.batchsize: unknown key "
             "'batchsize'; "
          "did you mean 'batch_size'?"),
         ("base:\n  warmup: 5\n", "c.yaml:6: base.warmup: must be a mapping of keys (such as enabled, mode, "
          "min_prompts, max_prompts)"),
-        ("base:\n  dataset:\n    source: jsonl\n    colum: x\n", "c.yaml:8: base.dataset.colum: unknown key "
-         "'colum'; valid keys here: source, path, field, sample_size"),
+        ("base:\n  prompts:\n    type: file\n    colum: x\n", "c.yaml:8: base.prompts.colum: unknown key "
+         "'colum'; valid keys here: type, path, field, sample_size"),
         ("group_by: [backend, batch_sise]\n", "c.yaml:5: group_by[1]: unknown parameter "
             "'batch_sise'; did you "
          "mean 'batch_size'?"),
@@ -139,7 +144,7 @@ def test_axis_problems_name_the_valid_choices() -> None:
     assert found[0].startswith(
         "c.yaml:6: grid.axes.tensorrt.tp_size: axis 'tensorrt.tp_size' sets a tensorrt setting "
         "but grid.backends "
-        "lists only pytorch, vllm; add tensorrt to grid.backends or choose one of: batch_size, model, gpus"
+        "lists only pytorch, vllm; add tensorrt to grid.backends or choose one of: batch_size, model_name, gpus"  # noqa: E501
     )
     assert found[1:] == [
         "c.yaml:7: grid.axes.vlm.max_num_seqs: unknown axis 'vlm.max_num_seqs'; did you mean "

@@ -17,9 +17,9 @@ def problems_of(text: str) -> list[str]:
 
 
 def test_lines_of_nested_keys_and_list_items() -> None:
-    doc = parse_yaml("model: m\npytorch:\n  batch_size: 8\ngpus:\n  - 0\n  - 1\n", "f.yaml")
-    assert doc.data == {"model": "m", "pytorch": {"batch_size": 8}, "gpus": [0, 1]}
-    assert doc.lines[("model",)] == 1
+    doc = parse_yaml("model_name: m\npytorch:\n  batch_size: 8\ngpus:\n  - 0\n  - 1\n", "f.yaml")
+    assert doc.data == {"model_name": "m", "pytorch": {"batch_size": 8}, "gpus": [0, 1]}
+    assert doc.lines[("model_name",)] == 1
     assert doc.lines[("pytorch", "batch_size")] == 3
     assert doc.lines[("gpus", 1)] == 6
     assert doc.line_of(("pytorch", "batch_size", "deeper")) == 3  # nearest spelled-out ancestor
@@ -82,16 +82,16 @@ def test_base_60_numbers_stay_text() -> None:
 
 def test_non_utf8_names_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_bytes(b"a: 1\nname: caf\xe9\n")
+    path.write_bytes(b"a: 1\nconfig_name: caf\xe9\n")
     with pytest.raises(ConfigError) as info:
         load_yaml(path)
-    assert str(info.value) == f"{path}:2: not valid UTF-8 (byte 0xe9 at column 10); save the file as UTF-8"
+    assert str(info.value) == f"{path}:2: not valid UTF-8 (byte 0xe9 at column 17); save the file as UTF-8"
 
 
 def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.yaml"
-    path.write_bytes(b"\xef\xbb\xbfmodel: m\n")
-    assert load_yaml(path).data == {"model": "m"}
+    path.write_bytes(b"\xef\xbb\xbfmodel_name: m\n")
+    assert load_yaml(path).data == {"model_name": "m"}
 
 
 def test_oversize_missing_and_directory_paths(tmp_path: Path) -> None:

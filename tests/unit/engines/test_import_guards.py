@@ -43,7 +43,7 @@ def test_registry_resolves_both_engines() -> None:
 
 @pytest.mark.usefixtures("no_frameworks")
 def test_vllm_load_names_the_vllm_image() -> None:
-    engine = VLLMEngine(ExperimentConfig(model="m", backend="vllm"))
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     for step in (engine.load, engine.load_tokenizer):
         with pytest.raises(EngineUnavailableError, match="llenergymeasure/vllm image"):
             step()
@@ -52,7 +52,7 @@ def test_vllm_load_names_the_vllm_image() -> None:
 
 @pytest.mark.usefixtures("no_frameworks")
 def test_tensorrt_load_and_build_name_the_tensorrt_image(tmp_path: Path) -> None:
-    engine = TensorRTEngine(ExperimentConfig(model="m", backend="tensorrt"), cache_dir=tmp_path)
+    engine = TensorRTEngine(ExperimentConfig(model_name="m", backend="tensorrt"), cache_dir=tmp_path)
     for step in (engine.build, engine.load, engine.load_tokenizer):
         with pytest.raises(EngineUnavailableError, match="llenergymeasure/tensorrt image"):
             step()
@@ -61,6 +61,6 @@ def test_tensorrt_load_and_build_name_the_tensorrt_image(tmp_path: Path) -> None
 
 
 def test_tensorrt_refuses_settings_the_release_cannot_honour() -> None:
-    config = ExperimentConfig(model="m", backend="tensorrt", tensorrt={"builder_opt_level": 1})
+    config = ExperimentConfig(model_name="m", backend="tensorrt", tensorrt={"builder_opt_level": 1})
     with pytest.raises(ValueError, match="builder_opt_level 1"):
         TensorRTEngine(config)

@@ -18,7 +18,7 @@ from lem_harness.experiment import ExperimentConfig
 
 
 def config(**fields: Any) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({"model": "org/model", "backend": "tensorrt", **fields})
+    return ExperimentConfig.model_validate({"model_name": "org/model", "backend": "tensorrt", **fields})
 
 
 def test_defaults_build_an_engine_sized_by_the_config_limits() -> None:
@@ -50,9 +50,9 @@ def test_every_tensorrt_field_maps_onto_its_engine_argument() -> None:
             "tp_size": 2,
             "pp_size": 2,
             "quantization": "int4_awq",
-            "paged_kv_cache": True,
+            "kv_cache_type": "paged",
             "enable_chunked_context": True,
-            "enable_block_reuse": True,
+            "enable_kv_cache_reuse": True,
             "gpu_memory_utilization": 0.75,
         },
     )
@@ -111,7 +111,12 @@ def test_greedy_sampling_is_top_k_one() -> None:
 
 def test_fixed_length_and_sampling_settings() -> None:
     kwargs = sampling_kwargs(
-        config(max_output_tokens=20, min_output_tokens=20, seed=3, decoder={"preset": "factual", "top_k": 7})
+        config(
+            max_output_tokens=20,
+            min_output_tokens=20,
+            random_seed=3,
+            decoder={"preset": "factual", "top_k": 7},
+        )
     )
     assert kwargs == {
         "max_tokens": 20,
@@ -136,17 +141,17 @@ def test_unsupported_settings_say_what_to_change() -> None:
         max_input_tokens=100,
         tensorrt={
             "builder_opt_level": 5,
-            "paged_kv_cache": False,
+            "kv_cache_type": "continuous",
             "enable_chunked_context": True,
-            "enable_block_reuse": True,
+            "enable_kv_cache_reuse": True,
             "max_seq_len": 100,
         },
     )
     problems = unsupported_settings(cfg)
     assert len(problems) == 4
     assert "builder_opt_level 5" in problems[0] and "set it to 3" in problems[0]
-    assert "set tensorrt.paged_kv_cache to true" in problems[1]
-    assert "enable_block_reuse needs tensorrt.paged_kv_cache" in problems[2]
+    assert "set tensorrt.kv_cache_type to paged" in problems[1]
+    assert "enable_kv_cache_reuse needs tensorrt.kv_cache_type: paged" in problems[2]
     assert "max_seq_len (100) must exceed max_input_len (100)" in problems[3]
 
 
@@ -160,4 +165,4 @@ def test_required_compute_capability() -> None:
 
 def test_other_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="not 'tensorrt'"):
-        build_params(ExperimentConfig(model="m", backend="vllm"))
+        build_params(ExperimentConfig(model_name="m", backend="vllm"))

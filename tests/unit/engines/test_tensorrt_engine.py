@@ -14,7 +14,7 @@ from lem_harness.experiment import ExperimentConfig
 
 
 def config(**section: object) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({"model": "m", "backend": "tensorrt", "tensorrt": section})
+    return ExperimentConfig.model_validate({"model_name": "m", "backend": "tensorrt", "tensorrt": section})
 
 
 def test_cache_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from lem_harness.experiment import ExperimentConfig
 
 
 def config(**fields: Any) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({"model": "org/model", "backend": "vllm", **fields})
+    return ExperimentConfig.model_validate({"model_name": "org/model", "backend": "vllm", **fields})
 
 
 def test_defaults_pass_every_section_field_explicitly() -> None:
@@ -35,7 +35,7 @@ def test_every_vllm_field_maps_onto_its_engine_argument() -> None:
     cfg = config(
         gpus=[0, 1, 2, 3],
         fp_precision="bfloat16",
-        seed=7,
+        random_seed=7,
         max_input_tokens=100,
         max_output_tokens=28,
         vllm={
@@ -74,7 +74,7 @@ def test_every_vllm_field_maps_onto_its_engine_argument() -> None:
 
 def test_other_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="not 'vllm'"):
-        llm_kwargs(ExperimentConfig(model="m", backend="pytorch"))
+        llm_kwargs(ExperimentConfig(model_name="m", backend="pytorch"))
 
 
 def test_greedy_natural_length() -> None:

@@ -56,12 +56,12 @@ def test_token_clock_without_tokens() -> None:
 
 
 def test_one_batch_of_every_prompt() -> None:
-    engine = VLLMEngine(ExperimentConfig(model="m", backend="vllm"))
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     assert engine.plan_batches([[1], [2, 3], [4]]) == [[0, 1, 2]]
     assert engine.plan_batches([]) == []
 
 
 def test_close_before_load_is_a_no_op() -> None:
-    engine = VLLMEngine(ExperimentConfig(model="m", backend="vllm"))
+    engine = VLLMEngine(ExperimentConfig(model_name="m", backend="vllm"))
     engine.close()
     engine.close()

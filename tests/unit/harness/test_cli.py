@@ -22,11 +22,11 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _spec(model: str, **changes: Any) -> RunSpec:
     data: dict[str, Any] = {
-        "model": model,
+        "model_name": model,
         "fp_precision": "float32",
         "max_input_tokens": 16,
         "max_output_tokens": 4,
-        "dataset": {"source": "synthetic", "sample_size": 4, "input_len": 8},
+        "prompts": {"type": "synthetic", "sample_size": 4, "input_len": 8},
         "measurement": {"device": "simulated"},
         "baseline": {"method": "fresh", "duration_seconds": 1.0},
         "warmup": {"enabled": False},
@@ -61,7 +61,7 @@ def _harness(*args: str) -> subprocess.Popen[str]:
     [
         ('{"run_id": "x",\n  "config_id": }', "spec.json:2: not valid JSON"),
         (
-            '{"run_id": "x", "config_id": "a", "config_name": "n", "config": {"model": "m", "bogus": 1}}',
+            '{"run_id": "x", "config_id": "a", "config_name": "n", "config": {"model_name": "m", "bogus": 1}}',  # noqa: E501
             "config.bogus: Extra inputs are not permitted",
         ),
         ('{"run_id": "x", "config_id": "a", "config_name": "n"}', "config: Field required"),
@@ -95,7 +95,7 @@ def test_missing_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_failed_run_exits_1_and_writes_a_failed_result(tiny_model_dir: Path, tmp_path: Path) -> None:
-    spec = _spec(str(tiny_model_dir), dataset={"source": "jsonl", "path": str(tmp_path / "missing.jsonl")})
+    spec = _spec(str(tiny_model_dir), prompts={"type": "file", "path": str(tmp_path / "missing.jsonl")})
     path = _write(tmp_path / "spec.json", spec.model_dump_json())
     proc = _harness("run", "--spec", str(path), "--out", str(tmp_path / "out"))
     _, err = proc.communicate(timeout=120)

@@ -13,7 +13,7 @@ from lem_harness.datasets.hub import load_hub_texts
 from lem_harness.datasets.jsonl import load_jsonl_texts
 from lem_harness.datasets.synthetic import synthetic_prompts
 from lem_harness.engines.base import Tokenizer
-from lem_harness.experiment import ExperimentConfig, HubDataset, JsonlDataset, SyntheticDataset
+from lem_harness.experiment import DatasetConfig, ExperimentConfig, FilePrompts, SyntheticPrompts
 
 
 class WordTokenizer(Tokenizer):
@@ -42,26 +42,26 @@ def _write_jsonl(path: Path, rows: Sequence[object]) -> Path:
 def test_jsonl_reads_prompts_in_order_and_skips_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text('{"prompt": "a b"}\n\n{"prompt": "c", "id": 2}\n', encoding="utf-8")
-    assert load_jsonl_texts(JsonlDataset(source="jsonl", path=str(path))) == ["a b", "c"]
+    assert load_jsonl_texts(FilePrompts(type="file", path=str(path))) == ["a b", "c"]
 
 
 def test_jsonl_errors_name_the_file_line_and_key(tmp_path: Path) -> None:
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"prompt": "ok"}\n{"prompt": \n', encoding="utf-8")
     with pytest.raises(DatasetError, match=r"bad\.jsonl:2: not valid JSON"):
-        load_jsonl_texts(JsonlDataset(source="jsonl", path=str(bad_json)))
+        load_jsonl_texts(FilePrompts(type="file", path=str(bad_json)))
     wrong_key = _write_jsonl(tmp_path / "key.jsonl", [{"prompt": "x"}, {"text": "y"}])
     with pytest.raises(
-        DatasetError, match=r"key\.jsonl:2: no 'prompt' key \(keys: text\); set dataset\.field"
+        DatasetError, match=r"key\.jsonl:2: no 'prompt' key \(keys: text\); set prompts\.field"
     ):
-        load_jsonl_texts(JsonlDataset(source="jsonl", path=str(wrong_key)))
+        load_jsonl_texts(FilePrompts(type="file", path=str(wrong_key)))
     with pytest.raises(DatasetError, match=r"missing\.jsonl: no such file"):
-        load_jsonl_texts(JsonlDataset(source="jsonl", path=str(tmp_path / "missing.jsonl")))
+        load_jsonl_texts(FilePrompts(type="file", path=str(tmp_path / "missing.jsonl")))
 
 
 def test_jsonl_field_is_configurable(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "q.jsonl", [{"question": "why"}, {"question": "how so"}])
-    cfg = JsonlDataset(source="jsonl", path=str(path), field="question")
+    cfg = FilePrompts(type="file", path=str(path), field="question")
     assert load_jsonl_texts(cfg) == ["why", "how so"]
 
 
@@ -84,10 +84,10 @@ def test_load_prompts_from_jsonl_samples_encodes_and_truncates(tmp_path: Path) -
     rows = [{"prompt": " ".join(["word"] * n)} for n in range(1, 11)]  # prompt i has i words
     path = _write_jsonl(tmp_path / "p.jsonl", rows)
     cfg = ExperimentConfig(
-        model="m",
+        model_name="m",
         max_input_tokens=6,
-        seed=3,
-        dataset={"source": "jsonl", "path": str(path), "sample_size": 4},
+        random_seed=3,
+        prompts={"type": "file", "path": str(path), "sample_size": 4},
     )
     prompts = load_prompts(cfg, WordTokenizer(), env={})
     chosen = sample_indices(10, 4, seed=3)
@@ -95,46 +95,46 @@ def test_load_prompts_from_jsonl_samples_encodes_and_truncates(tmp_path: Path) -
         min(6, i + 2) for i in chosen
     ]  # BOS + (i + 1) words, cut at 6
     assert prompts.truncated == sum(1 for i in chosen if i + 2 > 6)
-    assert prompts.source == "jsonl"
+    assert prompts.source == "file"
 
 
 def test_load_prompts_warns_when_the_dataset_is_smaller_than_sample_size(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": "b"}])
-    cfg = ExperimentConfig(model="m", dataset={"source": "jsonl", "path": str(path), "sample_size": 5})
+    cfg = ExperimentConfig(model_name="m", prompts={"type": "file", "path": str(path), "sample_size": 5})
     prompts = load_prompts(cfg, WordTokenizer(), env={})
     assert len(prompts.prompts) == 2
-    assert any("holds 2 prompts" in w for w in prompts.warnings)
+    assert any("5 prompts requested but the source holds 2" in w for w in prompts.warnings)
 
 
 # ---- synthetic
 
 
 def test_synthetic_fixed_lengths_are_exact_and_avoid_special_ids() -> None:
-    cfg = SyntheticDataset(source="synthetic", sample_size=20, input_len=37)
-    prompts = synthetic_prompts(cfg, vocab_size=50, special_ids={0, 1, 2}, seed=1)
+    cfg = SyntheticPrompts(type="synthetic", sample_size=20, input_len=37)
+    prompts = synthetic_prompts(cfg, 20, vocab_size=50, special_ids={0, 1, 2}, seed=1)
     assert [len(p) for p in prompts] == [37] * 20
     assert all(3 <= t < 50 for p in prompts for t in p)
 
 
 def test_synthetic_prompts_are_deterministic_per_seed() -> None:
-    cfg = SyntheticDataset(source="synthetic", sample_size=5, input_len_distribution="uniform")
-    a = synthetic_prompts(cfg, 1000, set(), seed=42)
-    assert a == synthetic_prompts(cfg, 1000, set(), seed=42)
-    assert a != synthetic_prompts(cfg, 1000, set(), seed=43)
+    cfg = SyntheticPrompts(type="synthetic", sample_size=5, input_len_distribution="uniform")
+    a = synthetic_prompts(cfg, 5, 1000, set(), seed=42)
+    assert a == synthetic_prompts(cfg, 5, 1000, set(), seed=42)
+    assert a != synthetic_prompts(cfg, 5, 1000, set(), seed=43)
 
 
 def test_synthetic_uniform_and_normal_lengths_stay_in_bounds() -> None:
-    uniform = SyntheticDataset(
-        source="synthetic",
+    uniform = SyntheticPrompts(
+        type="synthetic",
         sample_size=200,
         input_len_distribution="uniform",
         input_len_min=5,
         input_len_max=9,
     )
-    lengths = {len(p) for p in synthetic_prompts(uniform, 50, set(), seed=0)}
+    lengths = {len(p) for p in synthetic_prompts(uniform, 200, 50, set(), seed=0)}
     assert lengths == {5, 6, 7, 8, 9}
-    normal = SyntheticDataset(
-        source="synthetic",
+    normal = SyntheticPrompts(
+        type="synthetic",
         sample_size=200,
         input_len_distribution="normal",
         input_len=20,
@@ -142,21 +142,23 @@ def test_synthetic_uniform_and_normal_lengths_stay_in_bounds() -> None:
         input_len_min=10,
         input_len_max=30,
     )
-    lengths = {len(p) for p in synthetic_prompts(normal, 50, set(), seed=0)}
+    lengths = {len(p) for p in synthetic_prompts(normal, 200, 50, set(), seed=0)}
     assert min(lengths) == 10 and max(lengths) == 30  # the wide spread is clipped at both ends
 
 
 def test_synthetic_through_load_prompts_is_truncated_to_max_input_tokens() -> None:
-    cfg = ExperimentConfig(model="m", max_input_tokens=16, dataset={"source": "synthetic", "sample_size": 3})
+    cfg = ExperimentConfig(
+        model_name="m", max_input_tokens=16, prompts={"type": "synthetic", "sample_size": 3}
+    )
     prompts = load_prompts(cfg, WordTokenizer(), env={})
     assert [len(p) for p in prompts.prompts] == [16, 16, 16]  # input_len 512 by default
     assert prompts.truncated == 3 and "truncated to max_input_tokens=16" in prompts.warnings[0]
 
 
 def test_synthetic_without_ordinary_tokens_is_an_error() -> None:
-    cfg = SyntheticDataset(source="synthetic", sample_size=1, input_len=4)
+    cfg = SyntheticPrompts(type="synthetic", sample_size=1, input_len=4)
     with pytest.raises(DatasetError, match="no ordinary tokens"):
-        synthetic_prompts(cfg, 2, {0, 1}, seed=0)
+        synthetic_prompts(cfg, 1, 2, {0, 1}, seed=0)
 
 
 # ---- hub
@@ -165,14 +167,14 @@ def test_synthetic_without_ordinary_tokens_is_an_error() -> None:
 def test_hub_unreachable_message_names_hf_home_offline_and_alternatives(tmp_path: Path) -> None:
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     with pytest.raises(DatasetError) as caught:
-        load_hub_texts(HubDataset(), env)
+        load_hub_texts(DatasetConfig(), env)
     message = str(caught.value)
     for needle in (
         "AIEnergyScore/text_generation",
         "HF_HOME=",
         "HF_HUB_OFFLINE=1",
-        "source: jsonl",
-        "source: synthetic",
+        "prompts: {type: file",
+        "prompts: {type: synthetic}",
     ):
         assert needle in message
 
@@ -188,6 +190,6 @@ def test_hub_dataset_is_read_from_a_cached_snapshot_offline(tmp_path: Path) -> N
     pq.write_table(pa.table({"text": ["one two", "", "three"]}), data / "train-00000-of-00001.parquet")
     pq.write_table(pa.table({"text": ["held out"]}), data / "test-00000-of-00001.parquet")
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    assert load_hub_texts(HubDataset(), env) == ["one two", "three"]
+    assert load_hub_texts(DatasetConfig(), env) == ["one two", "three"]
     with pytest.raises(DatasetError, match="no column 'prompt'"):
-        load_hub_texts(HubDataset(column="prompt"), env)
+        load_hub_texts(DatasetConfig(column="prompt"), env)

@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 
 def _engine(model: Path, **changes: Any) -> PyTorchEngine:
-    data: dict[str, Any] = {"model": str(model), "fp_precision": "float32", "max_output_tokens": 6}
+    data: dict[str, Any] = {"model_name": str(model), "fp_precision": "float32", "max_output_tokens": 6}
     data.update(changes)
     return PyTorchEngine(ExperimentConfig.model_validate(data))
 

@@ -90,10 +90,10 @@ class FakeEngine(Engine):
 
 def _spec(tmp_path: Path, **changes: Any) -> RunSpec:
     data: dict[str, Any] = {
-        "model": "fake-model",
+        "model_name": "fake-model",
         "max_input_tokens": 8,
         "max_output_tokens": 4,
-        "dataset": {"source": "synthetic", "sample_size": 6, "input_len": 8},
+        "prompts": {"type": "synthetic", "sample_size": 6, "input_len": 8},
         "measurement": {"device": "simulated"},
         "timeseries": {"enabled": False},  # no sampler thread: every clock read is the fake clock's
         "baseline": {"method": "cache", "duration_seconds": 5.0},

@@ -92,7 +92,7 @@ class _ScriptedEngine(Engine):
     """Returns the scripted latencies in turn and advances the fake clock by each."""
 
     def __init__(self, latencies: list[float], now: list[float]) -> None:
-        super().__init__(ExperimentConfig(model="m"))
+        super().__init__(ExperimentConfig(model_name="m"))
         self.latencies = latencies
         self.now = now
         self.batches: list[int] = []

@@ -100,7 +100,7 @@ def test_skipped_files_are_reported_by_path(alpha: CampaignSummary, beta: Campai
     assert "contract version 0.9.0 is older" in reasons["pytorch-bs1-float16-c03"]
     assert "not valid JSON" in reasons["vllm-float16-c03"] and "corrupt" in reasons["vllm-float16-c03"]
     (stray,) = beta.problems
-    assert stray.path.parent.name == "stray-run" and "2.0.0 is newer or unknown" in stray.reason
+    assert stray.path.parent.name == "stray-run" and "99.0.0 is newer or unknown" in stray.reason
     assert beta.unattributed == Excluded(invalid=1)  # no spec.json beside it
     assert beta.excluded == Excluded(invalid=1)
 
@@ -198,11 +198,11 @@ def test_group_by_backend_and_other_backend_fields(golden: Path) -> None:
 
 
 def test_resolve_field_uses_backend_defaults() -> None:
-    omitted = ExperimentConfig(model="m", backend="pytorch")
+    omitted = ExperimentConfig(model_name="m", backend="pytorch")
     assert resolve_field(omitted, "pytorch.batch_size") == 1
     assert resolve_field(omitted, "vllm.max_num_seqs") is None
-    assert resolve_field(omitted, "dataset.name") == "AIEnergyScore/text_generation"
-    assert resolve_field(omitted, "dataset.input_len") is None  # not a field of the hub dataset
+    assert resolve_field(omitted, "dataset.name") == "ai_energy_score"
+    assert resolve_field(omitted, "prompts.input_len") is None  # no prompts section
     assert resolve_field(omitted, "gpus") == "0"
     assert resolve_field(omitted, "decoder") is not None
 
@@ -212,10 +212,10 @@ def test_unknown_group_by_field_says_what_to_use() -> None:
         validate_fields(["pytorch.batchsize"])
     with pytest.raises(UnknownFieldError, match="not a configuration field"):
         validate_fields(["colour"])
-    assert validate_fields(["backend, fp_precision", "backend", "dataset.input_len"]) == (
+    assert validate_fields(["backend, fp_precision", "backend", "prompts.input_len"]) == (
         "backend",
         "fp_precision",
-        "dataset.input_len",
+        "prompts.input_len",
     )
     assert "tensorrt.max_batch_size" in known_fields()
 

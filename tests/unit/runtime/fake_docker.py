@@ -93,7 +93,7 @@ class FakeContainer:
 
 
 class FakeImage:
-    def __init__(self, name: str, contract: str | None = "1.0.0") -> None:
+    def __init__(self, name: str, contract: str | None = "2.0.0") -> None:
         self.id = f"sha256:{abs(hash(name)):064x}"[:71]
         self.short_id = self.id[:19]
         self.tags = [name]

@@ -33,7 +33,7 @@ def paths(tmp_path: Path) -> RunPaths:
 
 
 def _spec_for(backend: str, paths: RunPaths, **cfg: Any):  # type: ignore[no-untyped-def]
-    config = ExperimentConfig.model_validate({"model": "org/model", "backend": backend, **cfg})
+    config = ExperimentConfig.model_validate({"model_name": "org/model", "backend": backend, **cfg})
     return build_container_spec(
         Planned("r-c01", backend),
         config,
@@ -132,7 +132,7 @@ def test_tensorrt_kwargs(paths: RunPaths) -> None:
 
 
 def test_simulated_cpu_run_has_no_device_request_and_a_memory_cap(paths: RunPaths) -> None:
-    config = ExperimentConfig(model="org/model", measurement={"device": "simulated"})
+    config = ExperimentConfig(model_name="org/model", measurement={"device": "simulated"})
     spec = build_container_spec(
         Planned("r-c01", "pytorch"),
         config,

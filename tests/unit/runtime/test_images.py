@@ -48,7 +48,7 @@ def test_cpu_plan_is_offline_from_its_own_wheelhouse() -> None:
         True,
     )
     assert plan.buildargs == (
-        ("CONTRACT_VERSION", "1.0.0"),
+        ("CONTRACT_VERSION", "2.0.0"),
         ("LEM_VERSION", lem_version()),
         ("WHEELHOUSE", "wheelhouse/pytorch-cpu"),
     )
@@ -60,7 +60,7 @@ def test_gpu_plan_passes_offline_and_base_image() -> None:
     assert plan.dockerfile == "images/vllm/Dockerfile"
     assert dict(plan.buildargs) == {
         "BASE_IMAGE": "vllm/vllm-openai:v0.0.0",
-        "CONTRACT_VERSION": "1.0.0",
+        "CONTRACT_VERSION": "2.0.0",
         "LEM_VERSION": lem_version(),
         "OFFLINE": "1",
         "WHEELHOUSE": "wheelhouse/vllm",
@@ -163,8 +163,8 @@ def test_build_backend_image_sends_the_context(tmp_path: Path) -> None:
 
 def test_image_problems() -> None:
     name = "llenergymeasure/pytorch:cpu"
-    assert image_problem(ImageStatus(name, True, "id", "1.4.2")) is None
-    assert image_problem(ImageStatus(name, True, "id", "2.0.0")) == "contract 2.0.0 ≠ host 1.0.0: rebuild it"
+    assert image_problem(ImageStatus(name, True, "id", "2.4.2")) is None
+    assert image_problem(ImageStatus(name, True, "id", "1.0.0")) == "contract 1.0.0 ≠ host 2.0.0: rebuild it"
     assert "lem images build --backend pytorch --flavour cpu" in str(image_problem(ImageStatus(name, False)))
     assert str(image_problem(ImageStatus(name, True, "id", None))).startswith(
         "no org.llenergymeasure.contract label"
@@ -197,19 +197,19 @@ def test_images_check_exit_status(fake_client: FakeClient) -> None:
         "(or: make images BACKEND=vllm FLAVOUR=cpu OFFLINE=1)",
     ]
 
-    fake_client.images.images[CPU] = FakeImage(CPU, "1.0.0")
+    fake_client.images.images[CPU] = FakeImage(CPU, "2.0.0")
     result = CliRunner().invoke(main, [*check, "--backend", "pytorch"])
-    assert (result.exit_code, result.output) == (0, f"✓ {CPU}: ok (contract 1.0.0)\n")
+    assert (result.exit_code, result.output) == (0, f"✓ {CPU}: ok (contract 2.0.0)\n")
 
 
 def test_images_list(fake_client: FakeClient) -> None:
-    fake_client.images.images["llenergymeasure/vllm:0.1.0"] = FakeImage("llenergymeasure/vllm:0.1.0", "1.0.0")
+    fake_client.images.images["llenergymeasure/vllm:0.1.0"] = FakeImage("llenergymeasure/vllm:0.1.0", "2.0.0")
 
     result = CliRunner().invoke(main, ["images", "list"])
 
     assert result.exit_code == 0
     assert result.output.startswith("llenergymeasure/vllm:0.1.0")
-    assert "contract 1.0.0" in result.output
+    assert "contract 2.0.0" in result.output
 
 
 def test_cleanup_spares_live_campaigns(

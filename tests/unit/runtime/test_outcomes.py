@@ -306,9 +306,9 @@ def test_client_creation_failure_with_permission_denied() -> None:
 
 def test_check_flags_an_image_of_another_contract_major() -> None:
     client = FakeClient(images=())
-    client.images.images[IMAGE] = FakeImage(IMAGE, contract="2.0.0")
+    client.images.images[IMAGE] = FakeImage(IMAGE, contract="1.0.0")
 
-    with pytest.raises(ImageOutdated, match=r"speaks contract 2\.0\.0"):
+    with pytest.raises(ImageOutdated, match=r"speaks contract 1\.0\.0"):
         _runtime(client).check([IMAGE])
 
 

@@ -52,7 +52,10 @@ def _labels(run_id: str) -> tuple[tuple[str, str], ...]:
 
 def test_pytorch_spec_is_exact(roots: RunPaths) -> None:
     cfg = ExperimentConfig(
-        model="org/model", backend="pytorch", gpus=(1,), docker={"shm_size": "16g", "env": ["FOO", "ABSENT"]}
+        model_name="org/model",
+        backend="pytorch",
+        gpus=(1,),
+        docker={"shm_size": "16g", "env": ["FOO", "ABSENT"]},
     )
     host_env = {"HF_TOKEN": "hf_secret", "FOO": "bar", "UNLISTED": "x"}
 
@@ -93,7 +96,9 @@ def test_pytorch_spec_is_exact(roots: RunPaths) -> None:
 
 
 def test_vllm_uses_host_ipc_and_gpus_in_config_order(roots: RunPaths) -> None:
-    cfg = ExperimentConfig(model="org/model", backend="vllm", gpus=(2, 0), vllm={"tensor_parallel_size": 2})
+    cfg = ExperimentConfig(
+        model_name="org/model", backend="vllm", gpus=(2, 0), vllm={"tensor_parallel_size": 2}
+    )
 
     spec = build_container_spec(
         Planned("r-c01", "vllm"),
@@ -116,7 +121,7 @@ def test_vllm_uses_host_ipc_and_gpus_in_config_order(roots: RunPaths) -> None:
 
 
 def test_tensorrt_gets_memlock_stack_and_engine_cache(roots: RunPaths) -> None:
-    cfg = ExperimentConfig(model="org/model", backend="tensorrt", gpus=(0,))
+    cfg = ExperimentConfig(model_name="org/model", backend="tensorrt", gpus=(0,))
 
     spec = build_container_spec(
         Planned("r-c01", "tensorrt"),
@@ -133,7 +138,7 @@ def test_tensorrt_gets_memlock_stack_and_engine_cache(roots: RunPaths) -> None:
 
 
 def test_simulated_device_requests_no_gpu_and_voids_visibility(roots: RunPaths) -> None:
-    cfg = ExperimentConfig(model="org/model", gpus=(0,), measurement={"device": "simulated"})
+    cfg = ExperimentConfig(model_name="org/model", gpus=(0,), measurement={"device": "simulated"})
 
     spec = build_container_spec(
         Planned("r-c01", "pytorch"),
@@ -150,7 +155,11 @@ def test_simulated_device_requests_no_gpu_and_voids_visibility(roots: RunPaths) 
 
 def test_auto_device_on_a_host_without_gpus_requests_none(roots: RunPaths) -> None:
     spec = build_container_spec(
-        Planned("r-c01", "pytorch"), ExperimentConfig(model="org/model"), roots, image=IMAGE, campaign_id="c"
+        Planned("r-c01", "pytorch"),
+        ExperimentConfig(model_name="org/model"),
+        roots,
+        image=IMAGE,
+        campaign_id="c",
     )
     assert spec.gpu_uuids == ()
 
@@ -160,8 +169,8 @@ def test_local_model_and_dataset_are_mounted_read_only_at_their_own_path(roots: 
     prompts = roots.project_root / "prompts.jsonl"
     prompts.write_text('{"prompt": "hi"}\n')
     cfg = ExperimentConfig(
-        model=str(model),
-        dataset={"source": "jsonl", "path": str(prompts)},
+        model_name=str(model),
+        prompts={"type": "file", "path": str(prompts)},
         measurement={"device": "simulated"},
     )
 
@@ -175,7 +184,7 @@ def test_local_model_and_dataset_are_mounted_read_only_at_their_own_path(roots: 
 
 def test_every_writable_bind_mount_lies_inside_the_results_root(roots: RunPaths) -> None:
     cfg = ExperimentConfig(
-        model=str(roots.project_root / "models" / "tiny"), measurement={"device": "simulated"}
+        model_name=str(roots.project_root / "models" / "tiny"), measurement={"device": "simulated"}
     )
     spec = build_container_spec(Planned("r-c01", "pytorch"), cfg, roots, image=IMAGE, campaign_id="c")
     writable = [m.source for m in spec.mounts if m.kind == "bind" and not m.read_only]
@@ -185,7 +194,7 @@ def test_every_writable_bind_mount_lies_inside_the_results_root(roots: RunPaths)
 def test_hf_token_never_appears_in_the_spec_repr(roots: RunPaths) -> None:
     spec = build_container_spec(
         Planned("r-c01", "pytorch"),
-        ExperimentConfig(model="org/model"),
+        ExperimentConfig(model_name="org/model"),
         roots,
         image=IMAGE,
         campaign_id="c",
@@ -209,9 +218,9 @@ def test_cache_dirs_for_the_run_spec() -> None:
 @pytest.mark.parametrize(
     ("cfg_kwargs", "key", "fragment"),
     [
-        ({"model": "/etc"}, "model", "outside the allowed roots"),
-        ({"model": "./models/tiny"}, "model", "relative path"),
-        ({"dataset": {"source": "jsonl", "path": "prompts.jsonl"}}, "dataset.path", "relative path"),
+        ({"model_name": "/etc"}, "model_name", "outside the allowed roots"),
+        ({"model_name": "./models/tiny"}, "model_name", "relative path"),
+        ({"prompts": {"type": "file", "path": "prompts.jsonl"}}, "prompts.path", "relative path"),
         ({"gpus": (5,)}, "gpus", "GPU index 5 not found on this host (found: 0, 1, 2)"),
         (
             {"docker": {"env": ["CUDA_VISIBLE_DEVICES"]}},
@@ -224,7 +233,7 @@ def test_cache_dirs_for_the_run_spec() -> None:
 def test_refusals_name_the_key(
     roots: RunPaths, cfg_kwargs: dict[str, object], key: str, fragment: str
 ) -> None:
-    cfg = ExperimentConfig.model_validate({"model": "org/model", **cfg_kwargs})
+    cfg = ExperimentConfig.model_validate({"model_name": "org/model", **cfg_kwargs})
     with pytest.raises(SpecError) as info:
         build_container_spec(
             Planned("r-c01", "pytorch"),
@@ -239,13 +248,13 @@ def test_refusals_name_the_key(
 
 
 def test_missing_local_model_is_refused(roots: RunPaths) -> None:
-    cfg = ExperimentConfig(model=str(roots.project_root / "models" / "absent"))
+    cfg = ExperimentConfig(model_name=str(roots.project_root / "models" / "absent"))
     with pytest.raises(SpecError, match="does not exist"):
         build_container_spec(Planned("r-c01", "pytorch"), cfg, roots, image=IMAGE, campaign_id="c")
 
 
 def test_nvml_without_gpus_is_refused(roots: RunPaths) -> None:
-    cfg = ExperimentConfig(model="org/model", measurement={"device": "nvml"})
+    cfg = ExperimentConfig(model_name="org/model", measurement={"device": "nvml"})
     with pytest.raises(SpecError, match="no NVIDIA GPU was found"):
         build_container_spec(Planned("r-c01", "pytorch"), cfg, roots, image=IMAGE, campaign_id="c")
 
@@ -256,7 +265,11 @@ def test_run_dir_outside_results_root_is_refused(tmp_path: Path, roots: RunPaths
     )
     with pytest.raises(SpecError, match="run directory"):
         build_container_spec(
-            Planned("r-c01", "pytorch"), ExperimentConfig(model="m/m"), escaped, image=IMAGE, campaign_id="c"
+            Planned("r-c01", "pytorch"),
+            ExperimentConfig(model_name="m/m"),
+            escaped,
+            image=IMAGE,
+            campaign_id="c",
         )
 
 
@@ -268,7 +281,7 @@ def test_symlink_escaping_the_project_is_refused(tmp_path: Path, roots: RunPaths
     with pytest.raises(SpecError, match="outside the allowed roots"):
         build_container_spec(
             Planned("r-c01", "pytorch"),
-            ExperimentConfig(model=str(link)),
+            ExperimentConfig(model_name=str(link)),
             roots,
             image=IMAGE,
             campaign_id="c",

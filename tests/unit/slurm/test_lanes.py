@@ -21,7 +21,7 @@ def plan(n_configs: int, **execution: Any) -> tuple[list[PlannedRun], ExecutionC
         {
             "campaign_name": "c",
             "model": "m",
-            "grid": {"backends": ["pytorch"], "axes": {"seed": list(range(1, n_configs + 1))}},
+            "grid": {"backends": ["pytorch"], "axes": {"random_seed": list(range(1, n_configs + 1))}},
             "execution": {"config_gap_seconds": 60, "cycle_gap_seconds": 300, **execution},
         }
     )
@@ -29,7 +29,7 @@ def plan(n_configs: int, **execution: Any) -> tuple[list[PlannedRun], ExecutionC
 
 
 def ids(runs: tuple[PlannedRun, ...]) -> list[str]:
-    return [r.run_id.removeprefix("pytorch-seed-") for r in runs]
+    return [r.run_id.removeprefix("pytorch-seed") for r in runs]
 
 
 def test_unpinned_runs_spread_round_robin_in_plan_order() -> None:

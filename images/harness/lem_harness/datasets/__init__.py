@@ -1,4 +1,4 @@
-"""Prompt sources: the AI Energy Score hub dataset, a jsonl file, or synthetic token ids.
+"""Prompt sources: a hub dataset (``dataset``), a jsonl file or synthetic token ids (``prompts``).
 
 Prompts are prepared before any measurement window and reach engines as token ids:
 texts are sampled (seeded), encoded with the model's tokenizer and truncated to
@@ -17,7 +17,7 @@ from lem_harness.datasets.hub import load_hub_texts
 from lem_harness.datasets.jsonl import load_jsonl_texts
 from lem_harness.datasets.synthetic import synthetic_prompts
 from lem_harness.engines.base import Tokenizer
-from lem_harness.experiment import ExperimentConfig, HubDataset, JsonlDataset
+from lem_harness.experiment import DatasetConfig, ExperimentConfig, FilePrompts, SyntheticPrompts
 
 __all__ = ["DatasetError", "PromptSet", "load_prompts", "sample_indices", "truncate"]
 
@@ -44,36 +44,42 @@ def truncate(prompts: Sequence[Sequence[int]], max_tokens: int) -> tuple[list[li
 
 
 def _texts(config: ExperimentConfig, env: Mapping[str, str]) -> list[str]:
-    ds = config.dataset
-    if isinstance(ds, HubDataset):
-        return load_hub_texts(ds, env)
-    if isinstance(ds, JsonlDataset):
-        return load_jsonl_texts(ds)
-    raise TypeError(f"not a text dataset: {ds.source}")
+    source = config.prompt_source
+    if isinstance(source, DatasetConfig):
+        return load_hub_texts(source, env)
+    if isinstance(source, FilePrompts):
+        return load_jsonl_texts(source)
+    raise TypeError(f"not a text source: {source!r}")
+
+
+def source_label(config: ExperimentConfig) -> str:
+    """``ai_energy_score``, ``file``, ``synthetic``: which source the prompts came from."""
+    source = config.prompt_source
+    return source.name if isinstance(source, DatasetConfig) else source.type
 
 
 def load_prompts(
     config: ExperimentConfig, tokenizer: Tokenizer, env: Mapping[str, str] = os.environ
 ) -> PromptSet:
     """The run's prompts as token ids (raises ``DatasetError`` with what to do when unreadable)."""
-    ds = config.dataset
+    source = config.prompt_source
+    count = config.prompt_count
     notes: list[str] = []
-    if ds.source == "synthetic":
-        ids = synthetic_prompts(ds, tokenizer.vocab_size, tokenizer.special_ids, config.seed)
+    if isinstance(source, SyntheticPrompts):
+        ids = synthetic_prompts(
+            source, count, tokenizer.vocab_size, tokenizer.special_ids, config.random_seed
+        )
     else:
         texts = _texts(config, env)
         if not texts:
-            raise DatasetError(f"dataset '{ds.source}' holds no prompts")
-        if len(texts) < ds.sample_size:
-            notes.append(
-                f"dataset.sample_size is {ds.sample_size} but the dataset holds "
-                f"{len(texts)} prompts: using all"
-            )
-        chosen = [texts[i] for i in sample_indices(len(texts), ds.sample_size, config.seed)]
+            raise DatasetError(f"prompt source '{source_label(config)}' holds no prompts")
+        if len(texts) < count:
+            notes.append(f"{count} prompts requested but the source holds {len(texts)}: using all")
+        chosen = [texts[i] for i in sample_indices(len(texts), count, config.random_seed)]
         ids = tokenizer.encode(chosen)
     prompts, cut = truncate(ids, config.max_input_tokens)
     if cut:
         notes.append(
             f"{cut} of {len(prompts)} prompts truncated to max_input_tokens={config.max_input_tokens}"
         )
-    return PromptSet(prompts=prompts, source=ds.source, truncated=cut, warnings=notes)
+    return PromptSet(prompts=prompts, source=source_label(config), truncated=cut, warnings=notes)

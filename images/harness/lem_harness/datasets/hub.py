@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lem_harness.datasets.errors import DatasetError
-from lem_harness.experiment import HubDataset
+from lem_harness.experiment import DatasetConfig
 
 DATA_PATTERNS = ["*.parquet", "*.jsonl"]
 _TRUE = {"1", "true", "yes", "on"}
@@ -27,18 +27,18 @@ def hub_cache_dir(env: Mapping[str, str]) -> Path:
     return home / "hub"
 
 
-def unreachable_message(cfg: HubDataset, env: Mapping[str, str], reason: str) -> str:
+def unreachable_message(cfg: DatasetConfig, env: Mapping[str, str], reason: str) -> str:
     offline = env.get("HF_HUB_OFFLINE", "") or "unset"
     return (
-        f"cannot read the dataset '{cfg.name}' (dataset.source: ai_energy_score): {reason}. "
+        f"cannot read the dataset '{cfg.repo_id}' (dataset.name: {cfg.name}): {reason}. "
         f"Looked in the Hugging Face cache {hub_cache_dir(env)} (HF_HOME={env.get('HF_HOME', 'unset')}, "
         f"HF_HUB_OFFLINE={offline}). Either make the hub reachable, or download the dataset once where it is "
         f"and mount that cache as HF_HOME, or use an offline prompt source: "
-        "dataset: {source: jsonl, path: prompts.jsonl} or dataset: {source: synthetic}"
+        "prompts: {type: file, path: prompts.jsonl} or prompts: {type: synthetic}"
     )
 
 
-def _snapshot(cfg: HubDataset, env: Mapping[str, str]) -> Path:
+def _snapshot(cfg: DatasetConfig, env: Mapping[str, str]) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:
@@ -48,7 +48,7 @@ def _snapshot(cfg: HubDataset, env: Mapping[str, str]) -> Path:
     offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     try:
         path = snapshot_download(
-            repo_id=cfg.name,
+            repo_id=cfg.repo_id,
             repo_type="dataset",
             allow_patterns=DATA_PATTERNS,
             cache_dir=hub_cache_dir(env),
@@ -100,10 +100,12 @@ def read_texts(files: list[Path], column: str) -> list[str]:
     return texts
 
 
-def load_hub_texts(cfg: HubDataset, env: Mapping[str, str]) -> list[str]:
+def load_hub_texts(cfg: DatasetConfig, env: Mapping[str, str]) -> list[str]:
     """Every non-empty prompt text of the dataset's split, in file order."""
     root = _snapshot(cfg, env)
-    files = split_files(root, cfg.split)
+    files = split_files(root, cfg.resolved_split)
     if not files:
-        raise DatasetError(f"dataset '{cfg.name}' has no data files for split '{cfg.split}' under {root}")
-    return read_texts(files, cfg.column)
+        raise DatasetError(
+            f"dataset '{cfg.repo_id}' has no data files for split '{cfg.resolved_split}' under {root}"
+        )
+    return read_texts(files, cfg.resolved_column)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from lem_harness.datasets.errors import DatasetError
-from lem_harness.experiment import JsonlDataset
+from lem_harness.experiment import FilePrompts
 
 
 def _prompt(line: str, where: str, key: str) -> str:
@@ -18,25 +18,25 @@ def _prompt(line: str, where: str, key: str) -> str:
         raise DatasetError(f"{where}: expected a JSON object with a '{key}' key, got {type(record).__name__}")
     if key not in record:
         keys = ", ".join(sorted(record)) or "none"
-        raise DatasetError(f"{where}: no '{key}' key (keys: {keys}); set dataset.field to the prompt's key")
+        raise DatasetError(f"{where}: no '{key}' key (keys: {keys}); set prompts.field to the prompt's key")
     value = record[key]
     if not isinstance(value, str) or not value:
         raise DatasetError(f"{where}: '{key}' must be a non-empty string")
     return value
 
 
-def load_jsonl_texts(cfg: JsonlDataset) -> list[str]:
+def load_jsonl_texts(cfg: FilePrompts) -> list[str]:
     """Every prompt of the file, in file order; blank lines are skipped."""
     path = Path(cfg.path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise DatasetError(
-            f"dataset.path {path}: no such file (relative paths are read from {Path.cwd()}); "
+            f"prompts.path {path}: no such file (relative paths are read from {Path.cwd()}); "
             "inside a container the file must be under a mounted directory"
         ) from e
     except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"dataset.path {path}: cannot read it ({e})") from e
+        raise DatasetError(f"prompts.path {path}: cannot read it ({e})") from e
     return [
         _prompt(line, f"{path}:{number}", cfg.field)
         for number, line in enumerate(text.splitlines(), start=1)

@@ -11,29 +11,29 @@ import random
 from collections.abc import Set
 
 from lem_harness.datasets.errors import DatasetError
-from lem_harness.experiment import SyntheticDataset
+from lem_harness.experiment import SyntheticPrompts
 
 
-def prompt_lengths(cfg: SyntheticDataset, rng: random.Random) -> list[int]:
+def prompt_lengths(cfg: SyntheticPrompts, count: int, rng: random.Random) -> list[int]:
     if cfg.input_len_distribution == "fixed":
-        return [cfg.input_len] * cfg.sample_size
+        return [cfg.input_len] * count
     if cfg.input_len_distribution == "uniform":
-        return [rng.randint(cfg.input_len_min, cfg.input_len_max) for _ in range(cfg.sample_size)]
+        return [rng.randint(cfg.input_len_min, cfg.input_len_max) for _ in range(count)]
     return [
         min(cfg.input_len_max, max(cfg.input_len_min, round(rng.gauss(cfg.input_len, cfg.input_len_std))))
-        for _ in range(cfg.sample_size)
+        for _ in range(count)
     ]
 
 
 def synthetic_prompts(
-    cfg: SyntheticDataset, vocab_size: int, special_ids: Set[int], seed: int
+    cfg: SyntheticPrompts, count: int, vocab_size: int, special_ids: Set[int], seed: int
 ) -> list[list[int]]:
-    """``cfg.sample_size`` prompts of token ids; the same ``seed`` gives the same prompts."""
+    """``count`` prompts of token ids; the same ``seed`` gives the same prompts."""
     allowed = [i for i in range(vocab_size) if i not in special_ids]
     if not allowed:
         raise DatasetError(
             f"the tokenizer's vocabulary ({vocab_size} ids) has no ordinary tokens to draw from"
         )
     rng = random.Random(seed)
-    lengths = prompt_lengths(cfg, rng)
+    lengths = prompt_lengths(cfg, count, rng)
     return [[allowed[rng.randrange(len(allowed))] for _ in range(n)] for n in lengths]

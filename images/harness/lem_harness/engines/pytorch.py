@@ -19,7 +19,7 @@ from typing import Any
 
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
 from lem_harness.engines.batching import dynamic_batches, output_length, static_batches
-from lem_harness.experiment import ExperimentConfig, PyTorchConfig
+from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
 
 VERSION_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "flash-attn", "gguf")
 
@@ -52,6 +52,22 @@ def resolve_model(ref: str) -> tuple[str, str | None]:
             raise FileNotFoundError(f"model: GGUF file {path} does not exist")
         return str(path.parent), path.name
     return ref, None
+
+
+def compile_kwargs(section: PyTorchConfig) -> dict[str, Any] | None:
+    """``torch.compile`` arguments for ``pytorch.torch_compile`` (None: do not compile).
+
+    ``true`` compiles with the default mode; a mode name (``reduce-overhead``, ...) sets the
+    mode; a backend name (``inductor``, ...) sets the backend. ``torch_compile_backend``
+    names the backend explicitly (default inductor).
+    """
+    value = section.torch_compile
+    if value is False:
+        return None
+    named_backend = value if isinstance(value, str) and value not in COMPILE_MODES else None
+    mode = value if isinstance(value, str) and value in COMPILE_MODES else None
+    backend = section.torch_compile_backend or named_backend or "inductor"
+    return {"mode": mode, "backend": backend}
 
 
 def _import_transformers() -> Any:
@@ -134,7 +150,7 @@ class PyTorchEngine(Engine):
     def load_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
             transformers = _import_transformers()
-            ref, gguf = resolve_model(self.config.model)
+            ref, gguf = resolve_model(self.config.model_name)
             extra = {"gguf_file": gguf} if gguf else {}
             hf = transformers.AutoTokenizer.from_pretrained(ref, padding_side="left", **extra)
             if hf.pad_token_id is None:
@@ -150,11 +166,11 @@ class PyTorchEngine(Engine):
 
         tokenizer = self.load_tokenizer()
         assert isinstance(tokenizer, HFTokenizer)
-        transformers.set_seed(self.config.seed)
+        transformers.set_seed(self.config.random_seed)
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = self._dtype(torch)
         self._check_attention()
-        ref, gguf = resolve_model(self.config.model)
+        ref, gguf = resolve_model(self.config.model_name)
         kwargs: dict[str, Any] = {
             "dtype": dtype,
             "low_cpu_mem_usage": self.section.low_cpu_mem_usage,
@@ -167,10 +183,9 @@ class PyTorchEngine(Engine):
         transformers.utils.logging.disable_progress_bar()
         model = transformers.AutoModelForCausalLM.from_pretrained(ref, **kwargs)
         model.eval()
-        if self.section.torch_compile:
-            model.forward = torch.compile(
-                model.forward, mode=self.section.torch_compile, backend=self.section.torch_compile_backend
-            )
+        compile_args = compile_kwargs(self.section)
+        if compile_args is not None:
+            model.forward = torch.compile(model.forward, **compile_args)
         self._model = model
         self._pad_id = int(tokenizer.hf.pad_token_id)
         self._eos_ids = self._eos_token_ids(model, tokenizer.hf)

@@ -132,7 +132,7 @@ class TensorRTEngine(Engine):
 
             from lem_harness.engines.pytorch import HFTokenizer
 
-            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model))
+            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model_name))
         return self._tokenizer
 
     # ---- build
@@ -143,9 +143,9 @@ class TensorRTEngine(Engine):
         check_compute_capability(capability, required_compute_capability(self.config), gpu_name)
         sm = f"{capability[0]}.{capability[1]}"
         params = build_params(self.config)
-        key = cache_key(model_fingerprint(self.config.model), params, str(trt.__version__), sm)
+        key = cache_key(model_fingerprint(self.config.model_name), params, str(trt.__version__), sm)
         details = {
-            "model": self.config.model,
+            "model": self.config.model_name,
             "build": params,
             "tensorrt_llm": str(trt.__version__),
             "sm": sm,

@@ -55,13 +55,14 @@ def unsupported_settings(config: ExperimentConfig) -> list[str]:
             f"LLM API builds at TensorRT's default level {TENSORRT_DEFAULT_OPT_LEVEL}, no other; "
             f"set it to {TENSORRT_DEFAULT_OPT_LEVEL}"
         )
-    if section.enable_chunked_context and not section.paged_kv_cache:
+    paged = section.kv_cache_type == "paged"
+    if section.enable_chunked_context and not paged:
         problems.append(
             "tensorrt.enable_chunked_context needs the paged KV cache (paged context FMHA): "
-            "set tensorrt.paged_kv_cache to true"
+            "set tensorrt.kv_cache_type to paged"
         )
-    if section.enable_block_reuse and not section.paged_kv_cache:
-        problems.append("tensorrt.enable_block_reuse needs tensorrt.paged_kv_cache: true")
+    if section.enable_kv_cache_reuse and not paged:
+        problems.append("tensorrt.enable_kv_cache_reuse needs tensorrt.kv_cache_type: paged")
     max_input = section.max_input_len or config.max_input_tokens
     max_seq = max_seq_len(config)
     if max_input >= max_seq:
@@ -86,7 +87,7 @@ def build_config_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         "max_input_len": section.max_input_len or config.max_input_tokens,
         "max_seq_len": max_seq_len(config),
         "plugin_config": {
-            "paged_kv_cache": section.paged_kv_cache,
+            "paged_kv_cache": section.kv_cache_type == "paged",
             "use_paged_context_fmha": section.enable_chunked_context,
         },
     }
@@ -100,7 +101,7 @@ def kv_cache_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     section = tensorrt_section(config)
     return {
         "free_gpu_memory_fraction": section.gpu_memory_utilization,
-        "enable_block_reuse": section.enable_block_reuse,
+        "enable_block_reuse": section.enable_kv_cache_reuse,
     }
 
 
@@ -129,7 +130,7 @@ def build_llm_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """``LLM(...)`` arguments that build the engine from the Hugging Face checkpoint."""
     params = build_params(config)
     kwargs: dict[str, Any] = {
-        "model": config.model,
+        "model": config.model_name,
         "dtype": params["dtype"],
         "tensor_parallel_size": params["tensor_parallel_size"],
         "pipeline_parallel_size": params["pipeline_parallel_size"],
@@ -146,7 +147,7 @@ def runtime_llm_kwargs(config: ExperimentConfig, engine_dir: str) -> dict[str, A
     section = tensorrt_section(config)
     return {
         "model": engine_dir,
-        "tokenizer": config.model,
+        "tokenizer": config.model_name,
         "tensor_parallel_size": section.tp_size,
         "pipeline_parallel_size": section.pp_size,
         "kv_cache_config": kv_cache_kwargs(config),
@@ -167,7 +168,7 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         "max_tokens": config.max_output_tokens,
         "ignore_eos": fixed,
         "repetition_penalty": float(decoder["repetition_penalty"]),
-        "seed": config.seed,
+        "seed": config.random_seed,
         "detokenize": False,
         "return_perf_metrics": True,
     }

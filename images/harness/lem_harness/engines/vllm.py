@@ -117,7 +117,7 @@ class VLLMEngine(Engine):
 
             from lem_harness.engines.pytorch import HFTokenizer
 
-            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model))
+            self._tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(self.config.model_name))
         return self._tokenizer
 
     def load(self) -> None:

@@ -27,9 +27,9 @@ def llm_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Keyword arguments of ``vllm.LLM(...)`` for this experiment."""
     section = vllm_section(config)
     kwargs: dict[str, Any] = {
-        "model": config.model,
+        "model": config.model_name,
         "dtype": config.fp_precision,
-        "seed": config.seed,
+        "seed": config.random_seed,
         "max_num_seqs": section.max_num_seqs,
         "gpu_memory_utilization": section.gpu_memory_utilization,
         "tensor_parallel_size": section.tensor_parallel_size,
