@@ -349,7 +349,8 @@ class Follower:
                 why = f"Slurm job {job_id} ended {ended_as}" + (f": {entry.message}" if entry.message else "")
                 self.merged.update(run_id, status="interrupted", message=why)
         if ended_as not in ("COMPLETED", "EXIT 0"):
-            self.s.note(f"{record.lane}: Slurm job {job_id} ended {ended_as}")
+            out = lane_paths(self.campaign_dir, record.lane)["out"]
+            self.s.note(f"{record.lane}: Slurm job {job_id} ended {ended_as}{_tail(out)}")
 
     def _lane_entries(self, record: LaneRecord) -> dict[str, RunEntry]:
         path = lane_paths(self.campaign_dir, record.lane)["manifest"]
@@ -418,6 +419,15 @@ class Follower:
 
     def _save_state(self) -> None:
         write_model(slurm_dir(self.campaign_dir) / "jobs.json", self.state)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a job's output, to say why it ended (empty when there is none)."""
+    try:
+        last = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f" ({path}: {' | '.join(line.strip() for line in last)})" if last else ""
 
 
 def _is_active(job: JobState | None) -> bool:

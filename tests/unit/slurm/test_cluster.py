@@ -107,7 +107,28 @@ def test_a_job_at_its_time_limit_leaves_its_run_interrupted_never_done(tmp_path:
     assert [merged[r][0] for r in [*LANE0, LANE1[0]]] == ["done"] * 3
     assert (result.report.done, result.report.interrupted, result.report.exit_code) == (3, 1, 1)
     assert result.report.aborted == "1 run(s) not done when their Slurm jobs ended"
-    assert "lane-01: Slurm job 101 ended TIMEOUT" in c.notes
+    assert "lane-01: Slurm job 101 ended TIMEOUT" in c.notes  # no job output in the fake cluster
+
+
+def test_a_failed_job_is_reported_with_the_end_of_its_output(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+
+    def world(s: FakeSlurm) -> None:
+        s.start("100")
+        s.state["101"] = "FAILED"
+        out = c.campaign_dir / "slurm" / "lane-01.out"
+        out.write_text(
+            "lem lane-01 on node1\nError: llenergymeasure/pytorch:latest is outdated\n  → rebuild it\n"
+        )
+
+    c.slurm.world = [world]
+    result = c.run()
+    out = c.campaign_dir / "slurm" / "lane-01.out"
+    assert (
+        f"lane-01: Slurm job 101 ended FAILED ({out}: lem lane-01 on node1 | "
+        "Error: llenergymeasure/pytorch:latest is outdated | → rebuild it)"
+    ) in c.notes
+    assert c.merged()[LANE1[0]] == ("pending", None) and result.report.exit_code == 1
 
 
 def test_a_lane_stopped_by_scancel_marks_its_run_interrupted_with_the_job_state(tmp_path: Path) -> None:
