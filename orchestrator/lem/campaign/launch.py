@@ -48,7 +48,13 @@ class LaunchRequest:
     fail_fast: bool = False
     flavour: Flavour = "gpu"
     project_root: Path = field(default_factory=Path.cwd)
+    subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
     lane: LaneTarget | None = None  # set when this process runs one lane of a Slurm campaign
+
+    @property
+    def campaign_dir(self) -> Path:
+        root = self.results_root / self.campaign.campaign_name
+        return root / self.subdir if self.subdir else root
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             now=services.clock.time(),
             manifest_path=lane.manifest_path if lane else None,
             campaign_id=campaign_id,
+            campaign_dir=request.campaign_dir,
         )
         try:
             # A lane shares its node with the campaign's other lanes: their containers are not orphans.
@@ -153,9 +160,8 @@ def _specs(
 def _check_specs(request: LaunchRequest, specs: CampaignSpecs) -> None:
     """Build every run's container spec once, so a path or GPU problem stops the campaign before it starts."""
     configs = {c.config_id: c for c in request.expansion.configs}
-    campaign_dir = request.results_root / request.campaign.campaign_name
     for run in request.runs:
-        specs.container_spec(run, configs[run.config_id], campaign_dir / run.run_id)
+        specs.container_spec(run, configs[run.config_id], request.campaign_dir / run.run_id)
 
 
 def _services(request: LaunchRequest, services: LaunchServices, specs: CampaignSpecs) -> Services:

@@ -52,13 +52,15 @@ def open_campaign(
     writer: SnapshotWriter = atomic_write_text,
     manifest_path: Path | None = None,
     campaign_id: str | None = None,
+    campaign_dir: Path | None = None,
 ) -> OpenedCampaign:
     """The campaign's plan and manifest (created and saved, or loaded for resume).
 
-    A Slurm lane passes its own ``manifest_path`` (its journal on the shared filesystem) and the
-    whole campaign's ``campaign_id``.
+    ``campaign_dir`` defaults to ``<results_root>/<campaign_name>``; a daemon campaign gives each
+    repetition its own (``<results_root>/<campaign_name>/rep-0001``). A Slurm lane passes its own
+    ``manifest_path`` (its journal on the shared filesystem) and the whole campaign's ``campaign_id``.
     """
-    campaign_dir = results_root / campaign.campaign_name
+    campaign_dir = campaign_dir or results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
     path = manifest_path or campaign_dir / MANIFEST_FILE
     existed = path.exists()

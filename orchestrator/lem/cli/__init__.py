@@ -9,11 +9,12 @@ from __future__ import annotations
 import click
 
 from lem import __version__
-from lem.cli import run_cmd, slurm_cmd
+from lem.cli import daemon_cmd, run_cmd, slurm_cmd
 from lem.cli.campaign_cmd import campaign
 from lem.cli.cleanup_cmd import cleanup
 from lem.cli.config_cmd import config
 from lem.cli.context import AppContext, LemGroup
+from lem.cli.experiment_cmd import experiment
 from lem.cli.images_cmd import images
 from lem.cli.results_cmd import results
 
@@ -33,6 +34,8 @@ main.add_command(campaign)
 campaign.add_command(run_cmd.run)
 campaign.add_command(slurm_cmd.status)
 campaign.add_command(slurm_cmd.lane)
+campaign.add_command(daemon_cmd.daemon_unit)
+main.add_command(experiment)
 main.add_command(results)
 main.add_command(images)
 main.add_command(cleanup)

@@ -1,19 +1,25 @@
-"""``lem campaign``: ``plan`` prints a campaign's schedule; ``lem campaign FILE`` means ``run FILE``."""
+"""``lem campaign``: ``plan`` prints a campaign's schedule; ``lem campaign FILE`` means ``run FILE``.
+
+Both accept an experiment file too: it is a campaign of one configuration
+(``lem.campaign.single``), the same thing ``lem experiment FILE`` runs.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from lem.campaign.check import campaign_summary, campaign_warnings, load_notices
+from lem.campaign.check import campaign_summary, campaign_warnings, experiment_warnings, load_notices
 from lem.campaign.expand import Expansion, expand_campaign
 from lem.campaign.plan import PlannedRun, plan_campaign, total_gap_s
+from lem.campaign.single import SINGLE_CYCLES, runnable_campaign
 from lem.config.campaign import CampaignConfig
-from lem.config.errors import ConfigError
-from lem.config.loader import load_campaign
+from lem.config.errors import ConfigError, ConfigWarning
+from lem.config.loader import Kind, detect_kind, read_document
 
 
 class DefaultRunGroup(click.Group):
@@ -36,36 +42,72 @@ class DefaultRunGroup(click.Group):
 
 @click.group("campaign", cls=DefaultRunGroup)
 def campaign() -> None:
-    """Run (`lem campaign FILE` = `lem campaign run FILE`) or plan campaigns."""
+    """Run (`lem campaign FILE` = `lem campaign run FILE`) or plan campaigns (or single experiments)."""
 
 
 @campaign.command("plan")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
-@click.pass_context
-def plan(ctx: click.Context, file: Path, as_json: bool) -> None:
-    """Print the ordered schedule of campaign FILE and the time spent in gaps."""
-    campaign_cfg, expansion = load_and_expand(file)
-    runs = plan_campaign(campaign_cfg, expansion)
-    advice = [w for w in campaign_warnings(campaign_cfg, expansion) if w.severity != "info"]
-    for warning in advice:
+def plan(file: Path, as_json: bool) -> None:
+    """Print the ordered schedule of FILE and the time spent in gaps; run nothing.
+
+    FILE is a campaign, or an experiment file (a campaign of one configuration, one cycle,
+    no gaps). Exit codes: 0 the schedule was printed, 1 FILE is not a valid campaign or
+    experiment (every problem is listed with its file and line), 2 a usage error.
+    """
+    print_plan(load_and_expand(file), as_json)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A file ready to plan or run: the campaign (an experiment wrapped in one) and its expansion."""
+
+    file: Path
+    campaign: CampaignConfig
+    expansion: Expansion
+    kind: Kind
+
+    def advice(self) -> list[ConfigWarning]:
+        """Advice worth printing before a run (information-only notes left out)."""
+        pick = experiment_warnings if self.kind == "experiment" else campaign_warnings
+        return [w for w in pick(self.campaign, self.expansion) if w.severity != "info"]
+
+
+def print_plan(loaded: Loaded, as_json: bool = False) -> None:
+    """The schedule on stdout (text or JSON), the advice on stderr."""
+    runs = plan_campaign(loaded.campaign, loaded.expansion)
+    for warning in loaded.advice():
         click.echo(str(warning), err=True)
     if as_json:
-        click.echo(json.dumps(_plan_json(campaign_cfg, expansion, runs), default=str))
+        click.echo(json.dumps(_plan_json(loaded.campaign, loaded.expansion, runs), default=str))
     else:
-        click.echo(_plan_text(campaign_cfg, expansion, runs))
+        click.echo(_plan_text(loaded.campaign, loaded.expansion, runs))
 
 
-def load_and_expand(file: Path) -> tuple[CampaignConfig, Expansion]:
-    """Load and expand a campaign; a bad file ends the command with its problems (exit 1)."""
+def load_and_expand(file: Path, *, cycles: int = SINGLE_CYCLES, experiment_only: bool = False) -> Loaded:
+    """Load and expand a campaign, or an experiment as a one-configuration campaign of ``cycles``.
+
+    A bad file ends the command with its problems (exit 1); a campaign file where only an
+    experiment is accepted (``experiment_only``) is a usage error (exit 2).
+    """
     try:
-        campaign_cfg = load_campaign(file)
+        document = read_document(file)
+    except ConfigError as exc:
+        raise click.ClickException(f"{file} is not a valid campaign or experiment:\n{exc}") from None
+    kind = detect_kind(document.data)
+    if experiment_only and kind == "campaign":
+        raise click.UsageError(
+            f"{file} is a campaign file, not an experiment: run it with `lem campaign run {file}`"
+        )
+    try:
+        campaign_cfg = runnable_campaign(document, cycles=cycles)
         expansion = expand_campaign(campaign_cfg, file.parent)
     except ConfigError as exc:
-        raise click.ClickException(f"{file} is not a valid campaign:\n{exc}") from None
+        raise click.ClickException(f"{file} is not a valid {kind}:\n{exc}") from None
+    prefix = f"{file}: " if kind == "campaign" else ""  # an experiment's notices name its file already
     for notice in load_notices(campaign_cfg, expansion):
-        click.echo(f"{file}: {notice}", err=True)
-    return campaign_cfg, expansion
+        click.echo(f"{prefix}{notice}", err=True)
+    return Loaded(file, campaign_cfg, expansion, kind)
 
 
 def format_duration(seconds: float) -> str:

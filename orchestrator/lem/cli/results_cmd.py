@@ -44,6 +44,7 @@ from lem.results.tables import (
 
 DEFAULT_RESULTS_DIR = Path("results")
 ANALYSIS_DIR = "analysis"
+FIRST_REPETITION = "rep-0001"  # a daemon campaign's repetitions share the campaign's group_by
 PIPE_WIDTH = 220
 USER_ERRORS = (
     NoResultsError,
@@ -60,8 +61,10 @@ group_by_option = click.option(
     "--group-by",
     "group_by",
     multiple=True,
-    metavar="FIELD[,FIELD…]",
-    help="Dotted config field(s) to group by, e.g. backend,pytorch.batch_size (default: the campaign's).",
+    metavar="KEY[,KEY…]",
+    help="Also summarise by these configuration keys, comma-separated or repeated: batch_size (each "
+    "backend's batch key, as in grid axes), a top-level key such as backend or fp_precision, or a dotted "
+    "path such as pytorch.batch_size or decoder.preset (default: the campaign file's group_by).",
 )
 metric_option = click.option(
     "--metric",
@@ -91,7 +94,7 @@ def _console() -> Console:
 def _summarize(campaign: Path, group_by: Sequence[str]) -> CampaignSummary:
     fields = validate_fields(group_by)
     if not fields and campaign.is_dir():
-        manifest = read_manifest(campaign)
+        manifest = read_manifest(campaign) or read_manifest(campaign / FIRST_REPETITION)
         fields = _valid_default(manifest.group_by) if manifest else ()
     return summarize_campaign(campaign, fields)
 
@@ -183,7 +186,13 @@ def _show_configs(records: Sequence[Any], target: str, as_json: bool) -> None:
 @metric_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
 def summary_cmd(campaign: Path, group_by: tuple[str, ...], metrics: tuple[str, ...], as_json: bool) -> None:
-    """Per configuration across cycles: n, mean, std, CV, 95 % CI, min, max; flags; exclusions."""
+    """Per configuration across cycles: n, mean, std, CV, 95 % CI, min, max; flags; exclusions.
+
+    With --group-by (or the campaign's group_by) a second table pools the runs of each group.
+
+    Exit codes: 0 done; 1 CAMPAIGN missing or without results, an unknown --group-by key or
+    metric (with the closest known one); 2 a usage error (an unknown option or choice).
+    """
     with user_errors():
         names = resolve_metrics(list(metrics))
         summary = _summarize(campaign, group_by)
@@ -202,7 +211,14 @@ def summary_cmd(campaign: Path, group_by: tuple[str, ...], metrics: tuple[str, .
 @click.option("--out", type=path_arg, help="Output directory (default CAMPAIGN/analysis).")
 @group_by_option
 def export_cmd(campaign: Path, fmt: str, out: Path | None, group_by: tuple[str, ...]) -> None:
-    """Write runs.<fmt> (one row per run) and configs.<fmt> (one row per configuration)."""
+    """Write runs.<fmt> (one row per run) and configs.<fmt> (one row per configuration).
+
+    The --group-by keys (or the campaign's group_by) become config.<key> columns.
+
+    Exit codes: 0 done; 1 CAMPAIGN missing or without results, an unknown --group-by key or
+    metric (with the closest known one), an unwritable output directory, pyarrow missing for parquet;
+    2 a usage error (an unknown option or choice).
+    """
     with user_errors():
         summary = _summarize(campaign, group_by)
         paths = export_campaign(summary, cast(export_mod.Format, fmt), out or campaign / ANALYSIS_DIR)
@@ -226,7 +242,15 @@ def plot_cmd(
     group_by: tuple[str, ...],
     metrics: tuple[str, ...],
 ) -> None:
-    """PNG plots: J/token vs throughput, bars per configuration and group, power timelines."""
+    """PNG plots: J/token vs throughput, bars per configuration and group, power timelines.
+
+    With --group-by (or the campaign's group_by) bars are coloured by group and
+    groups_<metric>.png shows one bar per group.
+
+    Exit codes: 0 done; 1 CAMPAIGN missing or without results, an unknown --group-by key or
+    metric (with the closest known one), an unwritable output directory, matplotlib missing;
+    2 a usage error (an unknown option or choice).
+    """
     with user_errors():
         names = resolve_metrics(list(metrics)) if metrics else BAR_METRICS
         summary = _summarize(campaign, group_by)
@@ -241,14 +265,28 @@ def plot_cmd(
 
 @results.command("report")
 @click.argument("campaign", type=path_arg)
-@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained file (plots inline); md: Markdown with its PNGs in <stem>_plots/.",
+)
 @click.option("--out", type=path_arg, help="Report file (default CAMPAIGN/analysis/report.<format>).")
 @group_by_option
 @metric_option
 def report_cmd(
     campaign: Path, fmt: str, out: Path | None, group_by: tuple[str, ...], metrics: tuple[str, ...]
 ) -> None:
-    """One self-contained HTML report (opens offline), or Markdown with its PNGs beside it."""
+    """One self-contained HTML report (opens offline), or Markdown with its PNGs beside it.
+
+    With --group-by (or the campaign's group_by) the report adds the grouped table and plots.
+
+    Exit codes: 0 done; 1 CAMPAIGN missing or without results, an unknown --group-by key or
+    metric (with the closest known one), an unwritable output file, matplotlib missing;
+    2 a usage error (an unknown option or choice).
+    """
     with user_errors():
         names = resolve_metrics(list(metrics))
         summary = _summarize(campaign, group_by)

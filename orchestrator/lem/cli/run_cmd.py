@@ -2,7 +2,9 @@
 
 A thin skin over ``lem.campaign.launch.launch_campaign``: options in, progress on stderr, a
 summary table per configuration and the results path on stdout. Exit codes: 0 every run
-done, 1 a run failed (or the campaign could not start), 130 stopped by Ctrl-C / SIGTERM.
+done, 1 a run failed (or the campaign could not start), 2 a usage error, 130 stopped by
+Ctrl-C / SIGTERM. ``lem experiment`` (``experiment_cmd``) shares ``run_options`` and
+``execute``: one experiment is a campaign of one configuration.
 
 Tests inject fakes (runtime, clock, GPU probe) by passing a ``RunDeps`` as the context object.
 """
@@ -13,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from rich.console import Console, RenderableType
 
 from lem.campaign.clock import Clock, SystemClock
 from lem.campaign.cluster import ClusterRequest
-from lem.campaign.executor import CampaignReport
+from lem.campaign.daemon_launch import launch_daemon
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
 from lem.campaign.hostgpus import host_gpu_inventory
 from lem.campaign.launch import Inventory, LaunchRequest, LaunchResult, LaunchServices, launch_campaign
@@ -29,11 +32,15 @@ from lem.campaign.liveness import CampaignBusy, registry_dir
 from lem.campaign.manifest import ManifestError
 from lem.campaign.plan import plan_campaign
 from lem.campaign.progress import LogProgress, ProgressSink, RichProgress
+from lem.campaign.schedule_state import ScheduleError
 from lem.campaign.signals import stop_on_signals
-from lem.cli.campaign_cmd import load_and_expand, plan
+from lem.cli import daemon_cmd
+from lem.cli.campaign_cmd import Loaded, load_and_expand, print_plan
+from lem.cli.results_cmd import group_by_option
 from lem.cli.slurm_cmd import apply_overrides, dry_run_text, run_on_slurm
 from lem.config.campaign import CampaignConfig
-from lem.results.fields import UnknownFieldError
+from lem.config.zone import ZoneError, local_zone
+from lem.results.fields import UnknownFieldError, validate_fields
 from lem.results.load import NoResultsError
 from lem.results.summary import summarize_campaign
 from lem.results.tables import group_table, summary_table
@@ -57,12 +64,13 @@ class RunDeps:
     registry: Path = field(default_factory=registry_dir)
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
+    zone: Callable[[], tuple[tzinfo, str]] = local_zone
     slurm_factory: Callable[[], SlurmClient] = CommandSlurm
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The command's options, as click parsed them."""
+    """The options ``lem campaign run`` and ``lem experiment`` share, as click parsed them."""
 
     resume: bool
     runtime_name: str
@@ -71,81 +79,125 @@ class RunOptions:
     results_dir: Path | None
     dry_run: bool
     flavour: Flavour
-    detach: bool
-    slurm_overrides: tuple[str, ...]
+    detach: bool = False
+    slurm_overrides: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = ()
+
+
+_SHARED_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue in the existing results directory: runs already done are kept, the rest run "
+        "(the definition must be the one the directory was started with).",
+    ),
+    click.option(
+        "--runtime",
+        "runtime_name",
+        type=click.Choice((*RUNTIME_NAMES, "slurm")),
+        default="docker",
+        show_default=True,
+        help="docker: a fresh container per run (images from `lem images build`); local: the harness "
+        "in a subprocess of this host (no Docker; the harness must be installed here); slurm: lanes of "
+        "runs as Slurm jobs, one node each (the campaign's slurm: section; docs/slurm.md).",
+    ),
+    click.option(
+        "--slurm",
+        "slurm_overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="With --runtime slurm: override a key of the slurm: section (repeatable), e.g. "
+        "--slurm partition=gpu --slurm max_nodes=8.",
+    ),
+    click.option(
+        "--detach",
+        is_flag=True,
+        help="With --runtime slurm: submit the jobs and return; `lem campaign status DIR` follows them.",
+    ),
+    click.option("--fail-fast", is_flag=True, help="Stop at the first failed run (the rest stay pending)."),
+    click.option(
+        "--quiet", "-q", is_flag=True, help="Plain log lines on stderr instead of the live progress display."
+    ),
+    click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Root of the results tree; results go to RESULTS_DIR/<campaign name>/<run id>/ "
+        "(default: the campaign's results_dir, 'results', relative to the current directory).",
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the schedule (for one experiment, its resolved configuration too) and where results "
+        "would go; run nothing.",
+    ),
+    click.option(
+        "--flavour",
+        type=click.Choice(FLAVOURS),
+        default="gpu",
+        show_default=True,
+        help="Image flavour for --runtime docker: gpu (production) or cpu (the CPU test images).",
+    ),
+)
+
+
+def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that runs experiments takes (``RunOptions``)."""
+    for option in reversed(_SHARED_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.command("run")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--resume", is_flag=True, help="Continue the campaign in its results directory (done runs are kept)."
-)
-@click.option(
-    "--runtime",
-    "runtime_name",
-    type=click.Choice((*RUNTIME_NAMES, "slurm")),
-    default="docker",
-    show_default=True,
-    help="docker: a fresh container per run; local: the harness in a subprocess of this host; "
-    "slurm: lanes of runs as Slurm jobs, one node each (the campaign's slurm: section).",
-)
-@click.option(
-    "--slurm",
-    "slurm_overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a key of the campaign's slurm: section (repeatable), e.g. --slurm partition=gpu.",
-)
-@click.option(
-    "--detach", is_flag=True, help="slurm: submit and return; `lem campaign status DIR` follows the jobs."
-)
-@click.option("--fail-fast", is_flag=True, help="Stop the campaign at the first failed run.")
-@click.option("--quiet", "-q", is_flag=True, help="Plain log lines instead of the live progress display.")
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where results go (default: the campaign's results_dir, relative to the current directory).",
-)
-@click.option("--dry-run", is_flag=True, help="Print the schedule and where results would go; run nothing.")
-@click.option(
-    "--flavour",
-    type=click.Choice(FLAVOURS),
-    default="gpu",
-    show_default=True,
-    help="Image flavour: gpu (production) or cpu (the PyTorch CPU test image).",
-)
+@run_options
+@group_by_option
 @click.pass_context
 def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
-    """Run campaign FILE: every configuration, cycle after cycle, each run in a fresh container."""
-    opts = RunOptions(**options)
-    campaign_cfg, expansion = load_and_expand(file)
-    _refuse_daemon(campaign_cfg)
-    slurm = opts.runtime_name == "slurm"
-    if not slurm and (opts.detach or opts.slurm_overrides):
-        raise click.UsageError("--detach and --slurm go with --runtime slurm")
-    campaign_cfg = apply_overrides(campaign_cfg, opts.slurm_overrides)
+    """Run campaign FILE: every configuration, cycle after cycle, each run in a fresh container.
+
+    FILE may also be an experiment file: it runs as a campaign of one configuration
+    (one cycle, no gaps), like `lem experiment FILE`. At the end a table per configuration
+    (and per --group-by group) is printed with the results path.
+
+    Exit codes: 0 every run done; 1 a run failed, or the campaign could not start (an invalid
+    FILE, a missing image, results already there without --resume); 2 a usage error (an
+    unknown option or --group-by field); 130 stopped by Ctrl-C or SIGTERM
+    (continue with --resume).
+    """
+    opts = RunOptions(**{**options, "group_by": checked_group_by(options["group_by"])})
+    execute(ctx, load_and_expand(file), opts, resume_command=f"lem campaign run {file} --resume")
+
+
+def checked_group_by(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--group-by`` split and checked before anything runs; an unknown field is a usage error."""
+    try:
+        return validate_fields(values)
+    except UnknownFieldError as e:
+        raise click.BadParameter(str(e), param_hint="'--group-by'") from None
+
+
+def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_command: str) -> None:
+    """Print the plan (``--dry-run``), or launch the campaign and print its summary; exit with its code.
+
+    ``resume_command`` is the command line printed when runs are left to do.
+    """
+    campaign_cfg, expansion = loaded.campaign, loaded.expansion
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
     deps = ctx.find_object(RunDeps) or RunDeps()
-    if slurm:
-        cluster = ClusterRequest(
-            campaign=campaign_cfg,
-            campaign_file=file,
-            expansion=expansion,
-            runs=plan_campaign(campaign_cfg, expansion),
-            results_root=results_root,
-            resume=opts.resume,
-            detach=opts.detach,
-            flavour=opts.flavour,
-        )
-        _run_slurm(ctx, cluster, opts.dry_run, deps)
+    if opts.runtime_name == "slurm":
+        _run_slurm(ctx, loaded, opts, (deps, results_root), resume_command)
         return
+    if opts.detach or opts.slurm_overrides:
+        raise click.UsageError("--detach and --slurm go with --runtime slurm")
     if opts.dry_run:
-        ctx.invoke(plan, file=file, as_json=False)
+        print_plan(loaded)
+        if campaign_cfg.daemon.enabled:
+            click.echo(daemon_cmd.upcoming_text(campaign_cfg, deps.clock.time(), _zone(deps)[0]))
         click.echo(f"results would go to {results_root / campaign_cfg.campaign_name}")
         return
     request = LaunchRequest(
         campaign=campaign_cfg,
-        campaign_file=file,
+        campaign_file=loaded.file,
         expansion=expansion,
         runs=plan_campaign(campaign_cfg, expansion),
         results_root=results_root,
@@ -153,29 +205,72 @@ def run(ctx: click.Context, /, file: Path, **options: Any) -> None:
         fail_fast=opts.fail_fast,
         flavour=opts.flavour,
     )
+    if campaign_cfg.daemon.enabled:
+        ctx.exit(_run_daemon(request, deps, opts, loaded.file))
     result = launch_request(request, deps, opts.runtime_name, opts.quiet)
-    _print_summary(result.report, result.campaign_dir, campaign_cfg, file)
+    _print_summary(result, campaign_cfg, opts.group_by or campaign_cfg.group_by, resume_command)
     ctx.exit(result.report.exit_code)
 
 
-def _run_slurm(ctx: click.Context, request: ClusterRequest, dry_run: bool, deps: RunDeps) -> None:
-    if dry_run:
-        ctx.invoke(plan, file=request.campaign_file, as_json=False)
+def _run_slurm(
+    ctx: click.Context, loaded: Loaded, opts: RunOptions, where: tuple[RunDeps, Path], resume_command: str
+) -> None:
+    """``--runtime slurm``: the plan's lanes as Slurm jobs (``lem.campaign.cluster``)."""
+    deps, results_root = where
+    campaign_cfg = apply_overrides(loaded.campaign, opts.slurm_overrides)
+    if campaign_cfg.daemon.enabled:
+        raise click.UsageError(
+            "--runtime slurm does not run daemon campaigns: schedule the submission instead"
+        )
+    request = ClusterRequest(
+        campaign=campaign_cfg,
+        campaign_file=loaded.file,
+        expansion=loaded.expansion,
+        runs=plan_campaign(campaign_cfg, loaded.expansion),
+        results_root=results_root,
+        resume=opts.resume,
+        detach=opts.detach,
+        flavour=opts.flavour,
+    )
+    if opts.dry_run:
+        print_plan(loaded)
         click.echo(dry_run_text(request))
         return
     result = run_on_slurm(request, deps.slurm_factory(), deps.clock, deps.registry)
     if not result.detached:
-        _print_summary(result.report, result.campaign_dir, request.campaign, request.campaign_file)
+        launched = LaunchResult(result.report, result.campaign_dir, result.campaign_id, result.resumed, ())
+        _print_summary(launched, campaign_cfg, opts.group_by or campaign_cfg.group_by, resume_command)
     ctx.exit(result.report.exit_code)
 
 
-def _refuse_daemon(campaign_cfg: CampaignConfig) -> None:
-    if campaign_cfg.daemon.enabled:
-        raise click.UsageError(
-            "daemon mode (daemon.enabled: true) is not implemented by `lem campaign run`: set "
-            "daemon.enabled: false and schedule the command with cron or a systemd timer, giving each "
-            "repetition its own --results-dir"
-        )
+def _zone(deps: RunDeps) -> tuple[tzinfo, str]:
+    try:
+        return deps.zone()
+    except ZoneError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _run_daemon(request: LaunchRequest, deps: RunDeps, opts: RunOptions, file: Path) -> int:
+    zone, zone_name = _zone(deps)
+    stop = threading.Event()
+    display = daemon_cmd.schedule_display(opts.quiet)
+    services = _services(deps, opts.runtime_name, stop, _progress(deps, opts.quiet))
+    with stop_on_signals(stop, display.event, deps.force_exit):
+        try:
+            result = launch_daemon(
+                request,
+                services,
+                display=display,
+                progress_factory=lambda: _progress(deps, opts.quiet),
+                zone=zone,
+                zone_name=zone_name,
+            )
+        except (LemRuntimeError, ManifestError, CampaignBusy, ScheduleError) as e:
+            raise click.ClickException(str(e)) from None
+    daemon_cmd.print_daemon_summary(result, request.campaign, file)
+    for renderable in _tables(result.campaign_dir, ("repetition", *request.campaign.group_by)):
+        _summary_console().print(renderable)
+    return result.report.exit_code
 
 
 def _progress(deps: RunDeps, quiet: bool) -> ProgressSink:
@@ -185,11 +280,10 @@ def _progress(deps: RunDeps, quiet: bool) -> ProgressSink:
     return RichProgress(deps.clock, console)
 
 
-def launch_request(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
-    """Run one campaign (or one Slurm lane) on this host; Ctrl-C / SIGTERM stop it cleanly."""
-    progress = _progress(deps, quiet)
-    stop = threading.Event()
-    services = LaunchServices(
+def _services(
+    deps: RunDeps, runtime_name: str, stop: threading.Event, progress: ProgressSink
+) -> LaunchServices:
+    return LaunchServices(
         runtime=deps.runtime_factory(runtime_name),
         clock=deps.clock,
         stop=stop,
@@ -199,6 +293,13 @@ def launch_request(request: LaunchRequest, deps: RunDeps, runtime_name: str, qui
         registry=deps.registry,
         host_env=deps.host_env,
     )
+
+
+def launch_request(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
+    """Run one campaign (or one Slurm lane) on this host; Ctrl-C / SIGTERM stop it cleanly."""
+    progress = _progress(deps, quiet)
+    stop = threading.Event()
+    services = _services(deps, runtime_name, stop, progress)
     with stop_on_signals(stop, progress.note, deps.force_exit):
         try:
             return launch_campaign(request, services)
@@ -207,24 +308,30 @@ def launch_request(request: LaunchRequest, deps: RunDeps, runtime_name: str, qui
 
 
 def _print_summary(
-    report: CampaignReport, campaign_dir: Path, campaign_cfg: CampaignConfig, file: Path
+    result: LaunchResult, campaign_cfg: CampaignConfig, group_by: tuple[str, ...], resume_hint: str
 ) -> None:
+    report = result.report
     click.echo(
         f"campaign {campaign_cfg.campaign_name}: {report.total} runs — {report.done} done, "
         f"{report.failed} failed, {report.interrupted} interrupted, {report.pending} pending"
     )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=SUMMARY_WIDTH)  # logs and CI: do not fold the table at 80 columns
-    for renderable in _tables(campaign_dir, campaign_cfg.group_by):
+    console = _summary_console()
+    for renderable in _tables(result.campaign_dir, group_by):
         console.print(renderable)
     for run_id, message in report.problems:
         click.echo(f"{run_id}: {message}")
     if report.aborted:
         click.echo(f"stopped: {report.aborted}")
-    click.echo(f"results: {campaign_dir}")
+    click.echo(f"results: {result.campaign_dir}")
     if report.exit_code != 0 and (report.pending or report.interrupted or report.failed):
-        click.echo(f"to continue: lem campaign run {file} --resume")
+        click.echo(f"to continue: {resume_hint}")
+
+
+def _summary_console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=SUMMARY_WIDTH)  # logs and CI: do not fold the table at 80 columns
+    return console
 
 
 def _tables(campaign_dir: Path, group_by: tuple[str, ...]) -> list[RenderableType]:

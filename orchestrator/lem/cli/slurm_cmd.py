@@ -216,9 +216,9 @@ def lane(ctx: click.Context, lane_file: Path) -> None:
         raise click.ClickException(
             f"{lane_file} is not a lane file written by lem: {e.errors()[0]['msg']}"
         ) from None
-    campaign_cfg, expansion = load_and_expand(Path(plan.campaign_file))
+    loaded = load_and_expand(Path(plan.campaign_file))
     try:
-        request = lane_request(plan, campaign_cfg, expansion)
+        request = lane_request(plan, loaded.campaign, loaded.expansion)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     deps = ctx.find_object(RunDeps) or RunDeps()

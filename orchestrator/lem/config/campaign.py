@@ -20,6 +20,8 @@ from lem_harness.experiment import Backend, DatasetConfig, PromptsConfig, Strict
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# group_by fields of a run, not of its configuration (node: the host that ran it, as its result records)
+RUN_GROUP_FIELDS = ("repetition", "hour_of_day", "node")
 
 
 def duration_seconds(text: str) -> float:
@@ -70,19 +72,55 @@ class ColdStartConfig(StrictModel):
     drop_page_cache: bool = False
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_SETS: dict[str, tuple[Weekday, ...]] = {"weekdays": WEEKDAYS[:5], "weekends": WEEKDAYS[5:]}
+
+
 class DaemonConfig(StrictModel):
-    """Repeat the campaign on a schedule (start at ``at``, every ``interval``)."""
+    """Repeat the whole campaign on a schedule: first at ``at`` (or at once), then every ``interval``.
+
+    Each pass is a *repetition*. ``total_duration`` (from the schedule's start) and ``repetitions``
+    end the schedule; ``days`` keeps only the starts that fall on those local weekdays;
+    ``on_overrun`` says what happens to a start that passed while a repetition was still running.
+    """
 
     enabled: bool = False
     at: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     interval: str | None = Field(None, pattern=_DURATION)
     total_duration: str | None = Field(None, pattern=_DURATION)
+    repetitions: int | None = Field(None, ge=1, le=100_000)
+    days: tuple[Weekday, ...] | None = Field(None, min_length=1, max_length=7)
+    on_overrun: Literal["queue", "skip"] = "queue"
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _day_set(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value in _DAY_SETS:
+                return _DAY_SETS[value]
+            raise ValueError(
+                f"daemon.days is {value!r}: give 'weekdays', 'weekends' or a list like [mon, wed]"
+            )
+        return value
 
     @model_validator(mode="after")
     def _schedule(self) -> DaemonConfig:
         if self.enabled and self.at is None and self.interval is None:
             raise ValueError("daemon.enabled needs daemon.at ('HH:MM') or daemon.interval ('24h', '30m')")
+        if self.days is not None and len(set(self.days)) != len(self.days):
+            raise ValueError(f"daemon.days lists a day twice: {list(self.days)}")
         return self
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between starts: ``interval``, or a day when only ``at`` is given."""
+        return duration_seconds(self.interval) if self.interval else 86_400.0
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The allowed local weekdays as ``datetime.weekday()`` numbers (Monday 0); all when unset."""
+        return frozenset(WEEKDAYS.index(d) for d in (self.days or WEEKDAYS))
 
 
 class GridConfig(StrictModel):

@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lem.config.axes import ALIASES, AxisError, resolve_axis
+from lem.config.axes import AxisError, resolve_axis
 from lem.config.campaign import CampaignConfig
 from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest, unknown_key_hint
+from lem.config.grouping import group_key_problem
 from lem.config.translate import Located
 from lem.config.yaml_source import KeyPath
 from lem_harness.experiment import ExperimentConfig
@@ -111,11 +112,10 @@ def _check_axes(campaign: CampaignConfig) -> Iterator[Located]:
 
 
 def _check_group_by(campaign: CampaignConfig) -> Iterator[Located]:
-    axes = list(campaign.grid.axes) if campaign.grid is not None else []
-    known = [*ALIASES, *axes, *experiment_paths()]
     for i, key in enumerate(campaign.group_by):
-        if key not in known:
-            yield Located(("group_by", i), f"unknown parameter '{key}'{_path_hint(key, known)}")
+        problem = group_key_problem(key)
+        if problem is not None:
+            yield Located(("group_by", i), problem)
 
 
 def _path_hint(dotted: str, known: list[str] | None = None) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lem.results.fields import resolve_field
+from lem.results.fields import record_value
 from lem.results.files import prepare_dir, write_bytes, write_text
 from lem.results.load import LoadProblem, RunRecord
 from lem.results.manifest import ManifestRun
@@ -103,7 +103,7 @@ def run_rows(summary: CampaignSummary) -> TableRows:
         row: Row = {name: get(record) for name, _, get in _RUN_FIELDS}
         row.update({m: _finite(v) for m, v in zip(METRIC_NAMES, record.values, strict=True)})
         for field in summary.group_by:
-            row[f"config.{field}"] = _text(resolve_field(record.config, field)) if record.config else None
+            row[f"config.{field}"] = _text(record_value(record, field, summary.zone))
         rows.append(row)
     rows += [_problem_row(p) for p in summary.problems]
     rows += _missing_rows(summary)
@@ -167,7 +167,7 @@ def config_columns(group_by: Sequence[str]) -> tuple[Column, ...]:
 
 
 def config_rows(summary: CampaignSummary) -> TableRows:
-    columns = config_columns(summary.group_by)
+    columns = config_columns(summary.config_group_by)
     return TableRows(columns, tuple(_complete([_config_row(c) for c in summary.configs], columns)))
 
 

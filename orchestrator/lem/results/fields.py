@@ -1,53 +1,68 @@
-"""Dotted configuration fields (``backend``, ``pytorch.batch_size``, ``dataset.input_len``) for group_by.
+"""Configuration values to group runs by (``backend``, ``batch_size``, ``pytorch.batch_size``).
 
-A path is checked against the ``ExperimentConfig`` schema before any result is read,
-so a typo is reported with the closest known names. A backend section that a config
-omits resolves to that backend's defaults (``pytorch.batch_size`` is 1 when a
+Two more group_by keys belong to a run rather than to its configuration: ``repetition``
+(a daemon campaign's repetition, 1, 2, …) and ``hour_of_day`` (the local hour, 0–23, at which
+the run started). See ``RECORD_FIELDS`` and ``record_value``.
+
+The keys are those of ``lem.config.grouping`` (the aliases of grid axes, top-level fields,
+dotted paths, the run fields): checked before any result is read, so a typo is reported with
+the closest known key. ``batch_size`` reads each configuration's own backend key. A backend
+section that a config omits resolves to that backend's defaults (``pytorch.batch_size`` is 1 when a
 PyTorch config leaves the section out); a field of another backend resolves to None.
 """
 
 from __future__ import annotations
 
-import difflib
-import types
-import typing
 from collections.abc import Sequence
-from functools import cache
+from datetime import datetime, tzinfo
 from typing import Any
 
 from pydantic import BaseModel
 
+from lem.config.campaign import RUN_GROUP_FIELDS
+from lem.config.grouping import UnknownGroupKey, check_keys, field_path, leaf_fields
+from lem.results.load import RunRecord
 from lem_harness.experiment import BACKEND_SECTIONS, DatasetConfig, ExperimentConfig
 
-
-class UnknownFieldError(ValueError):
-    """A group_by path that names no configuration field."""
-
+UnknownFieldError = UnknownGroupKey  # the results commands' name for it
 
 FieldValue = str | int | float | bool | None
-# Fields of where a run ran rather than of its configuration: resolved from the results themselves.
-RUN_FIELDS = frozenset({"node"})
+RECORD_FIELDS = RUN_GROUP_FIELDS
+
+
+def is_record_field(path: str) -> bool:
+    return path in RECORD_FIELDS
+
+
+def record_value(record: RunRecord, path: str, zone: tzinfo) -> FieldValue:
+    """A group_by field of one run: a record field, else the run's configuration field."""
+    if path == "repetition":
+        return record.repetition
+    if path == "hour_of_day":
+        return start_time(record, zone).hour if record.started_at else None
+    if path == "node":
+        return record.provenance.hostname if record.provenance is not None else None
+    return resolve_field(record.config, path) if record.config is not None else None
+
+
+def start_time(record: RunRecord, zone: tzinfo) -> datetime:
+    """When the run started, in ``zone``."""
+    return datetime.fromisoformat(record.started_at).astimezone(zone)
 
 
 def validate_fields(paths: Sequence[str]) -> tuple[str, ...]:
-    """Split comma lists, strip, de-duplicate and check every path; raises ``UnknownFieldError``."""
-    out: list[str] = []
-    for item in paths:
-        for path in (p.strip() for p in item.split(",")):
-            if path and path not in out:
-                _check(path)
-                out.append(path)
-    return tuple(out)
+    """Split comma lists, strip, de-duplicate and check every key; raises ``UnknownFieldError``."""
+    return check_keys(paths)
 
 
 def known_fields() -> tuple[str, ...]:
     """Every dotted leaf path of ``ExperimentConfig`` (all dataset variants included)."""
-    return tuple(sorted(_leaves(ExperimentConfig, "")))
+    return leaf_fields()
 
 
-def resolve_field(config: ExperimentConfig, path: str) -> FieldValue:
-    """The value at ``path`` in ``config``; None where the config has no such value."""
-    head, _, rest = path.partition(".")
+def resolve_field(config: ExperimentConfig, key: str) -> FieldValue:
+    """The value ``key`` names in ``config``; None where the config has no such value."""
+    head, _, rest = field_path(key, config.backend).partition(".")
     node: Any
     if head in BACKEND_SECTIONS:
         node = config.backend_section() if config.backend == head else None
@@ -68,51 +83,3 @@ def _scalar(value: Any) -> FieldValue:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     return str(value)
-
-
-def _check(path: str) -> None:
-    leaves = _leaves(ExperimentConfig, "")
-    if path in RUN_FIELDS or path in leaves or path in _sections(ExperimentConfig, ""):
-        return
-    close = difflib.get_close_matches(path, sorted(leaves), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownFieldError(
-        f"group_by field '{path}' is not a configuration field{hint} "
-        "(use a dotted path such as backend, fp_precision or pytorch.batch_size, or node)"
-    )
-
-
-@cache
-def _leaves(model: type[BaseModel], prefix: str) -> frozenset[str]:
-    out: set[str] = set()
-    for name, info in model.model_fields.items():
-        path = f"{prefix}{name}"
-        submodels = _submodels(info.annotation)
-        if submodels:
-            for sub in submodels:
-                out |= _leaves(sub, f"{path}.")
-        else:
-            out.add(path)
-    return frozenset(out)
-
-
-@cache
-def _sections(model: type[BaseModel], prefix: str) -> frozenset[str]:
-    out: set[str] = set()
-    for name, info in model.model_fields.items():
-        for sub in _submodels(info.annotation):
-            out.add(f"{prefix}{name}")
-            out |= _sections(sub, f"{prefix}{name}.")
-    return frozenset(out)
-
-
-def _submodels(annotation: Any) -> tuple[type[BaseModel], ...]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return (annotation,)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType, typing.Annotated):
-        found: list[type[BaseModel]] = []
-        for arg in typing.get_args(annotation):
-            found.extend(_submodels(arg))
-        return tuple(found)
-    return ()

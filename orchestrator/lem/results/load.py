@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from lem_harness.experiment import ExperimentConfig
 RecordStatus = Literal["ok", "failed", "invalid"]
 KNOWN_MAJOR = contract_major(CONTRACT_VERSION)
 _PROVENANCE_NOT_SHOWN = {"config_hash", "random_seed", "visible_devices"}
+SCHEDULE_FILE = "schedule.json"  # written by a daemon campaign (lem.campaign.schedule_state)
+_REPETITION_DIR = re.compile(r"rep-([0-9]{4,})")
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class RunRecord:
     """One run as the results layer sees it (read from a valid ``result.json``)."""
 
     run_dir: Path
-    campaign: str  # the name of the directory holding the run directory
+    campaign: str  # the directory holding the run directory (a daemon campaign's, above rep-NNNN/)
     campaign_id: str | None
     run_id: str
     config_id: str
@@ -89,9 +92,20 @@ class RunRecord:
     timeline_file: Path | None
     config: ExperimentConfig | None
     provenance: ProvenanceInfo | None
+    repetition: int | None = None  # a daemon campaign's repetition (rep-0002 -> 2)
 
     def value(self, metric: str) -> float | None:
         return self.values[METRIC_INDEX[metric]]
+
+    @property
+    def label(self) -> str:
+        """The run id, preceded by its repetition directory in a daemon campaign (``rep-0002/<run_id>``)."""
+        return f"rep-{self.repetition:04d}/{self.run_id}" if self.repetition is not None else self.run_id
+
+    @property
+    def order(self) -> tuple[str, int, int, str]:
+        """Campaign, repetition, cycle, run id: the order runs are listed in."""
+        return (self.campaign, self.repetition or 0, self.cycle, self.run_id)
 
     @property
     def gpu_uuids(self) -> tuple[str, ...]:
@@ -182,6 +196,7 @@ class _Reader:
     def __init__(self) -> None:
         self._configs: dict[str, ExperimentConfig] = {}
         self._provenance: dict[str, ProvenanceInfo] = {}
+        self._daemon_dirs: dict[Path, bool] = {}
 
     def read(self, path: Path) -> RunRecord | LoadProblem:
         try:
@@ -203,9 +218,10 @@ class _Reader:
         if status == "ok" and result.metrics is None:
             status = "invalid"
         baseline = result.baseline
+        repetition = self._repetition(run_dir.parent)
         return RunRecord(
             run_dir=run_dir,
-            campaign=run_dir.parent.name,
+            campaign=run_dir.parent.parent.name if repetition is not None else run_dir.parent.name,
             campaign_id=result.campaign_id,
             run_id=result.run_id,
             config_id=result.config_id,
@@ -229,7 +245,18 @@ class _Reader:
             timeline_file=_timeline_path(run_dir, result.timeline_file),
             config=self._shared_config(result),
             provenance=self._shared_provenance(result),
+            repetition=repetition,
         )
+
+    def _repetition(self, directory: Path) -> int | None:
+        """``rep-0002`` inside a daemon campaign directory (one holding ``schedule.json``) -> 2."""
+        match = _REPETITION_DIR.fullmatch(directory.name)
+        if match is None:
+            return None
+        parent = directory.parent
+        if parent not in self._daemon_dirs:
+            self._daemon_dirs[parent] = (parent / SCHEDULE_FILE).is_file()
+        return int(match.group(1)) if self._daemon_dirs[parent] else None
 
     def _shared_config(self, result: RunResult) -> ExperimentConfig | None:
         if result.config is None:
@@ -308,10 +335,13 @@ def _describe_validation(exc: ValidationError) -> str:
 def _problem(path: Path, reason: str) -> LoadProblem:
     run_dir = path.parent
     spec = _read_spec_ids(run_dir / SPEC_FILE)
+    daemon = (
+        _REPETITION_DIR.fullmatch(run_dir.parent.name) and (run_dir.parent.parent / SCHEDULE_FILE).is_file()
+    )
     return LoadProblem(
         path=path,
         reason=reason,
-        campaign=run_dir.parent.name,
+        campaign=run_dir.parent.parent.name if daemon else run_dir.parent.name,
         run_id=spec.get("run_id") or run_dir.name,
         config_id=spec.get("config_id"),
         config_name=spec.get("config_name"),

@@ -4,6 +4,9 @@
   configuration, 95 % interval error bars on both axes.
 - ``bars_<metric>.png``: one bar per configuration (coloured by group) with interval
   error bars; with group_by also ``groups_<metric>.png``, one bar per group.
+- ``repetitions.png`` (daemon campaigns): energy per output token and throughput against the
+  start time of each repetition, one line per configuration, 95 % interval bars over the
+  repetition's runs.
 - ``timeline_<run_id>.png``: a run's power per GPU from ``timeline.csv``, the phases
   (baseline, load, build, warmup, measure) shaded, throttle events marked, idle level drawn.
 
@@ -14,15 +17,18 @@ Figures are built on ``matplotlib.figure.Figure`` (no pyplot state), so their pi
 from __future__ import annotations
 
 import io
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lem.results.fields import start_time
 from lem.results.files import prepare_dir, write_bytes
 from lem.results.load import RunRecord
 from lem.results.metrics import BY_NAME
-from lem.results.stats import Stats
+from lem.results.stats import Stats, describe
 from lem.results.summary import CampaignSummary, ConfigSummary
 from lem.results.timeline import THROTTLE_MASK, TimelineError, read_timeline
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 DPI = 100
 TRADEOFF_SIZE_IN = (9.0, 6.0)
 TIMELINE_SIZE_IN = (10.0, 4.5)
+REPETITIONS_SIZE_IN = (10.0, 7.0)
 BAR_HEIGHT_IN = 5.0
 ENERGY_METRIC = "energy_per_output_token_j"
 THROUGHPUT_METRIC = "output_tokens_per_s"
@@ -140,6 +147,62 @@ def tradeoff_png(summary: CampaignSummary) -> bytes:
         ax.legend(fontsize=8, loc="best")
     else:
         ax.text(0.5, 0.5, "no configuration has both metrics", ha="center", transform=ax.transAxes)
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- repetitions
+
+
+@dataclass(frozen=True)
+class RepetitionPoint:
+    config: str
+    repetition: int
+    start: datetime  # the earliest start of the repetition's runs of this configuration, local time
+    stats: Stats
+
+
+def repetition_points(summary: CampaignSummary, metric: str) -> list[RepetitionPoint]:
+    """Per configuration and repetition: the metric over its valid runs, placed at their first start."""
+    runs: dict[tuple[str, int], list[RunRecord]] = defaultdict(list)
+    for r in summary.records:
+        if r.repetition is not None and r.status == "ok":
+            runs[(r.config_name, r.repetition)].append(r)
+    points = []
+    for (config, repetition), group in sorted(runs.items()):
+        values = [v for v in (r.value(metric) for r in group) if v is not None]
+        start = min(start_time(r, summary.zone) for r in group)
+        points.append(RepetitionPoint(config, repetition, start, describe(values)))
+    return points
+
+
+def repetitions_png(summary: CampaignSummary) -> bytes:
+    """Energy per token (top) and throughput (bottom) against repetition start time, mean ± 95 % CI."""
+    fig = _figure(REPETITIONS_SIZE_IN)
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, metric in zip(axes, (ENERGY_METRIC, THROUGHPUT_METRIC), strict=True):
+        points = repetition_points(summary, metric)
+        colours = _colours([p.config for p in points])
+        for config, colour in colours.items():
+            mine = [p for p in points if p.config == config and p.stats.mean is not None]
+            ax.errorbar(
+                [p.start for p in mine],
+                [p.stats.mean or 0.0 for p in mine],
+                yerr=[_half(p.stats) for p in mine],
+                fmt="o-",
+                capsize=4,
+                color=colour,
+                label=config,
+            )
+            for p in mine:
+                ax.annotate(f"r{p.repetition}", (p.start, p.stats.mean or 0.0), textcoords="offset points",
+                            xytext=(4, 6), fontsize=7)  # fmt: skip
+        ax.set_ylabel(_axis_label(metric))
+        ax.grid(True, alpha=0.3)
+        if points:
+            ax.legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel(f"repetition start ({datetime.now(summary.zone).strftime('%Z')} local time)")
+    fig.autofmt_xdate()
+    axes[0].set_title(f"{summary.name}: per repetition (mean ± 95 % CI over its runs)")
     return _png(fig)
 
 
@@ -255,6 +318,8 @@ def plot_campaign(
     require_matplotlib()
     prepare_dir(out_dir)
     result = PlotSet([write_bytes(out_dir / "tradeoff.png", tradeoff_png(summary))], [])
+    if summary.repetitions:
+        result.files.append(write_bytes(out_dir / "repetitions.png", repetitions_png(summary)))
     for metric in metrics:
         result.files.append(write_bytes(out_dir / f"bars_{metric}.png", bars_png(summary, metric)))
         if summary.groups:

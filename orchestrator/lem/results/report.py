@@ -27,6 +27,7 @@ from lem.results.plots import (
     PlotsUnavailable,
     bars_png,
     group_bars_png,
+    repetitions_png,
     timeline_png,
     timeline_records,
     tradeoff_png,
@@ -95,6 +96,14 @@ def _figures(summary: CampaignSummary, max_timelines: int) -> tuple[tuple[Figure
         ]
     except PlotsUnavailable as exc:
         return (), f"no plots: {exc}"
+    if summary.repetitions:
+        figures.append(
+            Figure(
+                "repetitions",
+                "Energy per output token and throughput against repetition start time, mean ± 95 % CI",
+                repetitions_png(summary),
+            )
+        )
     for metric in BAR_METRICS:
         figures.append(
             Figure(f"bars_{metric}", f"{metric} per configuration, mean ± 95 % CI", bars_png(summary, metric))
@@ -137,7 +146,7 @@ def runs_table_data(summary: CampaignSummary) -> TableData:
     )
     rows: list[tuple[str, ...]] = [
         (
-            r.run_id,
+            r.label,
             r.config_name,
             str(r.cycle),
             r.status,
@@ -147,7 +156,7 @@ def runs_table_data(summary: CampaignSummary) -> TableData:
             _num(r.idle_power_w),
             ", ".join(r.flags) if r.status == "ok" else (r.error or "no inference metrics"),
         )
-        for r in sorted(summary.records, key=lambda r: (r.cycle, r.config_name, r.run_id))
+        for r in sorted(summary.records, key=lambda r: (r.repetition or 0, r.cycle, r.config_name, r.run_id))
     ]
     rows += [
         (

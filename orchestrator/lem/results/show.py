@@ -34,7 +34,7 @@ def list_rows(loaded: LoadedResults) -> TableData:
     rows = tuple(
         (
             r.campaign,
-            r.run_id,
+            r.label,
             r.config_name,
             r.backend,
             str(r.cycle),
@@ -43,7 +43,7 @@ def list_rows(loaded: LoadedResults) -> TableData:
             format_number(r.value("output_tokens_per_s")),
             ", ".join(r.flags) if r.status == "ok" else (r.error or "no inference metrics"),
         )
-        for r in sorted(loaded.records, key=lambda r: (r.campaign, r.cycle, r.run_id))
+        for r in sorted(loaded.records, key=lambda r: r.order)
     )
     campaigns = len({r.campaign for r in loaded.records})
     notes = tuple(f"skipped {p}" for p in loaded.problems)

@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
 from pathlib import Path
 
-from lem.results.fields import FieldValue, resolve_field, validate_fields
-from lem.results.load import LoadProblem, NoResultsError, RunRecord, load_results
+from lem.config.zone import local_zone
+from lem.results.fields import FieldValue, is_record_field, record_value, resolve_field, validate_fields
+from lem.results.load import SCHEDULE_FILE, LoadProblem, NoResultsError, RunRecord, load_results
 from lem.results.manifest import ManifestInfo, read_manifest
 from lem.results.metrics import METRICS
 from lem.results.stats import Stats, describe
 from lem.results.validity import ValidityFlag, campaign_flags, high_cv_flags
-from lem_harness.experiment import ExperimentConfig
 
 GroupKey = tuple[tuple[str, FieldValue], ...]
 
@@ -91,6 +92,17 @@ class CampaignSummary:
     flags: tuple[ValidityFlag, ...]  # campaign-level
     manifest: ManifestInfo | None
     unattributed: Excluded = field(default_factory=Excluded)  # invalid files with no known config
+    zone: tzinfo = timezone.utc  # local times (hour_of_day, plots against start time)
+
+    @property
+    def config_group_by(self) -> tuple[str, ...]:
+        """The group_by fields that are configuration fields (a configuration's ``group``)."""
+        return tuple(f for f in self.group_by if not is_record_field(f))
+
+    @property
+    def repetitions(self) -> tuple[int, ...]:
+        """A daemon campaign's repetitions present in the results, in order (empty otherwise)."""
+        return tuple(sorted({r.repetition for r in self.records if r.repetition is not None}))
 
     @property
     def excluded(self) -> Excluded:
@@ -115,14 +127,10 @@ class CampaignSummary:
         return (*self.flags, *(f for c in self.configs for f in c.flags), *runs)
 
 
-def run_nodes(runs: Sequence[RunRecord]) -> str | None:
-    """The node(s) that ran these runs (``a+b`` when a configuration's cycles ran on several)."""
-    nodes = sorted({r.provenance.hostname for r in runs if r.provenance is not None})
-    return "+".join(nodes) or None
-
-
-def summarize_campaign(campaign_dir: Path, group_by: Sequence[str] | None = None) -> CampaignSummary:
-    """Read every result under ``campaign_dir`` and summarise it.
+def summarize_campaign(
+    campaign_dir: Path, group_by: Sequence[str] | None = None, zone: tzinfo | None = None
+) -> CampaignSummary:
+    """Read every result under ``campaign_dir`` and summarise it (local times in ``zone``: the host's).
 
     Raises ``NoResultsError`` when the directory does not exist or holds no result and no
     manifest, and ``UnknownFieldError`` for a group_by path that is not a config field.
@@ -130,7 +138,8 @@ def summarize_campaign(campaign_dir: Path, group_by: Sequence[str] | None = None
     fields = validate_fields(group_by or ())
     loaded = load_results(campaign_dir)
     manifest = read_manifest(campaign_dir) if campaign_dir.is_dir() else None
-    if not loaded.records and not loaded.problems and manifest is None:
+    repetitions = repetition_manifests(campaign_dir) if manifest is None else ()
+    if not loaded.records and not loaded.problems and manifest is None and not repetitions:
         raise NoResultsError(f"{campaign_dir}: no result.json files found")
     folder = campaign_dir.parent.parent if campaign_dir.is_file() else campaign_dir  # a result.json itself
     name = manifest.campaign_name if manifest and manifest.campaign_name else folder.name
@@ -138,10 +147,25 @@ def summarize_campaign(campaign_dir: Path, group_by: Sequence[str] | None = None
         loaded.records,
         loaded.problems,
         manifest=manifest,
+        repetition_manifests=repetitions,
         group_by=fields,
         name=name,
         campaign_dir=campaign_dir,
+        zone=zone if zone is not None else local_zone()[0],
     )
+
+
+def repetition_manifests(campaign_dir: Path) -> tuple[tuple[int, ManifestInfo], ...]:
+    """A daemon campaign's ``rep-NNNN/manifest.json`` files, by repetition (none elsewhere)."""
+    if not (campaign_dir / SCHEDULE_FILE).is_file():
+        return ()
+    out = []
+    for directory in sorted(campaign_dir.glob("rep-*")):
+        number = directory.name.removeprefix("rep-")
+        info = read_manifest(directory) if number.isdigit() else None
+        if info is not None:
+            out.append((int(number), info))
+    return tuple(out)
 
 
 def summarize_records(
@@ -149,17 +173,25 @@ def summarize_records(
     problems: Sequence[LoadProblem] = (),
     *,
     manifest: ManifestInfo | None = None,
+    repetition_manifests: Sequence[tuple[int, ManifestInfo]] = (),
     group_by: Sequence[str] = (),
     name: str = "",
     campaign_dir: Path = Path(),
+    zone: tzinfo = timezone.utc,
 ) -> CampaignSummary:
     """The pure part of ``summarize_campaign``: records in, summary out."""
     fields = tuple(group_by)
+    config_fields = tuple(f for f in fields if not is_record_field(f))
     buckets = _Buckets.build(records, problems, manifest)
+    for repetition, info in repetition_manifests:
+        buckets.add_repetition_missing(records, problems, repetition, info, name or campaign_dir.name)
     configs = tuple(
-        sorted((buckets.summary(key, fields) for key in buckets.keys_in_order()), key=_config_order)
+        sorted((buckets.summary(key, config_fields) for key in buckets.keys_in_order()), key=_config_order)
     )
-    groups = _groups(configs, buckets, fields) if fields else ()
+    if config_fields != fields:
+        groups = _record_groups(records, fields, zone)
+    else:
+        groups = _groups(configs, buckets, fields) if fields else ()
     return CampaignSummary(
         campaign_dir=campaign_dir,
         name=name or campaign_dir.name,
@@ -172,6 +204,7 @@ def summarize_records(
         flags=campaign_flags(records, manifest),
         manifest=manifest,
         unattributed=buckets.unattributed,
+        zone=zone,
     )
 
 
@@ -247,18 +280,10 @@ class _Buckets:
         )
 
     def group_key(self, key: ConfigKey, fields: tuple[str, ...]) -> GroupKey:
-        runs = self.ok.get(key, [])
-        config = next((r.config for r in runs if r.config is not None), None)
-        return tuple((f, self._field(key, f, runs, config)) for f in fields)
-
-    def _field(
-        self, key: ConfigKey, path: str, runs: Sequence[RunRecord], config: ExperimentConfig | None
-    ) -> FieldValue:
-        if path == "node":
-            return run_nodes(runs)
+        config = next((r.config for r in self.ok.get(key, []) if r.config is not None), None)
         if config is None:
-            return self.identity[key].backend if path == "backend" else None
-        return resolve_field(config, path)
+            return tuple((f, self.identity[key].backend if f == "backend" else None) for f in fields)
+        return tuple((f, resolve_field(config, f)) for f in fields)
 
     def _add_problems(self, problems: Sequence[LoadProblem], names: dict[tuple[str, str], ConfigKey]) -> None:
         loose = 0
@@ -280,10 +305,28 @@ class _Buckets:
             return names.get((p.campaign, p.config_name))
         return None
 
-    def _add_missing(
-        self, records: Sequence[RunRecord], problems: Sequence[LoadProblem], manifest: ManifestInfo
+    def add_repetition_missing(
+        self,
+        records: Sequence[RunRecord],
+        problems: Sequence[LoadProblem],
+        repetition: int,
+        manifest: ManifestInfo,
+        campaign: str,
     ) -> None:
-        campaign = manifest.path.parent.name
+        """Runs one repetition's manifest knows that left no result, counted under the daemon campaign."""
+        rep_dir = manifest.path.parent
+        mine = [r for r in records if r.repetition == repetition]
+        theirs = [p for p in problems if p.path.parent.parent == rep_dir]
+        self._add_missing(mine, theirs, manifest, campaign)
+
+    def _add_missing(
+        self,
+        records: Sequence[RunRecord],
+        problems: Sequence[LoadProblem],
+        manifest: ManifestInfo,
+        campaign: str | None = None,
+    ) -> None:
+        campaign = campaign or manifest.path.parent.name
         seen = {r.run_id for r in records} | {p.run_id for p in problems if p.run_id}
         for run in manifest.runs:
             if run.run_id in seen or run.config_id is None:
@@ -313,6 +356,31 @@ def _groups(
                 n_ok=len(runs),
                 excluded=excluded,
                 stats=metric_stats(runs),
+            )
+        )
+    return tuple(sorted(out, key=lambda g: _value_order(g.key)))
+
+
+def _record_groups(
+    records: Sequence[RunRecord], fields: tuple[str, ...], zone: tzinfo
+) -> tuple[GroupSummary, ...]:
+    """Groups keyed per run (``repetition``, ``hour_of_day``): a configuration's runs may fall in several."""
+    members: dict[GroupKey, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        members[tuple((f, record_value(record, f, zone)) for f in fields)].append(record)
+    out = []
+    for key, group in members.items():
+        ok = [r for r in group if r.status == "ok"]
+        out.append(
+            GroupSummary(
+                key=key,
+                config_names=tuple(dict.fromkeys(r.config_name for r in group)),
+                n_ok=len(ok),
+                excluded=Excluded(
+                    failed=sum(1 for r in group if r.status == "failed"),
+                    invalid=sum(1 for r in group if r.status == "invalid"),
+                ),
+                stats=metric_stats(ok),
             )
         )
     return tuple(sorted(out, key=lambda g: _value_order(g.key)))

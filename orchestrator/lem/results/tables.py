@@ -87,7 +87,7 @@ def config_table_data(summary: CampaignSummary, metrics: Sequence[str] | None = 
     names = resolve_metrics(list(metrics) if metrics else None)
     headers = (
         "Configuration",
-        *summary.group_by,
+        *summary.config_group_by,
         "Backend",
         "n",
         "Excluded",
@@ -112,7 +112,7 @@ def config_table_data(summary: CampaignSummary, metrics: Sequence[str] | None = 
         headers=headers,
         rows=rows,
         notes=summary_notes(summary),
-        numeric_from=3 + len(summary.group_by),
+        numeric_from=3 + len(summary.config_group_by),
     )
 
 

@@ -10,6 +10,10 @@ On top of them:
 - ``GAP_CAP_REACHED`` (campaign, from the manifest): a thermal gap ended at its cap
   before the GPU was back near idle.
 - ``MIXED_HARDWARE`` (campaign or comparison): more than one GPU model or driver.
+- ``REPETITION_DRIFT_ENERGY`` / ``REPETITION_DRIFT_BASELINE`` (campaign, daemon campaigns):
+  a configuration's mean energy per output token, or the mean idle power of the same GPUs,
+  moved more than 5 % between the first and the last repetition; the message gives the size
+  (first → last, signed) and every repetition's mean.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from lem.results.stats import HIGH_CV, Stats
 
 Scope = Literal["run", "config", "campaign"]
 BASELINE_DRIFT_LIMIT = 0.10
+REPETITION_DRIFT_LIMIT = 0.05
+ENERGY_PER_TOKEN = "energy_per_output_token_j"
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,73 @@ def _cycles_text(s: Stats) -> str:
 
 
 def campaign_flags(records: Sequence[RunRecord], manifest: ManifestInfo | None) -> tuple[ValidityFlag, ...]:
-    return (*gap_cap_flags(manifest), *baseline_drift_flags(records), *mixed_hardware_flags(records))
+    return (
+        *gap_cap_flags(manifest),
+        *baseline_drift_flags(records),
+        *mixed_hardware_flags(records),
+        *repetition_drift_flags(records),
+    )
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How a per-repetition mean moved: ``change`` = (last - first) / first."""
+
+    subject: str
+    means: tuple[tuple[int, float], ...]  # (repetition, mean), in repetition order
+
+    @property
+    def change(self) -> float | None:
+        if len(self.means) < 2 or self.means[0][1] <= 0:
+            return None
+        return (self.means[-1][1] - self.means[0][1]) / self.means[0][1]
+
+
+def repetition_drifts(records: Iterable[RunRecord]) -> tuple[list[Drift], list[Drift]]:
+    """(energy per token per configuration, idle power per set of GPUs) across repetitions."""
+    energy: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    idle: dict[tuple[str, ...], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r.repetition is None or r.status != "ok":
+            continue
+        value = r.value(ENERGY_PER_TOKEN)
+        if value is not None and math.isfinite(value):
+            energy[r.config_name][r.repetition].append(value)
+        if r.idle_power_w is not None and math.isfinite(r.idle_power_w):
+            idle[r.gpu_uuids][r.repetition].append(r.idle_power_w)
+    return (
+        [Drift(name, _means(reps)) for name, reps in sorted(energy.items())],
+        [Drift(", ".join(gpus) or "unrecorded GPUs", _means(reps)) for gpus, reps in sorted(idle.items())],
+    )
+
+
+def repetition_drift_flags(records: Iterable[RunRecord]) -> tuple[ValidityFlag, ...]:
+    energy, idle = repetition_drifts(records)
+    out = [
+        _drift_flag("REPETITION_DRIFT_ENERGY", d, f"{d.subject}: energy per output token", "J", ".4g")
+        for d in energy
+    ]
+    out += [
+        _drift_flag("REPETITION_DRIFT_BASELINE", d, f"idle power on {d.subject}", "W", ".1f") for d in idle
+    ]
+    return tuple(f for f in out if f is not None)
+
+
+def _drift_flag(code: str, drift: Drift, what: str, unit: str, spec: str) -> ValidityFlag | None:
+    change = drift.change
+    if change is None or abs(change) <= REPETITION_DRIFT_LIMIT:
+        return None
+    (first, a), (last, b) = drift.means[0], drift.means[-1]
+    levels = ", ".join(f"{rep}: {mean:{spec}}" for rep, mean in drift.means)
+    message = (
+        f"{what} moved {change * 100:+.1f} % from repetition {first} ({a:{spec}} {unit}) to repetition "
+        f"{last} ({b:{spec}} {unit}) (per repetition: {levels}); the conditions changed between repetitions"
+    )
+    return ValidityFlag(code, "campaign", message, (drift.subject,))
+
+
+def _means(by_repetition: Mapping[int, list[float]]) -> tuple[tuple[int, float], ...]:
+    return tuple((rep, math.fsum(v) / len(v)) for rep, v in sorted(by_repetition.items()))
 
 
 def gap_cap_flags(manifest: ManifestInfo | None) -> tuple[ValidityFlag, ...]:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
+from click.testing import CliRunner, Result
+
 from lem.campaign.clock import FakeClock
 from lem.campaign.expand import Expansion, expand_campaign
 from lem.campaign.gaps import GpuProbe
@@ -15,6 +18,8 @@ from lem.campaign.launch import LaunchRequest, LaunchResult, LaunchServices, lau
 from lem.campaign.manifest import MANIFEST_FILE, Manifest
 from lem.campaign.plan import PlannedRun, plan_campaign
 from lem.campaign.progress import LogProgress
+from lem.cli.campaign_cmd import campaign
+from lem.cli.run_cmd import RunDeps
 from lem.config.campaign import CampaignConfig
 from lem_harness.devices.base import DeviceUnavailableError
 from tests.support.fake_runtime import FakeRuntime
@@ -101,3 +106,42 @@ class Bench:
 
 def make_bench(tmp_path: Path, execution: dict[str, Any] | None = None, **top: Any) -> Bench:
     return Bench(tmp_path, campaign_config(execution, **top))
+
+
+class Cli:
+    """A command that runs experiments (``lem campaign``, ``lem experiment``) wired with fakes."""
+
+    def __init__(self, tmp_path: Path, yaml_text: str, file_name: str = "campaign.yaml") -> None:
+        self.tmp_path = tmp_path
+        self.file = tmp_path / file_name
+        self.file.write_text(yaml_text)
+        self.clock = FakeClock()
+        self.runtime = FakeRuntime(clock=self.clock.advance)
+        self.asked: list[str] = []
+        self.results = tmp_path / "results"
+
+    def deps(self) -> RunDeps:
+        def factory(name: str) -> FakeRuntime:
+            self.asked.append(name)
+            return self.runtime
+
+        return RunDeps(
+            runtime_factory=factory,
+            clock=self.clock,
+            probe_factory=no_nvml,
+            inventory=lambda indices: ({}, None),
+            registry=self.tmp_path / "live",
+            host_env={},
+        )
+
+    def invoke(self, *args: str, subcommand: bool = False, command: click.Command = campaign) -> Result:
+        """``lem campaign [run] FILE --quiet --results-dir … ARGS`` (or ``command FILE …``)."""
+        argv = [
+            *(["run"] if subcommand else []),
+            str(self.file),
+            "--quiet",
+            "--results-dir",
+            str(self.results),
+            *args,
+        ]
+        return CliRunner().invoke(command, argv, obj=self.deps(), catch_exceptions=False)

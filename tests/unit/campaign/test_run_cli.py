@@ -6,16 +6,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
-from lem.campaign.clock import FakeClock
 from lem.cli import main
-from lem.cli.campaign_cmd import campaign
-from lem.cli.run_cmd import RunDeps
 from lem.runtime.errors import RuntimeUnavailable
 from lem.runtime.spec import ContainerSpec
-from tests.support.fake_runtime import FAIL, FakeRuntime, Play
-from tests.unit.campaign.helpers import RUN_IDS, no_nvml
+from tests.support.fake_runtime import FAIL, Play
+from tests.unit.campaign.helpers import RUN_IDS, Cli
 
 CAMPAIGN_YAML = """\
 campaign_name: demo
@@ -31,46 +28,19 @@ grid:
 execution: {cycles: 2, config_gap_seconds: 0, cycle_gap_seconds: 0}
 """
 
-
-class Cli:
-    def __init__(self, tmp_path: Path, yaml_text: str = CAMPAIGN_YAML) -> None:
-        self.tmp_path = tmp_path
-        self.file = tmp_path / "campaign.yaml"
-        self.file.write_text(yaml_text)
-        self.clock = FakeClock()
-        self.runtime = FakeRuntime(clock=self.clock.advance)
-        self.asked: list[str] = []
-        self.results = tmp_path / "results"
-
-    def deps(self) -> RunDeps:
-        def factory(name: str) -> FakeRuntime:
-            self.asked.append(name)
-            return self.runtime
-
-        return RunDeps(
-            runtime_factory=factory,
-            clock=self.clock,
-            probe_factory=no_nvml,
-            inventory=lambda indices: ({}, None),
-            registry=self.tmp_path / "live",
-            host_env={},
-        )
-
-    def invoke(self, *args: str, subcommand: bool = False) -> Result:
-        argv = [
-            *(["run"] if subcommand else []),
-            str(self.file),
-            "--quiet",
-            "--results-dir",
-            str(self.results),
-            *args,
-        ]
-        return CliRunner().invoke(campaign, argv, obj=self.deps(), catch_exceptions=False)
+EXPERIMENT_YAML = """\
+config_name: tiny
+model_name: org/tiny-model
+backend: pytorch
+max_output_tokens: 4
+prompts: {type: synthetic, sample_size: 4, input_len: 8}
+measurement: {device: simulated}
+"""
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
+    return Cli(tmp_path, CAMPAIGN_YAML)
 
 
 def test_lem_campaign_file_runs_the_campaign_and_prints_the_summary(cli: Cli) -> None:
@@ -167,14 +137,6 @@ def test_dry_run_prints_the_plan_and_runs_nothing(cli: Cli) -> None:
     assert cli.asked == [] and not cli.results.exists()
 
 
-def test_daemon_mode_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    cli = Cli(tmp_path, CAMPAIGN_YAML + "daemon: {enabled: true, interval: 24h}\n")
-    result = cli.invoke()
-    assert result.exit_code == 2
-    assert "daemon mode (daemon.enabled: true) is not implemented" in result.output
-    assert "cron or a systemd timer" in result.output
-
-
 def test_a_bad_campaign_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     cli = Cli(tmp_path, CAMPAIGN_YAML.replace("cycles: 2", "cycles: 0"))
     result = cli.invoke()
@@ -203,5 +165,74 @@ def test_the_command_is_registered_under_lem_campaign() -> None:
         "--results-dir",
         "--dry-run",
         "--flavour",
+        "--group-by",
     ):
         assert option in result.output
+
+
+def test_group_by_option_overrides_the_campaign_and_takes_the_batch_size_alias(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, CAMPAIGN_YAML + "group_by: [backend]\n")
+    result = cli.invoke("--group-by", "batch_size")
+    assert result.exit_code == 0, result.output
+    assert "Campaign demo by batch_size (runs pooled across configurations)" in result.stdout
+    assert "by backend" not in result.stdout
+
+
+def test_group_by_batch_size_in_the_campaign_file_groups_the_final_table(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, CAMPAIGN_YAML + "group_by: [backend, batch_size]\n")
+    cli.runtime.script = {r: [Play(joules_per_token=0.5 if "bs1" in r else 0.25)] for r in RUN_IDS}
+    result = cli.invoke()
+    assert result.exit_code == 0, result.output
+    assert "no summary" not in result.stdout
+    assert "Campaign demo by backend, batch_size" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ pytorch")]
+    assert [row.split("│")[1:5] for row in rows][-2:] == [
+        [" pytorch ", " 1          ", " 1       ", " 2 "],
+        [" pytorch ", " 2          ", " 1       ", " 2 "],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("batch_sise", "did you mean 'batch_size'?"),
+        ("backend,pytorch.batchsize", "did you mean 'pytorch.batch_size'?"),
+        ("max_num_seqs", "did you mean 'vllm.max_num_seqs'?"),
+        ("colour", "use batch_size, a top-level key such as backend"),
+    ],
+)
+def test_an_unknown_group_by_key_is_a_usage_error_before_anything_runs(
+    cli: Cli, value: str, hint: str
+) -> None:
+    result = cli.invoke("--group-by", value)
+    assert result.exit_code == 2
+    assert "Invalid value for '--group-by'" in result.output and hint in result.output
+    assert "Traceback" not in result.output
+    assert cli.asked == [] and not cli.results.exists()
+
+
+def test_an_experiment_file_runs_as_a_campaign_of_one_configuration(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, EXPERIMENT_YAML, "exp.yaml")
+    result = cli.invoke()
+    assert result.exit_code == 0, result.output
+    assert [c.run_id for c in cli.runtime.calls] == ["tiny-c01"]
+    assert (cli.results / "tiny" / "tiny-c01" / "result.json").is_file()
+    assert "campaign tiny: 1 runs — 1 done, 0 failed, 0 interrupted, 0 pending" in result.stdout
+
+
+def test_campaign_plan_takes_an_experiment_file(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT_YAML)
+    result = CliRunner().invoke(main, ["campaign", "plan", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "campaign 'tiny': 1 configuration(s) x 1 cycle(s) = 1 runs, interleaved" in result.stdout
+    assert "tiny-c01" in result.stdout and "total gap time: 0 s (0 s over 0 gaps)" in result.stdout
+    assert "FEW_CYCLES" not in result.output and "SHORT_GAP" not in result.output
+
+
+def test_an_invalid_experiment_file_says_so(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, EXPERIMENT_YAML.replace("max_output_tokens: 4", "max_output_tokens: 0"), "exp.yaml")
+    result = cli.invoke()
+    assert result.exit_code == 1
+    assert f"{cli.file} is not a valid experiment:" in result.output
+    assert f"{cli.file}:4: max_output_tokens:" in result.output

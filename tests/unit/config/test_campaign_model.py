@@ -77,6 +77,33 @@ def test_daemon_schedule() -> None:
         DaemonConfig(at="24:00")
 
 
+def test_daemon_keys_of_a_scheduled_campaign() -> None:
+    text = HEAD + (
+        "group_by: [repetition, hour_of_day, backend]\n"
+        "daemon: {enabled: true, at: '02:00', repetitions: 7, days: [mon, fri], on_overrun: skip}\n"
+    )
+    c = campaign_from_document(parse_yaml(text, "c.yaml"))
+    d = c.daemon
+    assert (d.at, d.interval_s, d.repetitions, d.days, d.on_overrun) == (
+        "02:00",
+        86_400.0,
+        7,
+        ("mon", "fri"),
+        "skip",
+    )
+    assert d.weekdays == frozenset({0, 4})
+    assert c.group_by == ("repetition", "hour_of_day", "backend")
+    assert DaemonConfig(enabled=True, interval="30s", days="weekdays").days == (
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+    )
+    problems = campaign_problems(HEAD + "daemon: {enabled: true, interval: 1h, repetitions: 0}\n")
+    assert any("daemon.repetitions" in p for p in problems), problems
+
+
 def test_campaign_needs_something_to_run_and_a_safe_name() -> None:
     with pytest.raises(ValidationError, match="needs a 'grid'"):
         CampaignConfig(campaign_name="c")
@@ -122,9 +149,8 @@ def test_campaign_example_keys() -> None:
          "min_prompts, max_prompts)"),
         ("base:\n  prompts:\n    type: file\n    colum: x\n", "c.yaml:8: base.prompts.colum: unknown key "
          "'colum'; valid keys here: type, path, field, sample_size"),
-        ("group_by: [backend, batch_sise]\n", "c.yaml:5: group_by[1]: unknown parameter "
-            "'batch_sise'; did you "
-         "mean 'batch_size'?"),
+        ("group_by: [backend, batch_sise]\n", "c.yaml:5: group_by[1]: 'batch_sise' is not a "
+         "configuration field to group by; did you mean 'batch_size'?"),
         ("experiments:\n  - file: e.yaml\n    overrides: {pytorch.batchsize: 2}\n",
          "c.yaml:7: experiments[0].overrides.pytorch.batchsize: unknown key 'pytorch.batchsize'; "
              "did you mean "

@@ -116,6 +116,61 @@ def test_summary_uses_the_campaigns_group_by(golden_copy: Path) -> None:
     ]
 
 
+def test_summary_groups_by_the_batch_size_alias(golden: Path) -> None:
+    out = _run("summary", str(golden / "alpha"), "--group-by", "backend,batch_size", "--json").output
+    data = json.loads(out)
+    assert data["group_by"] == ["backend", "batch_size"]
+    assert [(g["group"]["backend"], g["group"]["batch_size"]) for g in data["groups"]] == [
+        ("pytorch", 1),
+        ("pytorch", 4),
+        ("pytorch", None),
+        ("vllm", 64),
+    ]
+    repeated = _run("summary", str(golden / "alpha"), "--group-by", "backend", "--group-by", "batch_size")
+    assert "Campaign alpha by backend, batch_size (runs pooled across configurations)" in repeated.output
+
+
+def test_a_campaign_group_by_batch_size_is_used_at_summary_time(golden_copy: Path) -> None:
+    manifest = golden_copy / "alpha" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["config"]["group_by"] = ["batch_size"]
+    manifest.write_text(json.dumps(data))
+    out = json.loads(_run("summary", str(golden_copy / "alpha"), "--json").output)
+    assert out["group_by"] == ["batch_size"]
+    assert [g["group"]["batch_size"] for g in out["groups"]] == [1, 4, 64, None]
+
+
+@pytest.mark.parametrize("command", ["summary", "report", "plot", "export"])
+def test_an_unknown_group_by_key_in_any_command(golden: Path, tmp_path: Path, command: str) -> None:
+    extra = ["--format", "csv"] if command == "export" else []
+    args = [command, str(golden / "alpha"), *extra, "--out", str(tmp_path / "o"), "--group-by", "batch_sise"]
+    if command == "summary":
+        args.remove("--out")
+        args.remove(str(tmp_path / "o"))
+    out = _run(*args, ok=False).output
+    assert "'batch_sise' is not a configuration field to group by; did you mean 'batch_size'?" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_and_plot_group_by_batch_size(golden: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = _run(
+        "plot", str(golden / "alpha"), "--out", str(tmp_path), "--no-timelines", "--group-by", "batch_size"
+    )
+    assert "groups_energy_per_output_token_j.png" in out.output
+    _run(
+        "report",
+        str(golden / "alpha"),
+        "--format",
+        "md",
+        "--out",
+        str(tmp_path / "r.md"),
+        "--group-by",
+        "batch_size",
+    )
+    assert "by batch_size" in (tmp_path / "r.md").read_text()
+
+
 def test_summary_errors(golden: Path, tmp_path: Path) -> None:
     out = _run("summary", str(golden / "gamma"), "--group-by", "pytorch.batchsize", ok=False).output
     assert "did you mean 'pytorch.batch_size'" in out

@@ -207,11 +207,49 @@ def test_resolve_field_uses_backend_defaults() -> None:
     assert resolve_field(omitted, "decoder") is not None
 
 
+def test_the_batch_size_alias_reads_each_backends_own_key() -> None:
+    pytorch = ExperimentConfig.model_validate(
+        {"model_name": "m", "backend": "pytorch", "pytorch": {"batch_size": 8}}
+    )
+    vllm = ExperimentConfig.model_validate(
+        {"model_name": "m", "backend": "vllm", "vllm": {"max_num_seqs": 32}}
+    )
+    tensorrt = ExperimentConfig.model_validate(
+        {"model_name": "m", "backend": "tensorrt", "tensorrt": {"max_batch_size": 16}}
+    )
+    assert [resolve_field(c, "batch_size") for c in (pytorch, vllm, tensorrt)] == [8, 32, 16]
+    assert (
+        resolve_field(ExperimentConfig(model_name="m", backend="pytorch"), "batch_size") == 1
+    )  # the default
+
+
+def test_group_by_batch_size_pools_each_backends_batch_key(alpha: CampaignSummary) -> None:
+    s = summarize_campaign(alpha.campaign_dir, ["backend,batch_size"])
+    assert s.group_by == ("backend", "batch_size")
+    assert [(g.key, g.config_names, g.n_ok) for g in s.groups] == [
+        ((("backend", "pytorch"), ("batch_size", 1)), ("pytorch-bs1-float16",), 2),
+        ((("backend", "pytorch"), ("batch_size", 4)), ("pytorch-bs4-float16",), 2),
+        ((("backend", "pytorch"), ("batch_size", None)), ("pytorch-bs8-float16",), 0),  # no valid run
+        ((("backend", "vllm"), ("batch_size", 64)), ("vllm-float16",), 2),
+    ]
+    assert s.groups[0].stat("energy_per_output_token_j").mean == pytest.approx(3.203125)
+    assert s.groups[3].stat("energy_per_output_token_j").mean == pytest.approx(1.1046875)
+
+
 def test_unknown_group_by_field_says_what_to_use() -> None:
     with pytest.raises(UnknownFieldError, match=r"did you mean 'pytorch.batch_size'"):
         validate_fields(["pytorch.batchsize"])
     with pytest.raises(UnknownFieldError, match="not a configuration field"):
         validate_fields(["colour"])
+    with pytest.raises(UnknownFieldError, match=r"'batch_sise' .* did you mean 'batch_size'\?"):
+        validate_fields(["backend,batch_sise"])
+    with pytest.raises(UnknownFieldError, match=r"did you mean 'vllm.max_num_seqs'\?"):
+        validate_fields(["max_num_seqs"])  # a key of a backend section, named without its section
+    assert validate_fields(["batch_size", "backend,batch_size", "decoder.preset"]) == (
+        "batch_size",
+        "backend",
+        "decoder.preset",
+    )
     assert validate_fields(["backend, fp_precision", "backend", "prompts.input_len"]) == (
         "backend",
         "fp_precision",
