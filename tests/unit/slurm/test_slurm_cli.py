@@ -94,3 +94,20 @@ def test_ctrl_c_cancels_the_jobs_when_no_one_can_be_asked(tmp_path: Path) -> Non
     assert code == 130, out
     assert slurm.cancelled == ["100", "101"]
     assert "cancelled Slurm jobs 100, 101; --resume runs what they left" in out
+
+
+def test_lem_experiment_takes_the_slurm_runtime_too(tmp_path: Path) -> None:
+    from lem.cli.experiment_cmd import experiment
+
+    _, slurm, deps = setup(tmp_path)
+    file = tmp_path / "experiment.yaml"
+    file.write_text(
+        "model: org/tiny-model\nprompts: {type: synthetic, sample_size: 4, input_len: 8}\n"
+        "measurement: {device: simulated}\nmax_output_tokens: 4\n"
+    )
+    args = [str(file), "--runtime", "slurm", "--dry-run", "--slurm", "qos=high"]
+    result = CliRunner().invoke(experiment, args, obj=deps, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "slurm: 1 lane(s), one job each" in result.output
+    assert "#SBATCH --qos=high" in result.output
+    assert slurm.scripts == {}
