@@ -124,6 +124,7 @@ def test_json_output(runner: CliRunner, tmp_path: Path) -> None:
             "line": 4,
             "key": "model_name",
             "message": "duplicate key 'model_name' (first given on line 2); keep one",
+            "column": None,  # given for problems in the YAML text itself
         }
     ]
 
@@ -241,3 +242,75 @@ def test_format_duration() -> None:
     assert [format_duration(s) for s in (0, 59.5, 119, 300, 3600, 7740)] == [
         "0 s", "59.5 s", "119 s", "5 min", "1 h 00 min", "2 h 09 min",
     ]  # fmt: skip
+
+
+def test_text_output_stops_after_50_problems_and_json_keeps_them_all(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text(
+        "model_name: m\n" + "".join(f"key_{i:03d}: 1\n" for i in range(120))
+    )  # no schema_version: info
+    result = runner.invoke(main, ["config", "validate", str(path)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 1 + 50 + 1
+    assert lines[1].startswith(
+        f"  {path}:2: key_000: unknown key 'key_000'; valid keys here: schema_version, "
+    )
+    assert lines[50].startswith(f"  {path}:51: key_049: unknown key 'key_049'")
+    assert lines[51] == "  … and 70 more (--json lists them all)"
+    as_json = json.loads(runner.invoke(main, ["config", "validate", "--json", str(path)]).output)
+    problems = as_json[0]["problems"]
+    assert len(problems) == 120
+    assert problems[119] == {
+        "file": str(path),
+        "line": 121,
+        "key": "key_119",
+        "message": "unknown key 'key_119'",  # past HINT_LIMIT (100): no "did you mean" lookup
+        "column": None,
+    }
+    assert problems[99]["message"].startswith("unknown key 'key_099'; valid keys here: ")
+
+
+def test_validate_refuses_a_missing_local_model_as_run_would(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    path = tmp_path / "cfg" / "e.yaml"
+    path.write_text(
+        "schema_version: '3.0.0'\nmodel_name: ../models/tiny\nprompts:\n  type: file\n  path: prompts.jsonl\n"
+    )
+    result = runner.invoke(main, ["config", "validate", str(path)])
+    assert result.exit_code == 1
+    fix = "fix the path (relative paths are read from the directory of the file that gives them)"
+    assert result.output.splitlines()[1:] == [
+        f"  {path}:2: model_name: {tmp_path / 'models' / 'tiny'} does not exist: {fix}",
+        f"  {path}:5: prompts.path: {tmp_path / 'cfg' / 'prompts.jsonl'} does not exist: {fix}",
+    ]
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "cfg" / "prompts.jsonl").mkdir()  # a directory is not a prompts file
+    result = runner.invoke(main, ["config", "validate", str(path)])
+    assert result.output.splitlines()[1:] == [
+        f"  {path}:5: prompts.path: {tmp_path / 'cfg' / 'prompts.jsonl'} is not a file (prompts.path names a "
+        f".jsonl file of prompts): {fix}",
+    ]
+    (tmp_path / "cfg" / "prompts.jsonl").rmdir()
+    (tmp_path / "cfg" / "prompts.jsonl").write_text('{"prompt": "hi"}\n')
+    assert runner.invoke(main, ["config", "validate", str(path)]).exit_code == 0
+
+
+def test_overridden_settings_are_warned_by_validate_and_plan(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "campaign_name: c\nmodel: org/m\ndataset: ai_energy_score\nbase:\n  warmup:\n    max_prompts: 20\n"
+        "grid:\n  backends: [pytorch]\nexecution:\n  cycles: 3\n  warmup_prompts: 5\n"
+    )
+    expected = (
+        "warning [OVERRIDDEN] base.warmup.max_prompts: base.warmup.max_prompts (20) has no effect: "
+        "execution.warmup_prompts (5) overrides it; set it in one place"
+    )
+    validate = runner.invoke(main, ["config", "validate", str(path)])
+    assert validate.exit_code == 0
+    assert f"  {expected}" in validate.output.splitlines()
+    planned = runner.invoke(main, ["campaign", "plan", str(path)])
+    assert planned.exit_code == 0
+    assert planned.output.count(expected) == 1

@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 CURRENT_SCHEMA_VERSION = "3.0.0"
 
@@ -60,7 +60,7 @@ class DatasetConfig(StrictModel):
     name: str = Field(DEFAULT_DATASET, min_length=1, max_length=200)
     split: str | None = Field(None, min_length=1, max_length=100)
     column: str | None = Field(None, min_length=1, max_length=200)
-    sample_size: int | None = Field(None, ge=1, le=1_000_000)
+    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
 
     @field_validator("name")
     @classmethod
@@ -94,19 +94,19 @@ class FilePrompts(StrictModel):
     type: Literal["file"]
     path: str = Field(min_length=1, max_length=4_096)
     field: str = Field("prompt", min_length=1, max_length=200)
-    sample_size: int | None = Field(None, ge=1, le=1_000_000)
+    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
 
 
 class SyntheticPrompts(StrictModel):
     """Seeded synthetic prompts with exact token lengths."""
 
     type: Literal["synthetic"]
-    sample_size: int | None = Field(None, ge=1, le=1_000_000)
+    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
     input_len_distribution: Literal["fixed", "uniform", "normal"] = "fixed"
-    input_len: int = Field(512, ge=1, le=131_072)
-    input_len_min: int = Field(16, ge=1, le=131_072)
-    input_len_max: int = Field(1024, ge=1, le=131_072)
-    input_len_std: float = Field(64.0, ge=0, le=65_536)
+    input_len: StrictInt = Field(512, ge=1, le=131_072)
+    input_len_min: StrictInt = Field(16, ge=1, le=131_072)
+    input_len_max: StrictInt = Field(1024, ge=1, le=131_072)
+    input_len_std: StrictFloat = Field(64.0, ge=0, le=65_536)
 
     @model_validator(mode="after")
     def _range(self) -> SyntheticPrompts:
@@ -125,10 +125,10 @@ PromptSource = DatasetConfig | FilePrompts | SyntheticPrompts
 class DecoderConfig(StrictModel):
     preset: DecoderPreset = "deterministic"
     do_sample: bool | None = None
-    temperature: float | None = Field(None, ge=0.0, le=5.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=0, le=100_000)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    temperature: StrictFloat | None = Field(None, ge=0.0, le=5.0)
+    top_p: StrictFloat | None = Field(None, gt=0.0, le=1.0)
+    top_k: StrictInt | None = Field(None, ge=0, le=100_000)
+    repetition_penalty: StrictFloat | None = Field(None, gt=0.0, le=10.0)
 
     def resolved(self) -> dict[str, Any]:
         """The preset's settings with every explicitly given key laid over them."""
@@ -152,11 +152,11 @@ class WarmupConfig(StrictModel):
 
     enabled: bool = True
     mode: Literal["fixed", "convergence"] = "convergence"
-    min_prompts: int = Field(5, ge=0, le=10_000)
-    max_prompts: int = Field(20, ge=0, le=10_000)
-    window_size: int = Field(5, ge=2, le=1_000)
-    target_cv: float = Field(0.05, gt=0.0, le=1.0)
-    timeout_seconds: float = Field(120.0, gt=0.0, le=86_400.0)
+    min_prompts: StrictInt = Field(5, ge=0, le=10_000)
+    max_prompts: StrictInt = Field(20, ge=0, le=10_000)
+    window_size: StrictInt = Field(5, ge=2, le=1_000)
+    target_cv: StrictFloat = Field(0.05, gt=0.0, le=1.0)
+    timeout_seconds: StrictFloat = Field(120.0, gt=0.0, le=86_400.0)
 
     @model_validator(mode="after")
     def _bounds(self) -> WarmupConfig:
@@ -168,13 +168,13 @@ class WarmupConfig(StrictModel):
 class BaselineConfig(StrictModel):
     enabled: bool = True
     method: Literal["fresh", "cache"] = "cache"
-    duration_seconds: float = Field(30.0, ge=1.0, le=3_600.0)
-    cache_ttl_seconds: float = Field(3_600.0, ge=0.0, le=30 * 86_400.0)
+    duration_seconds: StrictFloat = Field(30.0, ge=1.0, le=3_600.0)
+    cache_ttl_seconds: StrictFloat = Field(3_600.0, ge=0.0, le=30 * 86_400.0)
 
 
 class TimeseriesConfig(StrictModel):
     enabled: bool = True
-    sample_rate_hz: float = Field(5.0, gt=0.0, le=20.0)
+    sample_rate_hz: StrictFloat = Field(5.0, gt=0.0, le=20.0)
 
 
 class MeasurementConfig(StrictModel):
@@ -200,9 +200,9 @@ COMPILE_MODES: tuple[str, ...] = typing.get_args(CompileMode)
 
 
 class PyTorchConfig(StrictModel):
-    batch_size: int = Field(1, ge=1, le=4_096)
+    batch_size: StrictInt = Field(1, ge=1, le=4_096)
     batching_strategy: Literal["static", "dynamic"] = "static"
-    max_tokens_per_batch: int | None = Field(None, ge=1, le=10_000_000)
+    max_tokens_per_batch: StrictInt | None = Field(None, ge=1, le=10_000_000)
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     # false | true | a mode (default, reduce-overhead, max-autotune) | a backend name (inductor, ...)
     torch_compile: TorchCompile = False
@@ -212,12 +212,12 @@ class PyTorchConfig(StrictModel):
 
 
 class VLLMConfig(StrictModel):
-    max_num_seqs: int = Field(256, ge=1, le=65_536)
-    max_num_batched_tokens: int | None = Field(None, ge=1, le=10_000_000)
-    max_model_len: int | None = Field(None, ge=1, le=1_048_576)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    tensor_parallel_size: int = Field(1, ge=1, le=64)
-    pipeline_parallel_size: int = Field(1, ge=1, le=64)
+    max_num_seqs: StrictInt = Field(256, ge=1, le=65_536)
+    max_num_batched_tokens: StrictInt | None = Field(None, ge=1, le=10_000_000)
+    max_model_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
+    gpu_memory_utilization: StrictFloat = Field(0.9, gt=0.0, le=1.0)
+    tensor_parallel_size: StrictInt = Field(1, ge=1, le=64)
+    pipeline_parallel_size: StrictInt = Field(1, ge=1, le=64)
     enable_prefix_caching: bool = False
     enable_chunked_prefill: bool = False
     enforce_eager: bool = False
@@ -227,18 +227,18 @@ class VLLMConfig(StrictModel):
 
 
 class TensorRTConfig(StrictModel):
-    max_batch_size: int = Field(8, ge=1, le=4_096)
-    max_input_len: int | None = Field(None, ge=1, le=1_048_576)
-    max_seq_len: int | None = Field(None, ge=1, le=1_048_576)
-    max_num_tokens: int | None = Field(None, ge=1, le=10_000_000)
-    builder_opt_level: int = Field(3, ge=0, le=5)
-    tp_size: int = Field(1, ge=1, le=64)
-    pp_size: int = Field(1, ge=1, le=64)
+    max_batch_size: StrictInt = Field(8, ge=1, le=4_096)
+    max_input_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
+    max_seq_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
+    max_num_tokens: StrictInt | None = Field(None, ge=1, le=10_000_000)
+    builder_opt_level: StrictInt = Field(3, ge=0, le=5)
+    tp_size: StrictInt = Field(1, ge=1, le=64)
+    pp_size: StrictInt = Field(1, ge=1, le=64)
     quantization: Literal["none", "fp8", "int8_sq", "int4_awq"] = "none"
     kv_cache_type: Literal["paged", "continuous"] = "paged"
     enable_chunked_context: bool = False
     enable_kv_cache_reuse: bool = False
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    gpu_memory_utilization: StrictFloat = Field(0.9, gt=0.0, le=1.0)
     force_rebuild: bool = False
     engine_cache_dir: str | None = None
 
@@ -260,13 +260,13 @@ class ExperimentConfig(StrictModel):
     config_name: str | None = Field(None, min_length=1, max_length=200)
     model_name: str = Field(min_length=1, max_length=1_000)
     backend: Backend = "pytorch"
-    gpus: tuple[Annotated[int, Field(ge=0, le=1_023)], ...] = Field((0,), min_length=1, max_length=64)
-    max_input_tokens: int = Field(512, ge=1, le=1_048_576)
-    max_output_tokens: int = Field(128, ge=1, le=1_048_576)
-    min_output_tokens: int = Field(0, ge=0, le=1_048_576)
-    num_input_prompts: int | None = Field(None, ge=1, le=1_000_000)
+    gpus: tuple[Annotated[StrictInt, Field(ge=0, le=1_023)], ...] = Field((0,), min_length=1, max_length=64)
+    max_input_tokens: StrictInt = Field(512, ge=1, le=1_048_576)
+    max_output_tokens: StrictInt = Field(128, ge=1, le=1_048_576)
+    min_output_tokens: StrictInt = Field(0, ge=0, le=1_048_576)
+    num_input_prompts: StrictInt | None = Field(None, ge=1, le=1_000_000)
     fp_precision: Precision = "float16"
-    random_seed: int = Field(42, ge=0, le=2**32 - 1)
+    random_seed: StrictInt = Field(42, ge=0, le=2**32 - 1)
     dataset: DatasetConfig | None = None
     prompts: PromptsConfig | None = None
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)

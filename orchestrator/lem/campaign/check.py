@@ -17,6 +17,10 @@ from lem.config.advice import validate_config
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
 from lem.config.loader import campaign_from_document, detect_kind, experiment_from_document, read_document
+from lem.config.local_inputs import MISSING_FIX, missing_inputs
+from lem.config.overrides import override_warnings
+from lem.config.yaml_source import YamlDocument, format_path
+from lem_harness.experiment import ExperimentConfig, with_absolute_paths
 
 _NAMES_SHOWN = 3
 
@@ -56,14 +60,49 @@ def check_file(path: Path) -> FileReport:
         if kind == "experiment":
             config = experiment_from_document(document)
             summary = f"experiment, backend {config.backend}"
+            problems = experiment_input_problems(document, with_absolute_paths(config, path.resolve().parent))
             warnings = (*document.notices, *validate_config(config))
-            return FileReport(str(path), kind, warnings=warnings, summary=summary)
+            return FileReport(str(path), kind, tuple(problems), warnings, summary)
         campaign = campaign_from_document(document)
         expansion = expand_campaign(campaign, path.parent)
+        problems = campaign_input_problems(campaign, expansion)
         warnings = (*load_notices(campaign, expansion), *campaign_warnings(campaign, expansion))
-        return FileReport(str(path), kind, warnings=warnings, summary=campaign_summary(campaign, expansion))
+        return FileReport(str(path), kind, tuple(problems), warnings, campaign_summary(campaign, expansion))
     except ConfigError as exc:
         return FileReport(str(path), kind, problems=tuple(exc.problems))
+
+
+def experiment_input_problems(document: YamlDocument, config: ExperimentConfig) -> list[ConfigProblem]:
+    """Local model / prompts files that ``lem campaign run`` would refuse (``config``: paths absolute)."""
+    return [
+        ConfigProblem(
+            document.file, document.line_of(tuple(key.split("."))), key, f"{message}: {MISSING_FIX}"
+        )
+        for key, message in missing_inputs(config)
+    ]
+
+
+def campaign_input_problems(campaign: CampaignConfig, expansion: Expansion) -> list[ConfigProblem]:
+    """The same for every configuration of a campaign, one problem per missing path."""
+    document = campaign.source or YamlDocument(file="<campaign>", data={})
+    found: dict[tuple[str, str], list[str]] = {}
+    for expanded in expansion.configs:
+        for key, message in missing_inputs(expanded.config):
+            found.setdefault((key, message), []).append(expanded.name)
+    out: list[ConfigProblem] = []
+    for (key, message), names in found.items():
+        parts = tuple(key.split("."))
+        spelled = (_AT_TOP.get(key, parts), ("base", *parts))  # where the campaign may give it
+        at = next((p for p in spelled if document.has(p)), ("experiments",))
+        shown = format_path(at) if at != ("experiments",) else key
+        where = _where(names, len(expansion.configs))
+        out.append(
+            ConfigProblem(document.file, document.line_of(at), shown, f"{message}: {MISSING_FIX} [{where}]")
+        )
+    return out
+
+
+_AT_TOP: dict[str, tuple[str, ...]] = {"model_name": ("model",)}  # the campaign's spelling of a key
 
 
 def campaign_summary(campaign: CampaignConfig, expansion: Expansion) -> str:
@@ -84,6 +123,7 @@ def campaign_warnings(campaign: CampaignConfig, expansion: Expansion) -> list[Co
     """Campaign advice, duplicates, per-configuration advice (grouped) and batch-limit advice."""
     return [
         *validate_config(campaign),
+        *override_warnings(campaign, expansion.entry_documents),
         *_duplicate_warnings(expansion),
         *_grouped_config_warnings(campaign, expansion),
         *_batch_limit_warnings(campaign, expansion),

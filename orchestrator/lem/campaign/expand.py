@@ -17,8 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from lem.campaign.naming import config_name, safe, unique_names
 from lem.campaign.settings import (
     apply_execution,
@@ -31,9 +29,9 @@ from lem.campaign.settings import (
 from lem.config.axes import AxisTarget, resolve_axis
 from lem.config.campaign import CampaignConfig, ExperimentEntry
 from lem.config.campaign_checks import check_campaign
+from lem.config.crossfield import validate_fully
 from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
 from lem.config.loader import detect_kind, read_document, to_problems
-from lem.config.translate import describe_errors
 from lem.config.yaml_source import KeyPath, YamlDocument, format_path
 from lem_harness.contract import config_hash
 from lem_harness.experiment import BACKENDS, ExperimentConfig, with_absolute_paths
@@ -66,6 +64,7 @@ class Expansion:
     configs: tuple[ExpandedConfig, ...]
     duplicates: tuple[Duplicate, ...] = ()
     notices: tuple[ConfigWarning, ...] = ()  # loading notices of the experiment files it read
+    entry_documents: Mapping[int, YamlDocument] = field(default_factory=dict)  # experiments[i] -> its file
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,8 @@ def expand_campaign(campaign: CampaignConfig, base_dir: Path) -> Expansion:
     _raise(problems)
     candidates = grid + explicit
     names = unique_names(config_name(c.head, c.name_values) for c in candidates)
-    return replace(_validate_all(campaign, candidates, names), notices=notices)
+    documents = {c.entry: c.document for c in explicit if c.entry is not None and c.document is not None}
+    return replace(_validate_all(campaign, candidates, names), notices=notices, entry_documents=documents)
 
 
 def _raise(problems: list[ConfigProblem]) -> None:
@@ -229,15 +229,14 @@ def _validate_all(campaign: CampaignConfig, candidates: list[_Candidate], names:
     seen: dict[str, str] = {}
     failures: dict[tuple[str, int | None, str, str], list[str]] = {}
     for candidate, name in zip(candidates, names, strict=True):
-        try:
-            config = ExperimentConfig.model_validate(candidate.raw)
-        except ValidationError as exc:
-            for loc in describe_errors(exc, ExperimentConfig, candidate.raw):
+        outcome = validate_fully(ExperimentConfig, candidate.raw)
+        if outcome.instance is None:
+            for loc in outcome.problems:
                 file, line = _where(campaign, candidate, loc.path)
                 failures.setdefault((file, line, loc.key, loc.message), []).append(_label(name, candidate))
             continue
         config = with_absolute_paths(
-            config.model_copy(update={"config_name": name}), _origin_dir(campaign, candidate)
+            outcome.instance.model_copy(update={"config_name": name}), _origin_dir(campaign, candidate)
         )
         config_id = config_hash(config)
         if config_id in seen:

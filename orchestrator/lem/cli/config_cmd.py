@@ -15,6 +15,7 @@ from lem.config.migrate import TARGETS, Migration, migrate_file
 from lem_harness.fileio import atomic_write_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_SHOWN = 50  # problems and warnings printed per file; --json keeps them all
 
 
 @click.group("config")
@@ -71,8 +72,7 @@ def _format_reports(reports: list[FileReport], strict: bool) -> str:
         verdict = "valid" if report.passes(strict) else "invalid"
         summary = f" ({report.summary})" if report.summary else ""
         lines.append(f"{verdict:<8} {report.file}{summary}")
-        lines.extend(f"  {problem}" for problem in report.problems)
-        lines.extend(f"  {warning}" for warning in report.warnings)
+        lines.extend(_capped([*map(str, report.problems), *map(str, report.warnings)]))
     if len(reports) > 1:
         good = sum(r.passes(strict) for r in reports)
         lines.append(f"{len(reports)} files: {good} valid, {len(reports) - good} invalid")
@@ -126,3 +126,11 @@ def _report_migration(migration: Migration, write: bool) -> bool:
     else:
         click.echo(migration.diff(), nl=False)
     return True
+
+
+def _capped(items: list[str]) -> list[str]:
+    """The first ``MAX_SHOWN`` lines, then how many more there are."""
+    lines = [f"  {item}" for item in items[:MAX_SHOWN]]
+    if len(items) > MAX_SHOWN:
+        lines.append(f"  … and {len(items) - MAX_SHOWN:,} more (--json lists them all)")
+    return lines

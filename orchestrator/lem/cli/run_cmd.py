@@ -39,6 +39,7 @@ from lem.cli.campaign_cmd import Loaded, load_and_expand, print_plan
 from lem.cli.results_cmd import group_by_option
 from lem.cli.slurm_cmd import apply_overrides, dry_run_text, run_on_slurm
 from lem.config.campaign import CampaignConfig
+from lem.config.overrides import override_warnings
 from lem.config.zone import ZoneError, local_zone
 from lem.results.fields import UnknownFieldError, validate_fields
 from lem.results.load import NoResultsError
@@ -195,6 +196,8 @@ def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_comm
             click.echo(daemon_cmd.upcoming_text(campaign_cfg, deps.clock.time(), _zone(deps)[0]))
         click.echo(f"results would go to {results_root / campaign_cfg.campaign_name}")
         return
+    for warning in override_warnings(campaign_cfg, expansion.entry_documents):  # plan prints them itself
+        click.echo(str(warning), err=True)
     request = LaunchRequest(
         campaign=campaign_cfg,
         campaign_file=loaded.file,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, StrictFloat, StrictInt, field_validator, model_validator
 
 from lem.config.slurm import SlurmConfig
 from lem.config.yaml_source import YamlDocument
@@ -34,26 +34,26 @@ def duration_seconds(text: str) -> float:
 class ThermalGapConfig(StrictModel):
     """Temperature-gated gaps: start the next run once every GPU is back near idle."""
 
-    temperature_tolerance_c: float = Field(3.0, gt=0.0, le=50.0)
-    power_tolerance_w: float = Field(15.0, gt=0.0, le=1_000.0)
-    min_gap_seconds: float = Field(10.0, ge=0.0, le=86_400.0)
-    poll_interval_seconds: float = Field(2.0, ge=0.1, le=600.0)
+    temperature_tolerance_c: StrictFloat = Field(3.0, gt=0.0, le=50.0)
+    power_tolerance_w: StrictFloat = Field(15.0, gt=0.0, le=1_000.0)
+    min_gap_seconds: StrictFloat = Field(10.0, ge=0.0, le=86_400.0)
+    poll_interval_seconds: StrictFloat = Field(2.0, ge=0.1, le=600.0)
 
 
 class ExecutionConfig(StrictModel):
     """How the runs are ordered and spaced."""
 
-    cycles: int = Field(3, ge=1, le=1_000)
+    cycles: StrictInt = Field(3, ge=1, le=1_000)
     structure: Literal["interleaved", "shuffled", "grouped"] = "interleaved"
-    seed: int = Field(42, ge=0, le=2**32 - 1)
-    warmup_prompts: int | None = Field(None, ge=0, le=10_000)
-    warmup_timeout_seconds: float | None = Field(None, gt=0.0, le=86_400.0)
-    config_gap_seconds: float = Field(60.0, ge=0.0, le=86_400.0)
-    cycle_gap_seconds: float = Field(300.0, ge=0.0, le=86_400.0)
+    seed: StrictInt = Field(42, ge=0, le=2**32 - 1)
+    warmup_prompts: StrictInt | None = Field(None, ge=0, le=10_000)
+    warmup_timeout_seconds: StrictFloat | None = Field(None, gt=0.0, le=86_400.0)
+    config_gap_seconds: StrictFloat = Field(60.0, ge=0.0, le=86_400.0)
+    cycle_gap_seconds: StrictFloat = Field(300.0, ge=0.0, le=86_400.0)
     gap_mode: Literal["fixed", "thermal"] = "fixed"
     thermal: ThermalGapConfig = Field(default_factory=ThermalGapConfig)
-    retries: int = Field(0, ge=0, le=10)
-    timeout_seconds: float = Field(3_600.0, gt=0.0, le=7 * 86_400.0)
+    retries: StrictInt = Field(0, ge=0, le=10)
+    timeout_seconds: StrictFloat = Field(3_600.0, gt=0.0, le=7 * 86_400.0)
 
     @model_validator(mode="after")
     def _thermal_bounds(self) -> ExecutionConfig:
@@ -162,7 +162,7 @@ class CampaignConfig(StrictModel):
     model: str | None = Field(None, min_length=1, max_length=1_000)
     dataset: DatasetConfig | None = None
     prompts: PromptsConfig | None = None
-    num_samples: int | None = Field(None, ge=1, le=1_000_000)
+    num_samples: StrictInt | None = Field(None, ge=1, le=1_000_000)
     base: dict[str, Any] = Field(default_factory=dict)
     grid: GridConfig | None = None
     experiments: tuple[ExperimentEntry, ...] = ()

@@ -8,7 +8,7 @@ keys, which the campaign model cannot type on its own. Each check returns
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,7 +17,7 @@ from lem.config.axes import AxisError, resolve_axis
 from lem.config.campaign import CampaignConfig
 from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest, unknown_key_hint
 from lem.config.grouping import group_key_problem
-from lem.config.translate import Located
+from lem.config.translate import HINT_LIMIT, Located
 from lem.config.yaml_source import KeyPath
 from lem_harness.experiment import ExperimentConfig
 
@@ -36,45 +36,59 @@ _SET_AT_TOP = {
 }
 
 
+class _Hints:
+    """ "Did you mean" for the first ``HINT_LIMIT`` unknown keys only (difflib is the costly part)."""
+
+    def __init__(self) -> None:
+        self.left = HINT_LIMIT
+
+    def __call__(self, hint: Callable[[], str]) -> str:
+        self.left -= 1
+        return hint() if self.left >= 0 else ""
+
+
 def check_campaign(campaign: CampaignConfig) -> list[Located]:
     """Every problem with the experiment keys a campaign names."""
-    out = list(_check_base(campaign))
+    hints = _Hints()
+    out = list(_check_base(campaign, hints))
     for i, entry in enumerate(campaign.experiments):
-        out.extend(_check_overrides(entry.overrides, ("experiments", i, "overrides")))
+        out.extend(_check_overrides(entry.overrides, ("experiments", i, "overrides"), hints))
     out.extend(_check_axes(campaign))
     out.extend(_check_group_by(campaign))
     return out
 
 
-def _check_base(campaign: CampaignConfig) -> Iterator[Located]:
+def _check_base(campaign: CampaignConfig, hints: _Hints) -> Iterator[Located]:
     for key, value in campaign.base.items():
         path: KeyPath = ("base", key)
         if key in NOT_IN_BASE:
             yield Located(path, f"'{key}' cannot be set in base: {NOT_IN_BASE[key]}")
         elif key not in ExperimentConfig.model_fields:
-            yield Located(path, f"unknown key '{key}'{unknown_key_hint(key, (ExperimentConfig,), True)}")
+            hint = hints(lambda: unknown_key_hint(key, (ExperimentConfig,), True))  # noqa: B023 (called at once)
+            yield Located(path, f"unknown key '{key}'{hint}")
         elif key in _SET_AT_TOP and getattr(campaign, _SET_AT_TOP[key]) is not None:
             top = _SET_AT_TOP[key]
             yield Located(
                 path, f"'{key}' is set both in base and by '{top}' at the top of the campaign; keep one"
             )
         else:
-            yield from _check_section_value(key, value, path)
+            yield from _check_section_value(key, value, path, hints)
 
 
-def _check_overrides(overrides: Mapping[str, Any], at: KeyPath) -> Iterator[Located]:
+def _check_overrides(overrides: Mapping[str, Any], at: KeyPath, hints: _Hints) -> Iterator[Located]:
+    paths = set(experiment_paths())
     for dotted, value in overrides.items():
         path: KeyPath = (*at, dotted)
         parts = dotted.split(".")
         if parts[0] in NOT_OVERRIDES:
             yield Located(path, f"'{parts[0]}' cannot be overridden; write another experiment file")
-        elif len(parts) > 2 or dotted not in experiment_paths():
-            yield Located(path, f"unknown key '{dotted}'{_path_hint(dotted)}")
+        elif len(parts) > 2 or dotted not in paths:
+            yield Located(path, f"unknown key '{dotted}'{hints(lambda: _path_hint(dotted))}")  # noqa: B023
         elif len(parts) == 1:
-            yield from _check_section_value(dotted, value, path)
+            yield from _check_section_value(dotted, value, path, hints)
 
 
-def _check_section_value(key: str, value: Any, path: KeyPath) -> Iterator[Located]:
+def _check_section_value(key: str, value: Any, path: KeyPath, hints: _Hints) -> Iterator[Located]:
     models = experiment_sections().get(key)
     if not models or value is None:
         return
@@ -86,9 +100,11 @@ def _check_section_value(key: str, value: Any, path: KeyPath) -> Iterator[Locate
         return
     if key == "prompts":
         models = _prompts_member(mapping, models)
+    names = set(field_names(models))
     for sub in mapping:
-        if sub not in field_names(models):
-            yield Located((*path, sub), f"unknown key '{sub}'{unknown_key_hint(sub, models, False)}")
+        if sub not in names:
+            hint = hints(lambda: unknown_key_hint(sub, models, False))  # noqa: B023 (called at once)
+            yield Located((*path, sub), f"unknown key '{sub}'{hint}")
 
 
 def _prompts_member(

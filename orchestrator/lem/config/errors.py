@@ -15,15 +15,21 @@ Severity = Literal["info", "warning", "error"]
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One thing wrong with a file: where (file, line, dotted key) and what to do."""
+    """One thing wrong with a file: where (file, line, dotted key) and what to do.
+
+    ``column`` (1-based) is given for problems found while reading the YAML text itself.
+    """
 
     file: str
     line: int | None
     key: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
         key = f" {self.key}:" if self.key else ""
         return f"{where}:{key} {self.message}"
 

@@ -6,7 +6,7 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,6 +16,18 @@ from lem_harness.experiment import BACKENDS, ExperimentConfig
 
 def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
     """The pydantic models an annotation can hold (``X | None``, unions, ``Annotated``)."""
+    try:
+        return _models_in_cached(annotation)
+    except TypeError:  # an annotation that cannot be hashed
+        return _models_in(annotation)
+
+
+@lru_cache(maxsize=1_024)
+def _models_in_cached(annotation: Any) -> tuple[type[BaseModel], ...]:
+    return _models_in(annotation)
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return models_in(typing.get_args(annotation)[0])
@@ -34,10 +46,10 @@ def field_models(model: type[BaseModel], name: str) -> tuple[type[BaseModel], ..
 
 def field_names(models: Iterable[type[BaseModel]]) -> list[str]:
     """Union of field names, in declaration order."""
-    out: list[str] = []
+    out: dict[str, None] = {}
     for model in models:
-        out.extend(name for name in model.model_fields if name not in out)
-    return out
+        out.update(dict.fromkeys(model.model_fields))
+    return list(out)
 
 
 @cache
@@ -67,6 +79,12 @@ def is_backend_section(name: str) -> bool:
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:
     """The closest choice to ``word`` (difflib ratio >= 0.6), or ``None``."""
+    return _suggest(word, tuple(choices))
+
+
+@lru_cache(maxsize=4_096)
+def _suggest(word: str, choices: tuple[str, ...]) -> str | None:
+    """Cached: a file that repeats one misspelling thousands of times pays for difflib once."""
     pool = [c for c in choices if c != word]
     matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
     if not matches:
@@ -80,6 +98,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{near}'?" if near else ""
 
 
+@lru_cache(maxsize=4_096)
 def unknown_key_hint(word: str, models: tuple[type[BaseModel], ...], at_top: bool) -> str:
     """Hint for an unknown key: nearest sibling, or the section it belongs in."""
     names = field_names(models)
@@ -99,12 +118,19 @@ def unknown_key_hint(word: str, models: tuple[type[BaseModel], ...], at_top: boo
 
 def nested_home(word: str) -> str | None:
     """``batchsize`` -> ``pytorch.batch_size``: the section key closest to a misplaced top-level key."""
+    leaves = _section_leaves()
+    near = word if word in leaves else suggest(word, leaves)
+    return leaves[near] if near else None
+
+
+@cache
+def _section_leaves() -> dict[str, str]:
+    """``batch_size`` -> ``pytorch.batch_size``: each section key's first home."""
     leaves: dict[str, str] = {}
     for path in experiment_paths():
         if "." in path:
             leaves.setdefault(path.split(".", 1)[1], path)
-    near = word if word in leaves else suggest(word, leaves)
-    return leaves[near] if near else None
+    return leaves
 
 
 def _other_prompt_type(word: str, models: tuple[type[BaseModel], ...]) -> str | None:

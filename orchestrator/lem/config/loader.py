@@ -7,13 +7,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from lem.config.campaign import CAMPAIGN_KEYS, CampaignConfig
 from lem.config.campaign_checks import check_campaign
+from lem.config.crossfield import validate_fully
 from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
 from lem.config.legacy import LAYOUTS, Upgrade, copied, moved_lines, upgrade_campaign, upgrade_experiment
-from lem.config.translate import Located, describe_errors
+from lem.config.translate import Located
 from lem.config.yaml_source import YamlDocument, format_path, load_yaml
 from lem_harness.experiment import CURRENT_SCHEMA_VERSION, ExperimentConfig, with_absolute_paths
 
@@ -103,9 +104,12 @@ def campaign_from_document(document: YamlDocument) -> CampaignConfig:
         raise _one(
             document, (), "this is an experiment file, not a campaign (no campaign_name, grid or experiments)"
         )
-    campaign = _validate(CampaignConfig, document).with_source(document)
-    _raise_if(document, check_campaign(campaign))
-    return campaign
+    outcome = validate_fully(CampaignConfig, document.data)
+    checked = outcome.best
+    named = [] if checked is None else check_campaign(checked)  # runs on the keys that did validate
+    _raise_if(document, [*outcome.problems, *(p for p in named if not outcome.concerns_removed(p.path))])
+    assert outcome.instance is not None
+    return outcome.instance.with_source(document)
 
 
 def schema_notices(data: Mapping[str, Any]) -> list[ConfigWarning]:
@@ -139,10 +143,10 @@ def to_problems(document: YamlDocument, located: Iterable[Located]) -> list[Conf
 
 
 def _validate(model: type[M], document: YamlDocument) -> M:
-    try:
-        return model.model_validate(document.data)
-    except ValidationError as exc:
-        raise ConfigError(to_problems(document, describe_errors(exc, model, document.data))) from None
+    outcome = validate_fully(model, document.data)
+    if outcome.instance is None:
+        raise ConfigError(to_problems(document, outcome.problems))
+    return outcome.instance
 
 
 def _raise_if(document: YamlDocument, located: list[Located]) -> None:

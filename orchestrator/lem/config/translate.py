@@ -13,6 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -23,7 +24,7 @@ from lem.config.fields import did_you_mean, field_names, models_in, suggest, unk
 from lem.config.yaml_source import KeyPath, dig, format_path
 from lem_harness.experiment import ExperimentConfig
 
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -39,7 +40,7 @@ class Located:
         return format_path(self.path)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Walk:
     """Where a pydantic ``loc`` lands: the user's path and the models around it."""
 
@@ -48,19 +49,45 @@ class _Walk:
     current: Any  # annotation at the end (None when unknown)
 
 
+HINT_LIMIT = 100
+"""Unknown keys past this many get no "did you mean" (nobody reads the 90,000th suggestion)."""
+
+
 def describe_errors(exc: ValidationError, model: type[BaseModel], data: Mapping[str, Any]) -> list[Located]:
-    """Translate every error of ``exc`` (raised validating ``data`` as ``model``)."""
-    out: list[Located] = []
-    for error in exc.errors(include_url=False):
-        located = _describe(error, model, data)
-        if located not in out:
-            out.append(located)
-    return out
+    """Translate every error of ``exc`` (raised validating ``data`` as ``model``), each once, in order."""
+    return describe_error_list(exc.errors(include_url=False), model, data)[0]
 
 
-def _describe(error: ErrorDetails, model: type[BaseModel], data: Mapping[str, Any]) -> Located:
-    walk = _walk(model, error["loc"])
+def describe_error_list(
+    errors: list[ErrorDetails], model: type[BaseModel], data: Mapping[str, Any]
+) -> tuple[list[Located], list[KeyPath]]:
+    """``describe_errors`` for the ``errors()`` of a ``ValidationError`` (linear in their number),
+    and the key path of each error (``error_path``), in the order of ``errors``."""
+    out: dict[Located, None] = {}  # an ordered set
+    paths: list[KeyPath] = []
+    for i, error in enumerate(errors):
+        walk = _walk(model, error["loc"])
+        paths.append(walk.path)
+        out.setdefault(_describe(error, walk, model, data, hint=i < HINT_LIMIT))
+    return list(out), paths
+
+
+def describe_error(error: ErrorDetails, model: type[BaseModel], data: Mapping[str, Any]) -> Located:
+    """One error of a ``ValidationError`` (``error`` from its ``errors()``), translated."""
+    return _describe(error, _walk(model, error["loc"]), model, data, hint=True)
+
+
+def error_path(error: ErrorDetails, model: type[BaseModel]) -> KeyPath:
+    """The key path of ``error`` as the user wrote it (union tags removed)."""
+    return _walk(model, error["loc"]).path
+
+
+def _describe(
+    error: ErrorDetails, walk: _Walk, model: type[BaseModel], data: Mapping[str, Any], hint: bool
+) -> Located:
     kind = error["type"]
+    if kind == "extra_forbidden" and not hint:
+        return Located(walk.path, f"unknown key '{walk.path[-1]}'")
     handler = _HANDLERS.get(kind, _generic)
     located = handler(error, walk, model)
     if kind in ("value_error", "assertion_error"):
@@ -81,22 +108,60 @@ def _without_key(message: str, key: str) -> str:
 
 
 def _walk(model: type[BaseModel], loc: tuple[int | str, ...]) -> _Walk:
-    current: Any = model
-    path: list[str | int] = []
-    parent: tuple[type[BaseModel], ...] = (model,)
-    for part in loc:
-        members = _union_members(current)
-        if len(members) > 1:  # this loc part names the union member (a tag or a type name)
-            current = _pick_member(members, part)
-            continue
-        current = members[0] if members else current
-        path.append(part)
-        if isinstance(part, int):
-            current = _item_type(current)
-            continue
-        parent = models_in(current) or parent
-        current = _field_type(current, part)
-    return _Walk(tuple(path), parent, current)
+    """Where ``loc`` lands; the walk to its parent is cached (thousands of errors share a parent)."""
+    if not loc:
+        return _Walk((), (model,), model)
+    return _step(_walk_cached(model, loc[:-1]), loc[-1])
+
+
+@lru_cache(maxsize=1_024)
+def _walk_cached(model: type[BaseModel], loc: tuple[int | str, ...]) -> _Walk:
+    return _walk(model, loc)
+
+
+def _step(walk: _Walk, part: int | str) -> _Walk:
+    shape = _shape(walk.current)
+    if len(shape.members) > 1:  # this loc part names the union member (a tag or a type name)
+        return _Walk(walk.path, walk.parent, _pick_member(list(shape.members), part))
+    path = (*walk.path, part)
+    if isinstance(part, int):
+        return _Walk(path, walk.parent, shape.item)
+    return _Walk(path, shape.models or walk.parent, shape.fields.get(part, shape.values))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What an annotation holds, worked out once per annotation."""
+
+    members: tuple[Any, ...]  # union members (``None`` left out); more than one: a tagged union
+    models: tuple[type[BaseModel], ...]  # the models of its single member
+    fields: Mapping[str, Any]  # field name -> annotation, over those models
+    values: Any  # value annotation of a ``dict``, else None
+    item: Any  # item annotation of a tuple / list, else None
+
+
+def _shape(annotation: Any) -> _Shape:
+    try:
+        return _shape_cached(annotation)
+    except TypeError:  # an annotation that cannot be hashed
+        return _make_shape(annotation)
+
+
+@lru_cache(maxsize=512)
+def _shape_cached(annotation: Any) -> _Shape:
+    return _make_shape(annotation)
+
+
+def _make_shape(annotation: Any) -> _Shape:
+    members = tuple(_union_members(annotation))
+    current = members[0] if members else annotation
+    models = models_in(current)
+    fields: dict[str, Any] = {}
+    for model in models:
+        for name, info in model.model_fields.items():
+            fields.setdefault(name, info.annotation)
+    values = typing.get_args(current)[1] if typing.get_origin(current) is dict else None
+    return _Shape(members, models, fields, values, _item_type(current))
 
 
 def _union_members(annotation: Any) -> list[Any]:
@@ -126,19 +191,9 @@ def _item_type(annotation: Any) -> Any:
     return args[0] if args else None
 
 
-def _field_type(annotation: Any, name: str) -> Any:
-    for model in models_in(annotation):
-        info = model.model_fields.get(name)
-        if info is not None:
-            return info.annotation
-    if typing.get_origin(annotation) is dict:
-        return typing.get_args(annotation)[1]
-    return None
-
-
 def _mentioned_path(message: str, base: KeyPath, data: Mapping[str, Any]) -> KeyPath:
     """The first key named in ``message`` that the data spells out (cross-field errors)."""
-    for token in _TOKEN.findall(message):
+    for token in TOKEN.findall(message):
         parts = tuple(token.split("."))
         for candidate in (parts, (*base, *parts)):
             if dig(data, candidate)[0]:
@@ -254,6 +309,27 @@ def _pattern(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Locate
     return Located(walk.path, f"{_got(error['input'])} does not have the required form (pattern {pattern})")
 
 
+def _number(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
+    """Numbers are strict: ``yes``/``true`` and ``"12"`` are not numbers."""
+    value = error["input"]
+    wanted = "a number" if error["type"].startswith("float") else "a whole number"
+    if isinstance(value, bool):
+        why = f"not the boolean {str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans)"
+    elif isinstance(value, str):
+        why = f"not the text {_got(value)}" + ("; remove the quotes" if _numeric_text(value) else "")
+    else:
+        why = f"not {_type_name(value)} {_got(value)}"
+    return Located(walk.path, f"must be {wanted}, {why}")
+
+
+def _numeric_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _generic(error: ErrorDetails, walk: _Walk, model: type[BaseModel]) -> Located:
     return Located(walk.path, f"{error['msg']} (got {_got(error['input'])})")
 
@@ -274,4 +350,5 @@ _HANDLERS: dict[str, _Handler] = {
     "string_pattern_mismatch": _pattern,
     **dict.fromkeys(_BOUNDS, _bound),
     "assertion_error": _value_error,
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing"), _number),
 }

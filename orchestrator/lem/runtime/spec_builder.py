@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from lem.config.local_inputs import MISSING_FIX, input_problem, local_inputs
 from lem.runtime.errors import SpecError
 from lem.runtime.spec import (
     BASELINE_CACHE_TARGET,
@@ -40,7 +41,7 @@ from lem.runtime.spec import (
     Mount,
 )
 from lem_harness.contract import SPEC_FILE
-from lem_harness.experiment import ExperimentConfig, FilePrompts, is_local_path
+from lem_harness.experiment import ExperimentConfig
 
 HARNESS_COMMAND: tuple[str, ...] = ("run", "--spec", SPEC_TARGET, "--out", RUN_DIR_TARGET)
 TENSORRT_ULIMITS: tuple[tuple[str, int, int], ...] = (("memlock", -1, -1), ("stack", 67_108_864, 67_108_864))
@@ -204,12 +205,8 @@ def build_mounts(cfg: ExperimentConfig, paths: RunPaths) -> tuple[Mount, ...]:
 def _input_mounts(cfg: ExperimentConfig, paths: RunPaths) -> list[Mount]:
     """Local model / prompt-file paths, read-only, seen in the container at the path the config gives."""
     roots = (_resolved(paths.project_root), _resolved(paths.results_root), *map(_resolved, paths.extra_roots))
-    inputs = [("model_name", cfg.model_name)] if is_local_path(cfg.model_name) else []
-    prompts = cfg.prompt_source
-    if isinstance(prompts, FilePrompts):  # always a file, never a hub id
-        inputs.append(("prompts.path", prompts.path))
     mounts: list[Mount] = []
-    for key, value in inputs:
+    for key, value in local_inputs(cfg):
         if not PurePosixPath(value).is_absolute():
             raise SpecError(
                 key,
@@ -218,8 +215,9 @@ def _input_mounts(cfg: ExperimentConfig, paths: RunPaths) -> list[Mount]:
                 "building the run",
             )
         source = _inside(Path(value), roots, key)
-        if not source.exists():
-            raise SpecError(key, f"{value} does not exist", "fix the path or build the model first")
+        problem = input_problem(key, source)
+        if problem is not None:
+            raise SpecError(key, problem, MISSING_FIX)
         mounts.append(Mount(str(source), value, read_only=True, kind="bind"))
     return mounts
 

@@ -163,7 +163,7 @@ def test_daemon_unit_prints_a_restarting_service_that_resumes(cli: DaemonCli) ->
 
 
 def test_daemon_unit_refuses_a_campaign_without_daemon(tmp_path: Path) -> None:
-    plain = Cli(tmp_path)
+    plain = Cli(tmp_path, CAMPAIGN_YAML)
     result = CliRunner().invoke(campaign, ["daemon-unit", str(plain.file)])
     assert result.exit_code == 1
     assert "daemon.enabled is not true" in result.output

@@ -1,7 +1,9 @@
 """Every file of the bad-config corpus is rejected by the real CLI: exit 1, one clear message, no traceback.
 
-``tests/data/bad_configs/expected.yaml`` says, for each file, the line, the dotted key and a
-fragment of the message. The 10 MB file is generated here rather than stored in the repository.
+``tests/data/bad_configs/expected.yaml`` says, for each file, the line (and the column, for
+problems found while reading the YAML text), the dotted key and a fragment of the message of
+its first problem, and how many problems it has when that is not one. The 10 MB file is
+generated here rather than stored in the repository.
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ def test_bad_config_is_rejected_clearly(
     assert result.returncode == 1, output
     assert "Traceback" not in output
     key = f" {expected['key']}:" if expected["key"] else ""
-    prefix = f"{path}:{expected['line']}:{key} "
+    column = f"{expected['column']}:" if "column" in expected else ""
+    prefix = f"{path}:{expected['line']}:{column}{key} "
     problems = [line.strip() for line in result.stdout.splitlines() if line.startswith(f"  {path}")]
-    assert len(problems) == 1, output
+    assert len(problems) == expected.get("count", 1), output
     assert problems[0].startswith(prefix), output
     assert expected["message"] in problems[0]
 

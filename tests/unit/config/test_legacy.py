@@ -67,6 +67,7 @@ def test_each_older_key_is_named_with_its_line_and_the_migrate_command() -> None
 
 def test_older_keys_fail_strict_validation_but_not_plain(tmp_path: Path) -> None:
     (tmp_path / "old.yaml").write_text(OLD_EXPERIMENT)
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "hi"}\n')  # validate checks local files as run does
     report = check_file(tmp_path / "old.yaml")
     assert report.passes(strict=False) and not report.passes(strict=True)
     assert {w.code for w in report.warnings} >= {"DEPRECATED_KEY"}

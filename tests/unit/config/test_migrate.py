@@ -72,6 +72,7 @@ def test_without_write_prints_a_diff_and_changes_nothing(tmp_path: Path) -> None
 def test_write_rewrites_the_file_which_then_validates_strictly(tmp_path: Path) -> None:
     path = tmp_path / "old.yaml"
     path.write_text(OLD)
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "hi"}\n')  # validate checks local files as run does
     code, _, err = run("--write", str(path))
     assert (code, path.read_text()) == (0, MIGRATED)
     assert "migrated (11 key(s) rewritten)" in err

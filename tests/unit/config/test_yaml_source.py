@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lem.config.errors import ConfigError
 from lem.config.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, dig, format_path, load_yaml, parse_yaml
@@ -41,13 +42,13 @@ def test_every_duplicate_key_is_reported_with_both_lines() -> None:
         ("# nothing\n", "f.yaml:1: the file is empty (or only comments); write a mapping of keys"),
         ("- a\n- b\n", "f.yaml:1: the top level must be a mapping of keys, not a list"),
         ("42\n", "f.yaml:1: the top level must be a mapping of keys, not a single value ('42')"),
-        ("a:\n\tb: 1\n", "f.yaml:2: a tab character indents this line; YAML indents with spaces only"),
+        ("a:\n\tb: 1\n", "f.yaml:2:1: a tab character indents this line; YAML indents with spaces only"),
         ("1: x\n", "f.yaml:1: key '1' must be text; quote it"),
         ("a: !!binary aGk=\nb: !custom x\n", "f.yaml:2: b: unsupported YAML value: could not determine a "
          "constructor for the tag '!custom'"),
         ("a: !!python/tuple [1]\n", "f.yaml:1: a: unsupported YAML tag "
             "'tag:yaml.org,2002:python/tuple'; remove it"),
-        ("a: 1\n---\nb: 2\n", "f.yaml:2: YAML syntax error: but found another document (expected a single "
+        ("a: 1\n---\nb: 2\n", "f.yaml:2:1: YAML syntax error: but found another document (expected a single "
          "document in the stream)"),
     ],
 )  # fmt: skip
@@ -118,3 +119,31 @@ def test_format_path_and_dig() -> None:
     assert dig(data, ("a", "b", 1)) == (True, 20)
     assert dig(data, ("a", "b", 2)) == (False, None)
     assert dig(data, ("a", "c")) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('a: 1\nb: "x\x07y"\n', "f.yaml:2:6: control character U+0007 is not allowed in YAML, even inside "
+         "quotes; delete it (inside double quotes it may be written as the escape \\x07)"),
+        ("a: 1\n# note \x1b[0m\n", "f.yaml:2:8: control character U+001B"),
+        ("k\x00ey: 1\n", "f.yaml:1:2: control character U+0000"),
+        ("a: '\ufffe'\n", "f.yaml:1:5: character U+FFFE is not allowed in YAML, even inside quotes"),
+        ("a: 1\nb: @x\n", "f.yaml:2:4: YAML syntax error: found character '@' that cannot start any token"),
+    ],
+)  # fmt: skip
+def test_reader_and_scanner_errors_name_line_and_column(text: str, expected: str) -> None:
+    (problem,) = problems_of(text)
+    assert problem.startswith(expected)
+
+
+def test_libyaml_and_pure_python_composers_build_the_same_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "a: 1\nb: [1, 2.5, x]\nc: &x {k: v, n: null}\nd: *x\ne: 02:00\nf: yes\ng: '3'\n"
+    fast = parse_yaml(text, "f.yaml")
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    slow = parse_yaml(text, "f.yaml")
+    assert fast.data == slow.data == {
+        "a": 1, "b": [1, 2.5, "x"], "c": {"k": "v", "n": None}, "d": {"k": "v", "n": None}, "e": "02:00",
+        "f": True, "g": "3",
+    }  # fmt: skip
+    assert fast.lines == slow.lines
