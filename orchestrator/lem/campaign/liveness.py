@@ -34,6 +34,18 @@ FALLBACK_RUNTIME_DIR = Path("/tmp/lem-runtime")
 _SHARED_MODE = 0o1777
 
 
+PART_SEPARATOR = "@"  # never in a campaign id (campaign names are [A-Za-z0-9._-])
+
+
+def live_key(campaign_id: str, part: str) -> str:
+    """The lock name of one part of a campaign (a Slurm lane, the Slurm orchestrator).
+
+    ``live_campaign_ids`` counts it as the campaign itself, so orphan cleanup on a node spares
+    the containers of a lane running there.
+    """
+    return f"{campaign_id}{PART_SEPARATOR}{part}"
+
+
 class CampaignBusy(Exception):
     """The results directory is in use by another lem process, or the runtime dir is unusable."""
 
@@ -170,7 +182,9 @@ def live_campaign_ids(registry: Path) -> set[str]:
             and entry.is_file(follow_symlinks=False)
             and _is_locked(registry, entry.name)
         ):
-            live.add(entry.name.removesuffix(".lock").rpartition(".")[0] or entry.name.removesuffix(".lock"))
+            stem = entry.name.removesuffix(".lock")  # <campaign_id>[@<part>].<pid or host>
+            stem = stem.rpartition(".")[0] or stem
+            live.add(stem.split(PART_SEPARATOR, 1)[0])
     return live
 
 

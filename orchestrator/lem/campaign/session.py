@@ -80,19 +80,23 @@ def open_campaign(
     now: float,
     writer: SnapshotWriter = atomic_write_text,
     options: OpenOptions | None = None,
+    manifest_path: Path | None = None,
+    campaign_id: str | None = None,
     campaign_dir: Path | None = None,
 ) -> OpenedCampaign:
     """The campaign's plan and manifest (created and saved, or loaded for resume).
 
     ``campaign_dir`` defaults to ``<results_root>/<campaign_name>``; a daemon campaign gives each
-    repetition its own (``<results_root>/<campaign_name>/rep-0001``).
+    repetition its own (``<results_root>/<campaign_name>/rep-0001``). A Slurm lane passes its own
+    ``manifest_path`` (its journal on the shared filesystem) and the whole campaign's ``campaign_id``.
     """
     opts = options or OpenOptions(resume=resume)
     campaign_dir = campaign_dir or results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
-    archived = archive_campaign_dir(campaign_dir, now) if opts.fresh else None
-    removed = tuple(remove_temp_files(campaign_dir))
-    path = campaign_dir / MANIFEST_FILE
+    lane = manifest_path is not None  # a Slurm lane: other lanes write in the same directory
+    archived = archive_campaign_dir(campaign_dir, now) if opts.fresh and not lane else None
+    removed = () if lane else tuple(remove_temp_files(campaign_dir))
+    path = manifest_path or campaign_dir / MANIFEST_FILE
     existed = os.path.lexists(path)
     skip: frozenset[str] = frozenset()
     notes: list[str] = []
@@ -103,9 +107,20 @@ def open_campaign(
         skip = _recheck_results(manifest, opts.no_rerun, notes)
         manifest.save(now)  # a fresh snapshot with the journal folded in
     else:
-        _refuse_unmanaged_runs(campaign_dir)
+        if not lane:
+            _refuse_unmanaged_runs(campaign_dir)
         campaign_dir.mkdir(parents=True, exist_ok=True)
-        manifest = _create(campaign, expansion, runs, path, plan_hash=plan_hash, now=now, writer=writer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        manifest = _create(
+            campaign,
+            expansion,
+            runs,
+            path,
+            plan_hash=plan_hash,
+            now=now,
+            writer=writer,
+            campaign_id=campaign_id,
+        )
         manifest.save(now)
     plan = CampaignPlan(
         campaign=campaign,
@@ -126,10 +141,11 @@ def _create(
     plan_hash: str,
     now: float,
     writer: SnapshotWriter,
+    campaign_id: str | None = None,
 ) -> Manifest:
     return Manifest.create(
         path,
-        campaign_id=campaign_id_for(campaign.campaign_name, plan_hash),
+        campaign_id=campaign_id or campaign_id_for(campaign.campaign_name, plan_hash),
         campaign_name=campaign.campaign_name,
         config=campaign.model_dump(mode="json"),
         configs={

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from lem import __version__
-from lem.cli import daemon_cmd, run_cmd
+from lem.cli import daemon_cmd, run_cmd, slurm_cmd
 from lem.cli.campaign_cmd import campaign
 from lem.cli.cleanup_cmd import cleanup
 from lem.cli.config_cmd import config
@@ -33,6 +33,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 main.add_command(config)
 main.add_command(campaign)
 campaign.add_command(run_cmd.run)
+campaign.add_command(slurm_cmd.status)
+campaign.add_command(slurm_cmd.lane)
 campaign.add_command(daemon_cmd.daemon_unit)
 main.add_command(experiment)
 main.add_command(results)

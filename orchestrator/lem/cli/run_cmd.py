@@ -23,6 +23,7 @@ import click
 from rich.console import Console, RenderableType
 
 from lem.campaign.clock import Clock, SystemClock
+from lem.campaign.cluster import ClusterRequest
 from lem.campaign.daemon_launch import launch_daemon
 from lem.campaign.gaps import NvmlProbe, ProbeFactory
 from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
@@ -37,6 +38,7 @@ from lem.campaign.signals import stop_on_signals
 from lem.cli import daemon_cmd
 from lem.cli.campaign_cmd import Loaded, load_and_expand, print_plan
 from lem.cli.results_cmd import group_by_option
+from lem.cli.slurm_cmd import apply_overrides, dry_run_text, run_on_slurm
 from lem.cli.storage import storage_error
 from lem.config.campaign import CampaignConfig
 from lem.config.overrides import override_warnings
@@ -48,6 +50,7 @@ from lem.results.tables import group_table, summary_table
 from lem.runtime import RUNTIME_NAMES, make_runtime
 from lem.runtime.errors import LemRuntimeError
 from lem.runtime.images import FLAVOURS, Flavour
+from lem.runtime.slurm import CommandSlurm, SlurmClient
 from lem.runtime.spec import Runtime
 
 SUMMARY_WIDTH = 200
@@ -67,6 +70,7 @@ class RunDeps:
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     force_exit: Callable[[int], object] = os._exit
     zone: Callable[[], tuple[tzinfo, str]] = local_zone
+    slurm_factory: Callable[[], SlurmClient] = CommandSlurm
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class RunOptions:
     dry_run: bool
     flavour: Flavour
     skip_preflight: bool = False
+    detach: bool = False
+    slurm_overrides: tuple[str, ...] = ()
     group_by: tuple[str, ...] = ()
     fresh: bool = False
     no_rerun: bool = False
@@ -106,11 +112,25 @@ _SHARED_OPTIONS: tuple[Callable[[Any], Any], ...] = (
     click.option(
         "--runtime",
         "runtime_name",
-        type=click.Choice(RUNTIME_NAMES),
+        type=click.Choice((*RUNTIME_NAMES, "slurm")),
         default="docker",
         show_default=True,
         help="docker: a fresh container per run (images from `lem images build`); local: the harness "
-        "in a subprocess of this host (no Docker; the harness must be installed here).",
+        "in a subprocess of this host (no Docker; the harness must be installed here); slurm: lanes of "
+        "runs as Slurm jobs, one node each (the campaign's slurm: section; docs/slurm.md).",
+    ),
+    click.option(
+        "--slurm",
+        "slurm_overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="With --runtime slurm: override a key of the slurm: section (repeatable), e.g. "
+        "--slurm partition=gpu --slurm max_nodes=8.",
+    ),
+    click.option(
+        "--detach",
+        is_flag=True,
+        help="With --runtime slurm: submit the jobs and return; `lem campaign status DIR` follows them.",
     ),
     click.option("--fail-fast", is_flag=True, help="Stop at the first failed run (the rest stay pending)."),
     click.option(
@@ -195,6 +215,11 @@ def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_comm
     campaign_cfg, expansion = loaded.campaign, loaded.expansion
     results_root = (opts.results_dir or Path(campaign_cfg.results_dir)).expanduser().resolve()
     deps = ctx.find_object(RunDeps) or RunDeps()
+    if opts.runtime_name == "slurm":
+        _run_slurm(ctx, loaded, opts, (deps, results_root), resume_command)
+        return
+    if opts.detach or opts.slurm_overrides:
+        raise click.UsageError("--detach and --slurm go with --runtime slurm")
     if opts.dry_run:
         print_plan(loaded)
         if campaign_cfg.daemon.enabled:
@@ -218,8 +243,39 @@ def execute(ctx: click.Context, loaded: Loaded, opts: RunOptions, *, resume_comm
     )
     if campaign_cfg.daemon.enabled:
         ctx.exit(_run_daemon(request, deps, opts, loaded.file))
-    result = _launch(request, deps, opts.runtime_name, opts.quiet)
+    result = launch_request(request, deps, opts.runtime_name, opts.quiet)
     _print_summary(result, campaign_cfg, opts.group_by or campaign_cfg.group_by, resume_command)
+    ctx.exit(result.report.exit_code)
+
+
+def _run_slurm(
+    ctx: click.Context, loaded: Loaded, opts: RunOptions, where: tuple[RunDeps, Path], resume_command: str
+) -> None:
+    """``--runtime slurm``: the plan's lanes as Slurm jobs (``lem.campaign.cluster``)."""
+    deps, results_root = where
+    campaign_cfg = apply_overrides(loaded.campaign, opts.slurm_overrides)
+    if campaign_cfg.daemon.enabled:
+        raise click.UsageError(
+            "--runtime slurm does not run daemon campaigns: schedule the submission instead"
+        )
+    request = ClusterRequest(
+        campaign=campaign_cfg,
+        campaign_file=loaded.file,
+        expansion=loaded.expansion,
+        runs=plan_campaign(campaign_cfg, loaded.expansion),
+        results_root=results_root,
+        resume=opts.resume,
+        detach=opts.detach,
+        flavour=opts.flavour,
+    )
+    if opts.dry_run:
+        print_plan(loaded)
+        click.echo(dry_run_text(request))
+        return
+    result = run_on_slurm(request, deps.slurm_factory(), deps.clock, deps.registry)
+    if not result.detached:
+        launched = LaunchResult(result.report, result.campaign_dir, result.campaign_id, result.resumed, ())
+        _print_summary(launched, campaign_cfg, opts.group_by or campaign_cfg.group_by, resume_command)
     ctx.exit(result.report.exit_code)
 
 
@@ -279,7 +335,8 @@ def _services(
     )
 
 
-def _launch(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
+def launch_request(request: LaunchRequest, deps: RunDeps, runtime_name: str, quiet: bool) -> LaunchResult:
+    """Run one campaign (or one Slurm lane) on this host; Ctrl-C / SIGTERM stop it cleanly."""
     progress = _progress(deps, quiet)
     stop = threading.Event()
     services = _services(deps, runtime_name, stop, progress)

@@ -13,13 +13,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, StrictFloat, StrictInt, field_validator, model_validator
 
+from lem.config.slurm import SlurmConfig
 from lem.config.yaml_source import YamlDocument
 from lem_harness.experiment import Backend, DatasetConfig, PromptsConfig, StrictModel
 
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-RUN_GROUP_FIELDS = ("repetition", "hour_of_day")  # group_by fields of a run, not of its configuration
+# group_by fields of a run, not of its configuration (node: the host that ran it, as its result records)
+RUN_GROUP_FIELDS = ("repetition", "hour_of_day", "node")
 
 
 def duration_seconds(text: str) -> float:
@@ -170,6 +172,7 @@ class CampaignConfig(StrictModel):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     group_by: tuple[str, ...] = ()
     results_dir: str = Field("results", min_length=1, max_length=1_000)
     # Host directories (absolute) a local model or dataset may also come from, besides the

@@ -40,6 +40,8 @@ def record_value(record: RunRecord, path: str, zone: tzinfo) -> FieldValue:
         return record.repetition
     if path == "hour_of_day":
         return start_time(record, zone).hour if record.started_at else None
+    if path == "node":
+        return record.provenance.hostname if record.provenance is not None else None
     return resolve_field(record.config, path) if record.config is not None else None
 
 

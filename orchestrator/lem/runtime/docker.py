@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,9 +56,14 @@ LOG_JOIN_S = 10.0
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL this much later (docker stop; the API takes whole seconds)
 
 
-def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[str, Any]:
+def container_kwargs(
+    spec: ContainerSpec, *, user: str | None = None, hostname: str | None = None
+) -> dict[str, Any]:
     """``client.containers.run(**kwargs)`` for ``spec``: detached, labelled, never privileged,
-    every capability dropped but the spec's ``cap_add``, private IPC unless the spec says host."""
+    every capability dropped but the spec's ``cap_add``, private IPC unless the spec says host.
+
+    ``hostname``: the container takes the host's name, so a result records the node it ran on.
+    """
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.command),
@@ -75,6 +81,8 @@ def container_kwargs(spec: ContainerSpec, *, user: str | None = None) -> dict[st
             for m in spec.mounts
         ],
     }
+    if hostname:
+        kwargs["hostname"] = hostname
     if spec.ulimits:
         kwargs["ulimits"] = [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
     if spec.cap_add:
@@ -271,7 +279,7 @@ class DockerRuntime:
             raise ImageMissing(spec.image, spec.backend, flavour_of(spec.image)) from e
 
     def _start(self, spec: ContainerSpec) -> Any:
-        kwargs = container_kwargs(spec, user=self._user)
+        kwargs = container_kwargs(spec, user=self._user, hostname=socket.gethostname())
         retrying = self._retrying(before_sleep=lambda _state: self._remove_leftovers(spec))
         try:
             return retrying(self.client.containers.run, **kwargs)

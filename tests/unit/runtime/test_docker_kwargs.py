@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -173,7 +174,12 @@ def test_run_hands_exactly_these_kwargs_to_the_sdk(paths: RunPaths) -> None:
     outcome = DockerRuntime(client, user="1000:1000").run(spec, threading.Event())
 
     assert outcome.status == "ok"
-    assert client.containers.run_kwargs == [container_kwargs(spec, user="1000:1000")]
+    # the container takes the host's name, so its result records the node it ran on (Slurm campaigns)
+    assert client.containers.run_kwargs == [
+        container_kwargs(spec, user="1000:1000", hostname=socket.gethostname())
+    ]
+    assert client.containers.run_kwargs[0]["hostname"] == socket.gethostname()
+    assert "hostname" not in container_kwargs(spec)
 
 
 def test_host_ipc_and_capabilities_only_when_asked(paths: RunPaths) -> None:
