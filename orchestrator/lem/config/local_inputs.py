@@ -27,8 +27,8 @@ def input_problem(key: str, path: Path) -> str | None:
     """Why the run could not read ``path`` given under ``key``, or ``None`` when it can."""
     if not path.exists():
         return f"{path} does not exist"
-    if key == "prompts.path" and not path.is_file():
-        return f"{path} is not a file (prompts.path names a .jsonl file of prompts)"
+    if key == "prompts.path" and path.is_dir():  # a file, or a pipe/device that yields one
+        return f"{path} is a directory (prompts.path names a .jsonl file of prompts)"
     return None
 
 
