@@ -290,8 +290,8 @@ def test_validate_refuses_a_missing_local_model_as_run_would(runner: CliRunner, 
     (tmp_path / "cfg" / "prompts.jsonl").mkdir()  # a directory is not a prompts file
     result = runner.invoke(main, ["config", "validate", str(path)])
     assert result.output.splitlines()[1:] == [
-        f"  {path}:5: prompts.path: {tmp_path / 'cfg' / 'prompts.jsonl'} is a directory (prompts.path names a "
-        f".jsonl file of prompts): {fix}",
+        f"  {path}:5: prompts.path: {tmp_path / 'cfg' / 'prompts.jsonl'} is a directory "
+        f"(prompts.path names a .jsonl file of prompts): {fix}",
     ]
     (tmp_path / "cfg" / "prompts.jsonl").rmdir()
     (tmp_path / "cfg" / "prompts.jsonl").write_text('{"prompt": "hi"}\n')
