@@ -18,7 +18,9 @@ from lem.runtime.local import LocalRuntime
 def main(argv: list[str]) -> None:
     python, rest = argv[0], argv[1:]
     deps = RunDeps(runtime_factory=lambda name: LocalRuntime(python, term_grace_s=120.0))
-    campaign.main(["run", *rest, "--runtime", "local", "--quiet"], obj=deps, prog_name="lem campaign")
+    # --skip-preflight: the stand-in harness answers runs only, not preflight's `probe`.
+    argv = ["run", *rest, "--runtime", "local", "--quiet", "--skip-preflight"]
+    campaign.main(argv, obj=deps, prog_name="lem campaign")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ def test_a_local_campaign_leaves_a_complete_results_tree_and_a_summary(
             "container.log",
             "result.json",
             "spec.json",
+            "status.json",  # the live view's last word: phase "writing"
             "timeline.csv",
         ]
         spec = RunSpec.model_validate_json((run_dir / "spec.json").read_text())
