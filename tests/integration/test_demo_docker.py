@@ -38,6 +38,7 @@ def _campaign(tmp_path: Path, name: str, overrides: str = LIGHT) -> Path:
     file = tmp_path / "examples" / "campaign.yaml"
     file.write_text(
         f"campaign_name: {name}\n"
+        f"input_roots: [{tmp_path / 'prompts'}]\n"  # the demo reads ../prompts beside its directory
         f"experiments:\n  - file: {DEMO.name}\n    overrides: {overrides}\n"
         "execution: {cycles: 1, config_gap_seconds: 0, cycle_gap_seconds: 0, timeout_seconds: 1200}\n"
     )

@@ -58,6 +58,7 @@ def test_the_cpu_demo_runs_through_lem_experiment(tmp_path: Path) -> None:
         "container.log",
         "result.json",
         "spec.json",
+        "status.json",  # the live view's last word: phase "writing"
         "timeline.csv",
     ]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from lem.campaign.clock import Clock
 from lem.campaign.coldstart import DROP_CACHES, PageCacheDropper
 from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
-from lem.campaign.expand import Expansion
+from lem.campaign.expand import Expansion, project_root
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
 from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
 from lem.campaign.liveness import (
@@ -62,7 +62,7 @@ class LaunchRequest:
     fail_fast: bool = False
     flavour: Flavour = "gpu"
     skip_preflight: bool = False
-    project_root: Path | None = None  # where local inputs may live; default: the campaign file's dir
+    project_root: Path | None = None  # where local inputs may live; default: the campaign file's project
     fresh: bool = False  # archive an existing campaign directory first
     no_rerun: bool = False  # resume lists broken results instead of running them again
     subdir: str | None = None  # a daemon repetition's directory inside the campaign directory
@@ -197,7 +197,7 @@ def _specs(
         campaign_id=campaign_id,
         images=images,
         results_root=request.results_root,
-        project_root=request.project_root or campaign_file_dir,
+        project_root=request.project_root or project_root(campaign_file_dir),
         timeout_s=request.campaign.execution.timeout_seconds,
         extra_roots=(campaign_file_dir, *(Path(root) for root in request.campaign.input_roots)),
         gpu_uuids_by_index=inventory,
