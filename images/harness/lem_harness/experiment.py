@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,52 +41,151 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------- dataset
 
 
-# Built-in dataset names (schema 3.0.0 aliases) -> (hub repository, split, text column).
-BUILTIN_DATASETS: dict[str, tuple[str, str, str]] = {
-    "ai_energy_score": ("AIEnergyScore/text_generation", "train", "text"),
-    "ai-energy-score": ("AIEnergyScore/text_generation", "train", "text"),
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A built-in dataset name: where its prompts live on the hub and how a row becomes a prompt.
+
+    ``extract`` names how a row becomes one prompt text (``lem_harness.datasets.extract``):
+    ``column`` reads ``column``; ``alpaca`` joins instruction and input; ``sharegpt`` takes the
+    first human turn of ``conversations``; ``mmlu`` writes the question, its lettered choices
+    and ``Answer:``. ``files``: the data files to read when the repository is not laid out in
+    splits (ShareGPT is one JSON file).
+    """
+
+    repo_id: str
+    split: str
+    column: str | None = None
+    subset: str | None = None
+    extract: Literal["column", "alpaca", "sharegpt", "mmlu"] = "column"
+    files: tuple[str, ...] = ()
+
+
+_AI_ENERGY_SCORE = BuiltinDataset("AIEnergyScore/text_generation", "train", column="text")
+# Built-in dataset names (schema 3.0.0 aliases).
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "ai_energy_score": _AI_ENERGY_SCORE,
+    "ai-energy-score": _AI_ENERGY_SCORE,
+    "alpaca": BuiltinDataset("tatsu-lab/alpaca", "train", extract="alpaca"),
+    "sharegpt": BuiltinDataset(
+        "anon8231489123/ShareGPT_Vicuna_unfiltered",
+        "train",
+        extract="sharegpt",
+        files=("ShareGPT_V3_unfiltered_cleaned_split.json",),
+    ),
+    "gsm8k": BuiltinDataset("openai/gsm8k", "train", column="question", subset="main"),
+    "mmlu": BuiltinDataset("cais/mmlu", "test", subset="all", extract="mmlu"),
 }
 DEFAULT_DATASET = "ai_energy_score"
 DEFAULT_PROMPT_COUNT = 100
+# A hub dataset without a built-in or configured column: the first of these its rows hold.
+AUTO_COLUMNS: tuple[str, ...] = ("text", "prompt", "question", "instruction", "input", "content")
 _HUB_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 
 
-class DatasetConfig(StrictModel):
-    """A Hugging Face hub dataset: a built-in name (``ai_energy_score``) or a hub id ``org/name``.
+def _check_dataset_name(name: str) -> str:
+    if name not in BUILTIN_DATASETS and not re.fullmatch(_HUB_ID, name):
+        names = ", ".join(sorted(BUILTIN_DATASETS))
+        raise ValueError(
+            f"{name!r} is neither a built-in dataset ({names}) nor a hub id "
+            "like 'org/dataset'; for a local file use prompts: {type: file, path: ...}"
+        )
+    return name
 
-    Read through the Hugging Face cache; ``split`` and ``column`` default to the built-in
-    dataset's own (``train`` / ``text``). ``sample_size`` prompts are drawn (seeded).
+
+def _check_layout(name: str, selection: HubSelection) -> None:
+    builtin = BUILTIN_DATASETS.get(name)
+    if builtin is not None and builtin.files and (selection.split or selection.subset):
+        raise ValueError(
+            f"dataset {name!r} is one file ({', '.join(builtin.files)}) without splits or "
+            "subsets: remove split / subset"
+        )
+
+
+class HubSelection(StrictModel):
+    """What to read from a hub dataset and which rows to use (shared by ``dataset`` and
+    ``prompts: {type: huggingface}``)."""
+
+    split: str | None = Field(None, min_length=1, max_length=100)
+    subset: str | None = Field(None, min_length=1, max_length=200)
+    column: str | None = Field(None, min_length=1, max_length=200)
+    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    # None: a seeded sample kept in dataset order; false: the first rows; true: seeded shuffle.
+    shuffle: bool | None = None
+    seed: StrictInt | None = Field(None, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _seed_needs_a_draw(self) -> HubSelection:
+        if self.shuffle is False and self.seed is not None:
+            raise ValueError(
+                "seed is given but shuffle is false (the first rows are used, nothing is drawn): "
+                "remove seed or set shuffle: true"
+            )
+        return self
+
+
+class DatasetConfig(HubSelection):
+    """A Hugging Face hub dataset: a built-in name (``ai_energy_score``, ``alpaca``, ...) or a
+    hub id ``org/name``.
+
+    Read through the Hugging Face cache; ``split``, ``subset`` and ``column`` default to the
+    built-in dataset's own. ``sample_size`` prompts are drawn (seeded).
     """
 
     name: str = Field(DEFAULT_DATASET, min_length=1, max_length=200)
-    split: str | None = Field(None, min_length=1, max_length=100)
-    column: str | None = Field(None, min_length=1, max_length=200)
-    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in BUILTIN_DATASETS and not re.fullmatch(_HUB_ID, name):
-            names = ", ".join(sorted(BUILTIN_DATASETS))
-            raise ValueError(
-                f"{name!r} is neither a built-in dataset ({names}) nor a hub id "
-                "like 'org/dataset'; for a local file use prompts: {type: file, path: ...}"
-            )
-        return name
+        return _check_dataset_name(name)
+
+    @model_validator(mode="after")
+    def _builtin_layout(self) -> DatasetConfig:
+        _check_layout(self.name, self)
+        return self
+
+    @property
+    def builtin(self) -> BuiltinDataset | None:
+        return BUILTIN_DATASETS.get(self.name)
 
     @property
     def repo_id(self) -> str:
-        return BUILTIN_DATASETS[self.name][0] if self.name in BUILTIN_DATASETS else self.name
+        return self.builtin.repo_id if self.builtin is not None else self.name
 
     @property
     def resolved_split(self) -> str:
-        default = BUILTIN_DATASETS[self.name][1] if self.name in BUILTIN_DATASETS else "train"
+        default = self.builtin.split if self.builtin is not None else "train"
         return self.split or default
 
     @property
-    def resolved_column(self) -> str:
-        default = BUILTIN_DATASETS[self.name][2] if self.name in BUILTIN_DATASETS else "text"
-        return self.column or default
+    def resolved_subset(self) -> str | None:
+        return self.subset or (self.builtin.subset if self.builtin is not None else None)
+
+    @property
+    def resolved_column(self) -> str | None:
+        """The column read; None: the built-in's extraction, or the first of ``AUTO_COLUMNS``."""
+        if self.column is not None:
+            return self.column
+        return self.builtin.column if self.builtin is not None else None
+
+
+class HubPrompts(HubSelection):
+    """``prompts: {type: huggingface, dataset: ...}``: the schema 3.0.0 spelling of ``dataset``."""
+
+    type: Literal["huggingface"]
+    dataset: str = Field(min_length=1, max_length=200)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _check_dataset_name(name)
+
+    @model_validator(mode="after")
+    def _builtin_layout(self) -> HubPrompts:
+        _check_layout(self.dataset, self)
+        return self
+
+    def as_dataset(self) -> DatasetConfig:
+        return DatasetConfig(name=self.dataset, **self.model_dump(exclude={"type", "dataset"}))
 
 
 class FilePrompts(StrictModel):
@@ -115,8 +215,20 @@ class SyntheticPrompts(StrictModel):
         return self
 
 
-PromptsConfig = Annotated[FilePrompts | SyntheticPrompts, Field(discriminator="type")]
+PromptsConfig = Annotated[FilePrompts | SyntheticPrompts | HubPrompts, Field(discriminator="type")]
 PromptSource = DatasetConfig | FilePrompts | SyntheticPrompts
+
+# Keys of schema 3.0.0 that lem refuses, with the reason and what to write instead.
+REFUSED_KEYS: dict[str, str] = {
+    "streaming_warmup_requests": (
+        "streaming_warmup_requests is not supported: lem's warmup already sends its requests through "
+        "the same (streaming) path before the measured window, and TTFT / ITL statistics cover measured "
+        "requests only, so nothing needs excluding. For exactly N warmup requests write "
+        "warmup: {mode: fixed, max_prompts: N}"
+    ),
+}
+MetadataValue = Annotated[str, Field(max_length=1_000)] | StrictInt | StrictFloat | bool
+_METADATA_KEY = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 
 
 # --------------------------------------------------------------------------- common sections
@@ -283,6 +395,11 @@ class ExperimentConfig(StrictModel):
     prompts: PromptsConfig | None = None
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     streaming: bool = False
+    save_outputs: bool = False
+    decode_token_to_text: bool = False
+    extra_metadata: dict[Annotated[str, Field(pattern=_METADATA_KEY)], MetadataValue] = Field(
+        default_factory=dict, max_length=64
+    )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
@@ -295,6 +412,9 @@ class ExperimentConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _dataset_shorthand(cls, data: Any) -> Any:
+        refused = [key for key in REFUSED_KEYS if isinstance(data, dict) and key in data]
+        if refused:
+            raise ValueError(REFUSED_KEYS[refused[0]])
         if isinstance(data, dict) and isinstance(data.get("dataset"), str):
             data = {**data, "dataset": {"name": data["dataset"]}}
         return data
@@ -305,6 +425,8 @@ class ExperimentConfig(StrictModel):
         else the default dataset (ai_energy_score)."""
         if self.dataset is not None:
             return self.dataset
+        if isinstance(self.prompts, HubPrompts):
+            return self.prompts.as_dataset()
         return self.prompts if self.prompts is not None else DatasetConfig()
 
     @property
@@ -326,6 +448,10 @@ class ExperimentConfig(StrictModel):
                 )
         if self.min_output_tokens > self.max_output_tokens:
             raise ValueError("min_output_tokens must be <= max_output_tokens")
+        if self.decode_token_to_text and not self.save_outputs:
+            raise ValueError(
+                "decode_token_to_text: true needs save_outputs: true (it decodes the saved outputs)"
+            )
         if len(set(self.gpus)) != len(self.gpus):
             raise ValueError(f"gpus lists a GPU twice: {list(self.gpus)}; list each id once")
         self._check_parallelism()

@@ -14,6 +14,7 @@ import importlib.util
 import itertools
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,9 @@ class HFTokenizer(Tokenizer):
     @property
     def special_ids(self) -> frozenset[int]:
         return frozenset(int(i) for i in self.hf.all_special_ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.hf.decode(list(ids), skip_special_tokens=True))
 
 
 @functools.cache
@@ -315,6 +319,7 @@ class PyTorchEngine(Engine):
             ]
         else:
             gens = [Generation(len(p), n, latency_s=latency) for p, n in zip(prompts, counts, strict=True)]
+        gens = [replace(g, output_ids=tuple(row[:n])) for g, row, n in zip(gens, rows, counts, strict=True)]
         return BatchResult(generations=gens, latency_s=latency)
 
     # ---- device

@@ -104,6 +104,7 @@ def perf_generation(output: Any) -> Generation:
         input_tokens=len(output.prompt_token_ids),
         output_tokens=len(completion.token_ids),
         latency_s=latency,
+        output_ids=tuple(completion.token_ids),
     )
 
 
@@ -244,8 +245,9 @@ class TensorRTEngine(Engine):
     async def _stream_one(self, prompt: list[int], clock: TokenClock) -> None:
         seen = 0
         async for output in self._llm.generate_async(prompt, sampling_params=self._params, streaming=True):
-            total = len(output.outputs[0].token_ids)
-            clock.record(total - seen, time.perf_counter())
+            ids = output.outputs[0].token_ids
+            total = len(ids)
+            clock.record(total - seen, time.perf_counter(), ids[seen:total])
             seen = total
 
     def synchronize(self) -> None:
