@@ -409,6 +409,19 @@ class ExperimentConfig(StrictModel):
     vllm: VLLMConfig | None = None
     tensorrt: TensorRTConfig | None = None
 
+    @field_validator("extra_metadata", mode="before")
+    @classmethod
+    def _scalar_metadata(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, item in value.items():
+            if not isinstance(item, (str, int, float, bool)):
+                raise ValueError(
+                    f"extra_metadata.{key} must be a string, a number or true/false, not "
+                    f"{type(item).__name__} {item!r}: put lists and mappings into a string"
+                )
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _dataset_shorthand(cls, data: Any) -> Any:
