@@ -125,7 +125,10 @@ def test_save_outputs_writes_outputs_jsonl_beside_the_result(tmp_path: Path) -> 
     """save_outputs / decode_token_to_text / extra_metadata for real: SmolLM2 on the CPU."""
     project = tmp_path / "project"
     project.mkdir()
-    prompts = [json.loads(line) for line in (REPO / "configs" / "prompts" / "demo_prompts.jsonl").read_text().splitlines()[:5]]
+    prompts = [
+        json.loads(line)
+        for line in (REPO / "configs" / "prompts" / "demo_prompts.jsonl").read_text().splitlines()[:5]
+    ]
     (project / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
     (project / "outputs.yaml").write_text(OUTPUTS_CONFIG)
     results = tmp_path / "results"

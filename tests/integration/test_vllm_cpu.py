@@ -7,6 +7,7 @@ each one checks several things.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,18 @@ def test_natural_length_stops_at_eos(vllm_python: Path, eos_model_dir: Path, tmp
     assert m.ttft_p50_s is None and m.itl_mean_s is None  # not streaming: no per-token timing
     assert result.energy is not None
     assert_energy_relations(result.energy, m.output_tokens)
+
+
+def test_streamed_outputs_are_saved_in_prompt_order(
+    vllm_python: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """save_outputs with streaming: DELTA outputs accumulate into each request's 16 token ids."""
+    config = tiny_vllm_config(tiny_model_dir, streaming=True, save_outputs=True, decode_token_to_text=True)
+    result = run_harness(vllm_python, tmp_path, config)
+    assert result.status == "ok" and result.outputs_file == "outputs.jsonl"
+    records = [json.loads(line) for line in (tmp_path / "out" / "outputs.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(PROMPTS))
+    assert all(
+        r["input_tokens"] == INPUT_LEN and len(r["token_ids"]) == r["output_tokens"] == 16 for r in records
+    )
+    assert all(isinstance(r["text"], str) for r in records)

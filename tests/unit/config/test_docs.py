@@ -55,7 +55,9 @@ def section_of(path: str, found: dict[str, str]) -> str:
 EXPERIMENT_SECTIONS = sections("Experiment file")
 CAMPAIGN_SECTIONS = sections("Campaign file")
 # The experiment's own models inside a campaign (dataset, prompts) are documented once, there.
-EXPERIMENT_MODELS = tuple(m for name in ExperimentConfig.model_fields for m in field_models(ExperimentConfig, name))
+EXPERIMENT_MODELS = tuple(
+    m for name in ExperimentConfig.model_fields for m in field_models(ExperimentConfig, name)
+)
 
 
 @pytest.mark.parametrize("path", leaf_paths(ExperimentConfig, ""))

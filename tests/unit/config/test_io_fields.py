@@ -36,7 +36,12 @@ def test_outputs_metadata_and_a_huggingface_source_load() -> None:
     assert isinstance(cfg.prompts, HubPrompts)
     assert cfg.prompt_source == DatasetConfig(name="alpaca", shuffle=True, seed=9, sample_size=4)
     assert cfg.prompt_source.repo_id == "tatsu-lab/alpaca"
-    assert cfg.model_dump(mode="json")["extra_metadata"] == {"team": "green", "rack": 7, "ratio": 0.5, "cooled": False}
+    assert cfg.model_dump(mode="json")["extra_metadata"] == {
+        "team": "green",
+        "rack": 7,
+        "ratio": 0.5,
+        "cooled": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -54,8 +59,14 @@ def test_outputs_metadata_and_a_huggingface_source_load() -> None:
             "model_name: m\nextra_metadata: {tags: [a, b]}\n",
             "x.yaml:2: extra_metadata.tags: must be a string, a number or true/false, not list ['a', 'b']",
         ),
-        ("model_name: m\nextra_metadata: {'9x': 1}\n", "x.yaml:2: extra_metadata.9x: '9x' does not have the required form"),
-        ("model_name: m\ndataset: {name: mmlu, shuffle: false, seed: 3}\n", "seed is given but shuffle is false"),
+        (
+            "model_name: m\nextra_metadata: {'9x': 1}\n",
+            "x.yaml:2: extra_metadata.9x: '9x' does not have the required form",
+        ),
+        (
+            "model_name: m\ndataset: {name: mmlu, shuffle: false, seed: 3}\n",
+            "seed is given but shuffle is false",
+        ),
         ("model_name: m\ndataset: {name: sharegpt, subset: x}\n", "'sharegpt' is one file"),
         ("model_name: m\nprompts: {type: huggingface}\n", "prompts.dataset"),
     ],

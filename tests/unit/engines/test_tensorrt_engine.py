@@ -48,6 +48,7 @@ def test_perf_generation_uses_request_perf_metrics() -> None:
     gen = perf_generation(SimpleNamespace(prompt_token_ids=[1, 2], outputs=[completion]))
     assert (gen.input_tokens, gen.output_tokens) == (2, 3)
     assert gen.latency_s == pytest.approx(1.5)
+    assert gen.output_ids == (5, 6, 7)
 
 
 def test_perf_generation_without_metrics() -> None:

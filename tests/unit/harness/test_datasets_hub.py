@@ -139,8 +139,8 @@ def test_selection_sample_first_rows_or_seeded_shuffle() -> None:
 
 def test_alpaca_from_the_cache(tmp_path: Path) -> None:
     root = _snapshot(tmp_path, "tatsu-lab/alpaca")
-    _parquet(root / "data" / "train-00000-of-00001-a09b74b3ef9c3b56.parquet",
-             {"instruction": ["Add.", "Greet.", ""], "input": ["1 2", "", "x"], "output": ["3", "hi", "y"]})  # fmt: skip
+    rows = {"instruction": ["Add.", "Greet.", ""], "input": ["1 2", "", "x"], "output": ["3", "hi", "y"]}
+    _parquet(root / "data" / "train-00000-of-00001-a09b74b3ef9c3b56.parquet", rows)
     assert load_hub_texts(DatasetConfig(name="alpaca"), _env(tmp_path)) == ["Add.\n\n1 2", "Greet."]
     # a column set on a built-in replaces its extraction
     assert load_hub_texts(DatasetConfig(name="alpaca", column="output"), _env(tmp_path)) == ["3", "hi", "y"]
@@ -173,11 +173,18 @@ def test_gsm8k_reads_its_subset_and_split_only(tmp_path: Path) -> None:
 
 def test_mmlu_from_the_all_subset(tmp_path: Path) -> None:
     root = _snapshot(tmp_path, "cais/mmlu")
-    _parquet(root / "all" / "test-00000-of-00001.parquet",
-             {"question": ["Capital of France?"], "subject": ["geo"], "choices": [["Paris", "Rome"]], "answer": [0]})  # fmt: skip
-    _parquet(root / "all" / "auxiliary_train-00000-of-00001.parquet",
-             {"question": ["aux"], "subject": ["x"], "choices": [["a", "b"]], "answer": [0]})  # fmt: skip
-    assert load_hub_texts(DatasetConfig(name="mmlu"), _env(tmp_path)) == ["Capital of France?\nA. Paris\nB. Rome\nAnswer:"]
+    test = {
+        "question": ["Capital of France?"],
+        "subject": ["geo"],
+        "choices": [["Paris", "Rome"]],
+        "answer": [0],
+    }
+    _parquet(root / "all" / "test-00000-of-00001.parquet", test)
+    aux = {"question": ["aux"], "subject": ["x"], "choices": [["a", "b"]], "answer": [0]}
+    _parquet(root / "all" / "auxiliary_train-00000-of-00001.parquet", aux)
+    assert load_hub_texts(DatasetConfig(name="mmlu"), _env(tmp_path)) == [
+        "Capital of France?\nA. Paris\nB. Rome\nAnswer:"
+    ]
 
 
 def test_a_hub_id_without_column_uses_the_first_usual_column(tmp_path: Path) -> None:

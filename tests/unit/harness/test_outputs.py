@@ -100,7 +100,7 @@ def _outputs(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def test_the_runner_writes_outputs_in_prompt_order_beside_the_result(tmp_path: Path) -> None:
-    result, engine = _run(tmp_path, _spec(tmp_path, save_outputs=True), FakeClock(T0), IdEngine)
+    result, _ = _run(tmp_path, _spec(tmp_path, save_outputs=True), FakeClock(T0), IdEngine)
     assert result.status == "ok" and result.outputs_file == OUTPUTS_FILE
     records = _outputs(tmp_path)
     assert [r["index"] for r in records] == [0, 1, 2, 3, 4, 5]
@@ -124,7 +124,9 @@ def test_a_tokenizer_that_cannot_decode_leaves_a_warning_not_a_failure(tmp_path:
     result, _ = _run(tmp_path, spec, FakeClock(T0), IdEngine)
     assert result.status == "ok" and result.outputs_file is None
     assert not (tmp_path / "out" / OUTPUTS_FILE).exists()
-    assert any(w.startswith("outputs not written (outputs.jsonl): NotImplementedError") for w in result.warnings)
+    assert any(
+        w.startswith("outputs not written (outputs.jsonl): NotImplementedError") for w in result.warnings
+    )
 
 
 def test_without_save_outputs_no_file_is_written(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ def fetch_command(cfg: DatasetConfig) -> str:
     """The command that puts the dataset into the Hugging Face cache (run where the hub is reachable)."""
     includes = " ".join(f"--include '{p}'" for p in download_patterns(cfg))
     return f"huggingface-cli download {cfg.repo_id} --repo-type dataset {includes}"
+
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
