@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from lem_harness.engines.pytorch_args import (
+    assistant_kwargs,
     generation_kwargs,
+    pytorch_section,
     quantization_kwargs,
     quantization_problem,
 )
@@ -80,11 +82,13 @@ def test_beam_search_returns_one_sequence_and_takes_its_ngram_size_from_either_p
 
 def test_assisted_generation_drafts_a_constant_number_of_tokens() -> None:
     config = _config(pytorch={"assisted_generation": {"model": "org/draft", "num_tokens": 3}})
-    assert generation_kwargs(config, 0, [2]) == {
-        **BASE,
+    assert generation_kwargs(config, 0, [2]) == BASE
+    assert assistant_kwargs(pytorch_section(config)) == {
         "num_assistant_tokens": 3,
         "num_assistant_tokens_schedule": "constant",
+        "assistant_confidence_threshold": 0.0,
     }
+    assert assistant_kwargs(PyTorchConfig()) == {}
 
 
 def test_the_kwargs_build_a_valid_generation_config() -> None:

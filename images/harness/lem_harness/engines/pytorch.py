@@ -26,7 +26,12 @@ from lem_harness.engines.batching import (
     sorted_static_batches,
     static_batches,
 )
-from lem_harness.engines.pytorch_args import generation_kwargs, quantization_kwargs, quantization_problem
+from lem_harness.engines.pytorch_args import (
+    assistant_kwargs,
+    generation_kwargs,
+    quantization_kwargs,
+    quantization_problem,
+)
 from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
 
 VERSION_PACKAGES = (
@@ -254,8 +259,11 @@ class PyTorchEngine(Engine):
     def _load_assistant(self, transformers: Any, kwargs: dict[str, Any]) -> Any:
         """The draft model of ``pytorch.assisted_generation`` (None without it), loaded as the main
         model is (same dtype, device and quantisation)."""
-        assisted = self.section.assisted_generation
-        return None if assisted is None else self._from_pretrained(transformers, assisted.model, kwargs)
+        if self.section.assisted_generation is None:
+            return None
+        assistant = self._from_pretrained(transformers, self.section.assisted_generation.model, kwargs)
+        assistant.generation_config.update(**assistant_kwargs(self.section))
+        return assistant
 
     def _check_visible_gpus(self, torch: Any) -> None:
         """The model goes on CUDA devices 0..n-1, which must be exactly the measured GPUs: the runner

@@ -58,12 +58,20 @@ def generation_kwargs(
     }
     kwargs.update({key: value for key, value in optional.items() if value is not None})
     kwargs.update(_beam_kwargs(section))
-    if section.assisted_generation is not None:
-        kwargs.update(
-            num_assistant_tokens=section.assisted_generation.num_tokens,
-            num_assistant_tokens_schedule="constant",  # draft exactly num_tokens each step
-        )
     return kwargs
+
+
+def assistant_kwargs(section: PyTorchConfig) -> dict[str, Any]:
+    """Settings of the draft model's own ``generation_config`` (Transformers 5.24 reads the draft
+    length there, not in the main model's): exactly ``num_tokens`` drafted per step, no schedule
+    changing it between steps, no early stop of a draft on low confidence."""
+    if section.assisted_generation is None:
+        return {}
+    return {
+        "num_assistant_tokens": section.assisted_generation.num_tokens,
+        "num_assistant_tokens_schedule": "constant",
+        "assistant_confidence_threshold": 0.0,
+    }
 
 
 def _beam_kwargs(section: PyTorchConfig) -> dict[str, Any]:
