@@ -234,6 +234,8 @@ class PyTorchConfig(StrictModel):
     batch_size: StrictInt = Field(1, ge=1, le=4_096)
     batching_strategy: Literal["static", "dynamic", "sorted_static", "sorted_dynamic"] = "static"
     max_tokens_per_batch: StrictInt | None = Field(None, ge=1, le=10_000_000)
+    # Data parallelism: this many processes, each with its own model copy on its group of gpus.
+    num_processes: StrictInt = Field(1, ge=1, le=64)
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     # false | true | a mode (default, reduce-overhead, max-autotune) | a backend name (inductor, ...)
     torch_compile: TorchCompile = False
@@ -482,6 +484,11 @@ class ExperimentConfig(StrictModel):
             raise ValueError(
                 "pytorch.min_p is a sampling filter, but this decoder is greedy: set decoder.do_sample: true "
                 "(or a sampling preset) or remove pytorch.min_p"
+            )
+        if section.num_processes > len(self.gpus):
+            raise ValueError(
+                f"pytorch.num_processes must be <= the number of gpus ({len(self.gpus)}): each process runs "
+                f"on its own GPU(s); list more gpus or lower it to {len(self.gpus)}"
             )
         if self.streaming and section.beam_search is not None and section.beam_search.enabled:
             raise ValueError(

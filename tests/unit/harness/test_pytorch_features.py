@@ -151,3 +151,28 @@ def test_bitsandbytes_is_refused_without_cuda(tiny_model_dir: Path, key: str) ->
         f"pytorch.{key} needs a CUDA GPU (bitsandbytes quantises on the GPU) and this process has none: "
         "run on a GPU or remove the key"
     )
+
+
+def test_num_processes_must_fit_the_gpus() -> None:
+    with pytest.raises(ValueError, match=r"pytorch.num_processes must be <= the number of gpus \(2\)"):
+        ExperimentConfig.model_validate({"model_name": "m", "gpus": [0, 1], "pytorch": {"num_processes": 3}})
+
+
+def test_two_processes_generate_what_one_does(tiny_model_dir: Path) -> None:
+    changes: dict[str, Any] = {"max_output_tokens": 5, "streaming": True}
+    prompts = [[10 + i] * (1 + i) for i in range(5)]
+    one = _engine(tiny_model_dir, pytorch={"batch_size": 2}, **changes)
+    two = _engine(tiny_model_dir, gpus=[0, 1], pytorch={"batch_size": 2, "num_processes": 2}, **changes)
+    try:
+        assert two._pool is not None and two._model is None
+        assert two.plan_batches(prompts) == [[0, 1, 2, 3], [4]]  # 2 processes x batch_size 2
+        expected = [g.output_tokens for b in one.plan_batches(prompts) for g in one.generate([prompts[i] for i in b]).generations]
+        merged = two.generate(prompts[:4])
+        assert [g.input_tokens for g in merged.generations] == [1, 2, 3, 4]
+        assert [g.output_tokens for g in merged.generations] + [two.generate([prompts[4]]).generations[0].output_tokens] == expected
+        assert all(g.ttft_s is not None and len(g.itl_s) == g.output_tokens - 1 for g in merged.generations)
+        assert [g.output_tokens for g in two.generate_prefill(prompts[:3]).generations] == [1, 1, 1]
+        assert two.peak_memory_bytes() is None  # CPU workers
+    finally:
+        two.close()
+    assert two._pool is None

@@ -12,6 +12,7 @@ import gc
 import importlib.metadata
 import importlib.util
 import itertools
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from lem_harness.engines.pytorch_args import (
     quantization_kwargs,
     quantization_problem,
 )
+from lem_harness.engines.pytorch_workers import WorkerPool
 from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
 
 VERSION_PACKAGES = (
@@ -166,6 +168,7 @@ class PyTorchEngine(Engine):
         self._tokenizer: HFTokenizer | None = None
         self._model: Any = None
         self._assistant: Any = None
+        self._pool: WorkerPool | None = None
         self._gen_config: Any = None
         self._prefill_config: Any = None
         self._device = "cpu"
@@ -188,6 +191,9 @@ class PyTorchEngine(Engine):
     # ---- load
 
     def load(self) -> None:
+        if self.section.num_processes > 1:
+            self._load_workers()
+            return
         transformers = _import_transformers()
         import torch
 
@@ -212,6 +218,12 @@ class PyTorchEngine(Engine):
         self._eos_ids = self._eos_token_ids(model, tokenizer.hf)
         self._gen_config = self._generation_config(transformers)
         self._prefill_config = self._generation_config(transformers, output_tokens=1)
+
+    def _load_workers(self) -> None:
+        """``pytorch.num_processes`` > 1: the model loads in the workers, not here."""
+        self.load_tokenizer()
+        self._pool = WorkerPool.start(self.config, os.environ, sorted(os.sched_getaffinity(0)))
+        self._notes.extend(self._pool.notes)
 
     def _load_kwargs(self, transformers: Any, torch: Any, dtype: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -322,14 +334,18 @@ class PyTorchEngine(Engine):
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
         """Batches of prompt indices: every index names the prompt's place in the dataset, so a
-        result stays attributable to its prompt whatever order the batches run in."""
+        result stays attributable to its prompt whatever order the batches run in. With N
+        processes a batch holds N processes' worth (N x batch_size prompts, N x the token budget)
+        and each process generates a contiguous shard of it."""
+        n = self.section.num_processes
+        size, budget = self.section.batch_size * n, self.section.max_tokens_per_batch
         strategy, lengths = self.section.batching_strategy, [len(p) for p in prompts]
         if strategy == "static":
-            return static_batches(len(prompts), self.section.batch_size)
+            return static_batches(len(prompts), size)
         if strategy == "sorted_static":
-            return sorted_static_batches(lengths, self.section.batch_size)
+            return sorted_static_batches(lengths, size)
         # dynamic and sorted_dynamic: lem's dynamic batching already sorts by length
-        return dynamic_batches(lengths, self.section.batch_size, self.section.max_tokens_per_batch)
+        return dynamic_batches(lengths, size, budget * n if budget is not None else None)
 
     def _padded(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any]:
         import torch
@@ -341,9 +357,13 @@ class PyTorchEngine(Engine):
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
     def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._pool is not None:
+            return self._pool.generate(prompts, prefill=False)
         return self._generate(prompts, self._gen_config, streaming=self.config.streaming)
 
     def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._pool is not None:
+            return self._pool.generate(prompts, prefill=True)
         return self._generate(prompts, self._prefill_config, streaming=False)
 
     def _generate(self, prompts: Sequence[Sequence[int]], gen_config: Any, *, streaming: bool) -> BatchResult:
@@ -387,6 +407,9 @@ class PyTorchEngine(Engine):
                 torch.cuda.synchronize(index)
 
     def peak_memory_bytes(self) -> int | None:
+        if self._pool is not None:
+            peaks = [p for p in self._pool.broadcast("peak_memory") if p is not None]
+            return sum(peaks) if peaks else None
         if self._device != "cuda":
             return None
         import torch
@@ -394,6 +417,8 @@ class PyTorchEngine(Engine):
         return sum(int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count()))
 
     def reset_peak_memory(self) -> None:
+        if self._pool is not None:
+            self._pool.broadcast("reset_peak_memory")
         if self._device == "cuda":
             import torch
 
@@ -401,6 +426,9 @@ class PyTorchEngine(Engine):
                 torch.cuda.reset_peak_memory_stats(i)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._model is None:
             return
         self._model = self._assistant = None
