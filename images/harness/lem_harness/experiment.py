@@ -279,10 +279,15 @@ class PyTorchConfig(StrictModel):
     @model_validator(mode="after")
     def _combinations(self) -> PyTorchConfig:
         if self.load_in_4bit and self.load_in_8bit:
-            raise ValueError("pytorch.load_in_4bit must not be combined with pytorch.load_in_8bit (they are mutually exclusive): set one")
+            raise ValueError(
+                "pytorch.load_in_4bit must not be combined with pytorch.load_in_8bit (they are mutually "
+                "exclusive): set one"
+            )
         options = [k for k in BNB_4BIT_OPTIONS if getattr(self, k) is not None]
         if options and not self.load_in_4bit:
-            raise ValueError(f"pytorch.{options[0]} is a 4-bit option: set pytorch.load_in_4bit: true or remove it")
+            raise ValueError(
+                f"pytorch.{options[0]} is a 4-bit option: set pytorch.load_in_4bit: true or remove it"
+            )
         beams = self.beam_search is not None and self.beam_search.enabled
         if beams and self.assisted_generation is not None:
             raise ValueError(
@@ -308,7 +313,11 @@ class PyTorchConfig(StrictModel):
         return self.no_repeat_ngram_size if self.no_repeat_ngram_size is not None else inner
 
 
-BNB_4BIT_OPTIONS: tuple[str, ...] = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant")
+BNB_4BIT_OPTIONS: tuple[str, ...] = (
+    "bnb_4bit_compute_dtype",
+    "bnb_4bit_quant_type",
+    "bnb_4bit_use_double_quant",
+)
 
 
 class VLLMConfig(StrictModel):
@@ -389,7 +398,8 @@ class ExperimentConfig(StrictModel):
     def _adapter(cls, value: str | None) -> str | None:
         if value is not None and not is_local_path(value) and not re.fullmatch(_HUB_ID, value):
             raise ValueError(
-                f"{value!r} is neither a hub id like 'org/adapter' nor a local path (start it with ./, ../, / or ~)"
+                f"{value!r} is neither a hub id like 'org/adapter' nor a local path (start it with ./, ../, "
+                "/ or ~)"
             )
         return value
 

@@ -24,22 +24,27 @@ def problems(text: str) -> list[str]:
     [
         (
             "pytorch:\n  load_in_4bit: true\n  load_in_8bit: true\n",
-            "f.yaml:3: pytorch.load_in_4bit: must not be combined with pytorch.load_in_8bit (they are mutually "
+            "f.yaml:3: pytorch.load_in_4bit: must not be combined with pytorch.load_in_8bit (they are "
+            "mutually "
             "exclusive): set one",
         ),
         (
             "pytorch:\n  load_in_8bit: true\n  bnb_4bit_quant_type: nf4\n",
-            "f.yaml:4: pytorch.bnb_4bit_quant_type: is a 4-bit option: set pytorch.load_in_4bit: true or remove it",
+            "f.yaml:4: pytorch.bnb_4bit_quant_type: is a 4-bit option: set pytorch.load_in_4bit: true or "
+            "remove it",
         ),
         (
             "pytorch:\n  cache_implementation: statc\n",
-            "f.yaml:3: pytorch.cache_implementation: 'statc' is not a cache implementation of Transformers 5.24.0: "
-            "did you mean 'static'? choose one of static, offloaded_static, sliding_window, hybrid, hybrid_chunked, "
+            "f.yaml:3: pytorch.cache_implementation: 'statc' is not a cache implementation of Transformers "
+            "5.24.0: "
+            "did you mean 'static'? choose one of static, offloaded_static, sliding_window, hybrid, "
+            "hybrid_chunked, "
             "offloaded_hybrid, offloaded_hybrid_chunked, dynamic, offloaded, quantized",
         ),
         (
             "pytorch:\n  min_p: 0.1\n",
-            "f.yaml:3: pytorch.min_p: is a sampling filter, but this decoder is greedy: set decoder.do_sample: "
+            "f.yaml:3: pytorch.min_p: is a sampling filter, but this decoder is greedy: set "
+            "decoder.do_sample: "
             "true (or a sampling preset) or remove pytorch.min_p",
         ),
         (
@@ -48,7 +53,8 @@ def problems(text: str) -> list[str]:
         ),
         (
             "streaming: true\npytorch:\n  beam_search:\n    num_beams: 2\n",
-            "f.yaml:2: streaming: must be false with pytorch.beam_search: Transformers streams no beam search (the "
+            "f.yaml:2: streaming: must be false with pytorch.beam_search: Transformers streams no beam "
+            "search (the "
             "winning beam is known only at the end); set streaming: false or disable beam_search",
         ),
         (
@@ -57,22 +63,26 @@ def problems(text: str) -> list[str]:
         ),
         (
             "pytorch:\n  batch_size: 2\n  assisted_generation:\n    model: org/draft\n",
-            "f.yaml:4: pytorch.assisted_generation: is for pytorch.batch_size 1 only (Transformers verifies draft "
+            "f.yaml:4: pytorch.assisted_generation: is for pytorch.batch_size 1 only (Transformers verifies "
+            "draft "
             "tokens for one prompt at a time), not 2",
         ),
         (
             "pytorch:\n  beam_search: {num_beams: 2}\n  assisted_generation: {model: org/draft}\n",
-            "f.yaml:3: pytorch.beam_search: must not be combined with pytorch.assisted_generation (Transformers' "
+            "f.yaml:3: pytorch.beam_search: must not be combined with pytorch.assisted_generation "
+            "(Transformers' "
             "assisted generation decodes one hypothesis): keep one",
         ),
         (
             "pytorch:\n  no_repeat_ngram_size: 2\n  beam_search: {num_beams: 2, no_repeat_ngram_size: 3}\n",
-            "f.yaml:3: pytorch.no_repeat_ngram_size: must equal pytorch.beam_search.no_repeat_ngram_size when both "
+            "f.yaml:3: pytorch.no_repeat_ngram_size: must equal pytorch.beam_search.no_repeat_ngram_size "
+            "when both "
             "are given: keep one",
         ),
         (
             "pytorch:\n  extra:\n    typicl_p: 0.9\n",
-            "f.yaml:4: pytorch.extra.typicl_p: is not a generation setting of Transformers 5.24.0; did you mean "
+            "f.yaml:4: pytorch.extra.typicl_p: is not a generation setting of Transformers 5.24.0; did you "
+            "mean "
             "'typical_p'? (keys are GenerationConfig fields)",
         ),
         (
@@ -81,7 +91,8 @@ def problems(text: str) -> list[str]:
         ),
         (
             "adapter: my-adapter\n",
-            "f.yaml:2: adapter: 'my-adapter' is neither a hub id like 'org/adapter' nor a local path (start it "
+            "f.yaml:2: adapter: 'my-adapter' is neither a hub id like 'org/adapter' nor a local path (start "
+            "it "
             "with ./, ../, / or ~)",
         ),
     ],
@@ -115,7 +126,11 @@ def test_valid_settings_validate() -> None:
 
 def test_local_adapter_and_draft_paths_are_made_absolute(tmp_path: Path) -> None:
     config = ExperimentConfig.model_validate(
-        {"model_name": "org/m", "adapter": "./lora", "pytorch": {"assisted_generation": {"model": "../draft"}}}
+        {
+            "model_name": "org/m",
+            "adapter": "./lora",
+            "pytorch": {"assisted_generation": {"model": "../draft"}},
+        }
     )
     moved = with_absolute_paths(config, tmp_path / "configs")
     assert moved.adapter == str(tmp_path / "configs" / "lora")

@@ -66,7 +66,14 @@ def test_new_generation_keys_and_extra() -> None:
 
 def test_beam_search_returns_one_sequence_and_takes_its_ngram_size_from_either_place() -> None:
     config = _config(
-        pytorch={"beam_search": {"num_beams": 3, "length_penalty": 0.5, "early_stopping": True, "no_repeat_ngram_size": 2}}
+        pytorch={
+            "beam_search": {
+                "num_beams": 3,
+                "length_penalty": 0.5,
+                "early_stopping": True,
+                "no_repeat_ngram_size": 2,
+            }
+        }
     )
     assert generation_kwargs(config, 0, [2]) == {
         **BASE,
@@ -124,7 +131,10 @@ def test_bitsandbytes_mapping_builds_transformers_config_without_a_gpu() -> None
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     full = PyTorchConfig(
-        load_in_4bit=True, bnb_4bit_compute_dtype="bfloat16", bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True
+        load_in_4bit=True,
+        bnb_4bit_compute_dtype="bfloat16",
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
     )
     built = transformers.BitsAndBytesConfig(**quantization_kwargs(full))
     assert (built.load_in_4bit, built.load_in_8bit) == (True, False)
@@ -141,9 +151,11 @@ def test_bitsandbytes_refusals() -> None:
     assert quantization_problem(PyTorchConfig(), "cpu", bitsandbytes_installed=False) is None
     assert quantization_problem(four, "cuda", bitsandbytes_installed=True) is None
     assert quantization_problem(eight, "cpu", bitsandbytes_installed=True) == (
-        "pytorch.load_in_8bit needs a CUDA GPU (bitsandbytes quantises on the GPU) and this process has none: "
+        "pytorch.load_in_8bit needs a CUDA GPU (bitsandbytes quantises on the GPU) and this process has "
+        "none: "
         "run on a GPU or remove the key"
     )
     assert quantization_problem(four, "cuda", bitsandbytes_installed=False) == (
-        "pytorch.load_in_4bit needs the bitsandbytes package, which this image lacks: pip install bitsandbytes"
+        "pytorch.load_in_4bit needs the bitsandbytes package, which this image lacks: pip install "
+        "bitsandbytes"
     )

@@ -48,7 +48,14 @@ def test_sorted_batching_plans(tiny_model_dir: Path) -> None:
     )
     sorted_dynamic = PyTorchEngine(
         ExperimentConfig.model_validate(
-            {"model_name": "m", "pytorch": {"batch_size": 4, "batching_strategy": "sorted_dynamic", "max_tokens_per_batch": 16}}
+            {
+                "model_name": "m",
+                "pytorch": {
+                    "batch_size": 4,
+                    "batching_strategy": "sorted_dynamic",
+                    "max_tokens_per_batch": 16,
+                },
+            }
         )
     )
     assert sorted_static.plan_batches(prompts) == [[1, 3], [2, 0], [4]]
@@ -57,7 +64,10 @@ def test_sorted_batching_plans(tiny_model_dir: Path) -> None:
 
 def test_beam_search_counts_the_returned_sequence_only(tiny_model_dir: Path) -> None:
     engine = _engine(
-        tiny_model_dir, max_output_tokens=5, min_output_tokens=5, pytorch={"batch_size": 2, "beam_search": {"num_beams": 3}}
+        tiny_model_dir,
+        max_output_tokens=5,
+        min_output_tokens=5,
+        pytorch={"batch_size": 2, "beam_search": {"num_beams": 3}},
     )
     assert (engine._gen_config.num_beams, engine._gen_config.num_return_sequences) == (3, 1)
     batch = engine.generate(PROMPTS)
@@ -73,10 +83,15 @@ def test_beam_search_counts_the_winning_beam_up_to_its_eos(tmp_path: Path) -> No
     assert counted == [3, 6, 8, 8, 1, 2, 8, 8, 8, 8]
 
 
-def test_assisted_generation_outputs_what_the_main_model_outputs(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_assisted_generation_outputs_what_the_main_model_outputs(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     draft = build_tiny_model(tmp_path / "draft", eos_scale=0.2)  # a different model: some drafts rejected
     assisted = _engine(
-        tiny_model_dir, max_output_tokens=7, min_output_tokens=7, pytorch={"assisted_generation": {"model": str(draft), "num_tokens": 3}}
+        tiny_model_dir,
+        max_output_tokens=7,
+        min_output_tokens=7,
+        pytorch={"assisted_generation": {"model": str(draft), "num_tokens": 3}},
     )
     greedy = _engine(tiny_model_dir, max_output_tokens=7, min_output_tokens=7)
     assert assisted._assistant is not None
@@ -117,7 +132,9 @@ def test_a_lora_adapter_changes_the_model(tmp_path: Path, tiny_model_dir: Path) 
     changed = [p for p in PROMPTS if _ids(with_lora, p) != _ids(base, p)]
     assert changed == PROMPTS
     batch = with_lora.generate(PROMPTS)
-    assert [g.output_tokens for g in batch.generations] == [output_length(_ids(with_lora, p), with_lora._eos_ids) for p in PROMPTS]
+    assert [g.output_tokens for g in batch.generations] == [
+        output_length(_ids(with_lora, p), with_lora._eos_ids) for p in PROMPTS
+    ]
 
 
 def test_cache_implementation_ngram_blocking_and_extra_reach_generate(tiny_model_dir: Path) -> None:
@@ -127,7 +144,11 @@ def test_cache_implementation_ngram_blocking_and_extra_reach_generate(tiny_model
         tiny_model_dir,
         max_output_tokens=12,
         min_output_tokens=12,
-        pytorch={"cache_implementation": "static", "no_repeat_ngram_size": 1, "extra": {"suppress_tokens": [first]}},
+        pytorch={
+            "cache_implementation": "static",
+            "no_repeat_ngram_size": 1,
+            "extra": {"suppress_tokens": [first]},
+        },
     )
     cfg = engine._gen_config
     assert (cfg.cache_implementation, cfg.no_repeat_ngram_size, cfg.suppress_tokens) == ("static", 1, [first])
@@ -137,14 +158,22 @@ def test_cache_implementation_ngram_blocking_and_extra_reach_generate(tiny_model
 
 
 def test_min_p_sampling_runs(tiny_model_dir: Path) -> None:
-    engine = _engine(tiny_model_dir, decoder={"preset": "standard"}, max_output_tokens=4, min_output_tokens=4, pytorch={"min_p": 0.2})
+    engine = _engine(
+        tiny_model_dir,
+        decoder={"preset": "standard"},
+        max_output_tokens=4,
+        min_output_tokens=4,
+        pytorch={"min_p": 0.2},
+    )
     assert engine._gen_config.min_p == 0.2
     assert [g.output_tokens for g in engine.generate(PROMPTS).generations] == [4, 4]
 
 
 @pytest.mark.parametrize("key", ["load_in_4bit", "load_in_8bit"])
 def test_bitsandbytes_is_refused_without_cuda(tiny_model_dir: Path, key: str) -> None:
-    engine = PyTorchEngine(ExperimentConfig.model_validate({"model_name": str(tiny_model_dir), "pytorch": {key: True}}))
+    engine = PyTorchEngine(
+        ExperimentConfig.model_validate({"model_name": str(tiny_model_dir), "pytorch": {key: True}})
+    )
     with pytest.raises(EngineUnavailableError) as caught:
         engine.load()
     assert str(caught.value) == (
@@ -166,10 +195,16 @@ def test_two_processes_generate_what_one_does(tiny_model_dir: Path) -> None:
     try:
         assert two._pool is not None and two._model is None
         assert two.plan_batches(prompts) == [[0, 1, 2, 3], [4]]  # 2 processes x batch_size 2
-        expected = [g.output_tokens for b in one.plan_batches(prompts) for g in one.generate([prompts[i] for i in b]).generations]
+        expected = [
+            g.output_tokens
+            for b in one.plan_batches(prompts)
+            for g in one.generate([prompts[i] for i in b]).generations
+        ]
         merged = two.generate(prompts[:4])
         assert [g.input_tokens for g in merged.generations] == [1, 2, 3, 4]
-        assert [g.output_tokens for g in merged.generations] + [two.generate([prompts[4]]).generations[0].output_tokens] == expected
+        assert [g.output_tokens for g in merged.generations] + [
+            two.generate([prompts[4]]).generations[0].output_tokens
+        ] == expected
         assert all(g.ttft_s is not None and len(g.itl_s) == g.output_tokens - 1 for g in merged.generations)
         assert [g.output_tokens for g in two.generate_prefill(prompts[:3]).generations] == [1, 1, 1]
         assert two.peak_memory_bytes() is None  # CPU workers

@@ -45,7 +45,11 @@ def test_shards_merge_back_in_batch_order() -> None:
     second = BatchResult([Generation(13, 4), Generation(14, 5)], latency_s=0.9)
     merged = merge_shards(5, shards, [first, second], wall_s=1.25)
     assert [(g.input_tokens, g.output_tokens) for g in merged.generations] == [
-        (10, 1), (11, 2), (12, 3), (13, 4), (14, 5)
+        (10, 1),
+        (11, 2),
+        (12, 3),
+        (13, 4),
+        (14, 5),
     ]
     assert merged.latency_s == 1.25
 

@@ -26,8 +26,9 @@ def test_the_tables_match_the_installed_transformers() -> None:
 
 
 def test_the_version_is_the_pinned_engine_version() -> None:
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     pins = tomllib.loads((Path(__file__).parents[3] / "images" / "pins.toml").read_text())
     assert pins["pytorch"]["engine_version"] == TRANSFORMERS_VERSION
@@ -47,7 +48,14 @@ def test_extra_key_messages() -> None:
         "'typical_p'? (keys are GenerationConfig fields)"
     )
     assert extra_key_problem("zzz") == (
-        "pytorch.extra.zzz is not a generation setting of Transformers 5.24.0 (keys are GenerationConfig fields)"
+        "pytorch.extra.zzz is not a generation setting of Transformers 5.24.0 (keys are GenerationConfig "
+        "fields)"
     )
-    assert extra_key_problem("num_beams") == "pytorch.extra.num_beams is set by lem: use pytorch.beam_search.num_beams"
-    assert extra_key_problem("max_new_tokens") == "pytorch.extra.max_new_tokens is set by lem: use max_output_tokens"
+    assert (
+        extra_key_problem("num_beams")
+        == "pytorch.extra.num_beams is set by lem: use pytorch.beam_search.num_beams"
+    )
+    assert (
+        extra_key_problem("max_new_tokens")
+        == "pytorch.extra.max_new_tokens is set by lem: use max_output_tokens"
+    )

@@ -261,8 +261,8 @@ class PyTorchEngine(Engine):
             import peft
         except ImportError as e:
             raise EngineUnavailableError(
-                "adapter needs the peft package, which this environment lacks: use the llenergymeasure/pytorch "
-                "image or install the 'harness' extra"
+                "adapter needs the peft package, which this environment lacks: use the "
+                "llenergymeasure/pytorch image or install the 'harness' extra"
             ) from e
         adapted = peft.PeftModel.from_pretrained(model, self.config.adapter)
         adapted.eval()
@@ -328,7 +328,9 @@ class PyTorchEngine(Engine):
     def _generation_config(self, transformers: Any, output_tokens: int | None = None) -> Any:
         """The run's generation settings; ``output_tokens`` fixes the count (the prefill-only pass)."""
         eos = sorted(self._eos_ids) or None
-        return transformers.GenerationConfig(**generation_kwargs(self.config, self._pad_id, eos, output_tokens))
+        return transformers.GenerationConfig(
+            **generation_kwargs(self.config, self._pad_id, eos, output_tokens)
+        )
 
     # ---- batches
 

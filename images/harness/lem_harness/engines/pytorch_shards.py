@@ -34,7 +34,11 @@ def gpu_groups(gpus: Sequence[int], processes: int) -> list[tuple[int, ...]]:
 def worker_visible_devices(parent_visible: str | None, gpus: Sequence[int], processes: int) -> list[str]:
     """``CUDA_VISIBLE_DEVICES`` of each process: its group's entries of the parent's list (ids or
     UUIDs, in the measured GPUs' order), or its group's CUDA ordinals when the parent sets none."""
-    entries = [e.strip() for e in parent_visible.split(",")] if parent_visible else [str(i) for i in range(len(gpus))]
+    entries = (
+        [e.strip() for e in parent_visible.split(",")]
+        if parent_visible
+        else [str(i) for i in range(len(gpus))]
+    )
     if len(entries) != len(gpus):
         raise ValueError(
             f"CUDA_VISIBLE_DEVICES lists {len(entries)} device(s) but gpus lists {len(gpus)}: the harness "
@@ -57,7 +61,9 @@ def shard_batch(count: int, processes: int) -> list[range]:
     return split_evenly(count, processes)
 
 
-def merge_shards(count: int, shards: Sequence[range], results: Sequence[BatchResult], wall_s: float) -> BatchResult:
+def merge_shards(
+    count: int, shards: Sequence[range], results: Sequence[BatchResult], wall_s: float
+) -> BatchResult:
     """One batch result from the processes' results: generations back in batch order; the batch's
     latency is the wall time from sending the shards to the last result (the slowest process)."""
     merged: list[Generation | None] = [None] * count

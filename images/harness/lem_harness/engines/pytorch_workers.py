@@ -95,12 +95,20 @@ class WorkerPool:
         n = section.num_processes
         visible = worker_visible_devices(env.get("CUDA_VISIBLE_DEVICES"), config.gpus, n)
         context = multiprocessing.get_context("spawn")
-        processes, conns = [], []
-        for group, devices, share in zip(gpu_groups(config.gpus, n), visible, worker_cpus(cpus, n), strict=True):
+        processes: list[Any] = []
+        conns: list[Any] = []
+        for group, devices, share in zip(
+            gpu_groups(config.gpus, n), visible, worker_cpus(cpus, n), strict=True
+        ):
             parent, child = context.Pipe()
             process = context.Process(
                 target=worker_main,
-                args=(worker_config(config, group).model_dump_json(), {"CUDA_VISIBLE_DEVICES": devices}, share, child),
+                args=(
+                    worker_config(config, group).model_dump_json(),
+                    {"CUDA_VISIBLE_DEVICES": devices},
+                    share,
+                    child,
+                ),
                 name=f"lem-pytorch-worker-{len(processes)}",
                 daemon=True,
             )
