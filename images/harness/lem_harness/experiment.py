@@ -370,8 +370,6 @@ class ExperimentConfig(StrictModel):
     schema_version: str | None = None
     config_name: str | None = Field(None, min_length=1, max_length=200)
     model_name: str = Field(min_length=1, max_length=1_000)
-    # A LoRA adapter applied to model_name: a hub id ``org/name`` or a local directory.
-    adapter: str | None = Field(None, min_length=1, max_length=1_000)
     backend: Backend = "pytorch"
     gpus: tuple[Annotated[StrictInt, Field(ge=0, le=1_023)], ...] = Field((0,), min_length=1, max_length=64)
     max_input_tokens: StrictInt = Field(512, ge=1, le=1_048_576)
@@ -392,6 +390,8 @@ class ExperimentConfig(StrictModel):
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
     tensorrt: TensorRTConfig | None = None
+    # A LoRA adapter applied to model_name: a hub id ``org/name`` or a local directory.
+    adapter: str | None = Field(None, min_length=1, max_length=1_000)
 
     @field_validator("adapter")
     @classmethod
