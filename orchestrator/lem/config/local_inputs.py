@@ -2,7 +2,8 @@
 
 One check for ``lem config validate`` and for ``lem campaign run`` (which builds every run's
 container before the first starts): a local model (a directory or a single file such as a
-GGUF), a local LoRA ``adapter`` or draft model (``pytorch.assisted_generation.model``) and a prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
+GGUF), a local LoRA ``adapter`` or draft model (``pytorch.assisted_generation.model``) and a
+prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
 """
 
 from __future__ import annotations
