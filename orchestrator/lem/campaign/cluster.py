@@ -43,7 +43,7 @@ from lem.campaign.lanes import Lane, lane_time_limit_minutes, regap, run_estimat
 from lem.campaign.liveness import LiveCampaign, live_key, runtime_dir
 from lem.campaign.manifest import Manifest, ManifestError, RunEntry, definition_hash
 from lem.campaign.plan import PlannedRun
-from lem.campaign.session import campaign_id_for, open_campaign
+from lem.campaign.session import OpenOptions, campaign_id_for, open_campaign
 from lem.config.campaign import CampaignConfig
 from lem.runtime.images import Flavour
 from lem.runtime.slurm import JobState, SlurmClient
@@ -147,6 +147,9 @@ def run_cluster(request: ClusterRequest, services: ClusterServices) -> ClusterRe
             request.results_root,
             resume=request.resume,
             now=services.clock.time(),
+            # The runs are the lanes' (their jobs may be running them now, as on --resume after
+            # the orchestrator was killed): the merged manifest only mirrors the lanes' manifests.
+            options=OpenOptions(resume=request.resume, lanes_own_runs=True),
         )
         try:
             lanes = _lanes(request, campaign_id)
