@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lem.campaign.cluster import ClusterRequest, ClusterResult, ClusterServices, run_cluster
 from lem.campaign.expand import expand_campaign
 from lem.campaign.manifest import MANIFEST_FILE, Manifest
@@ -35,17 +37,17 @@ class Cluster:
     def campaign_dir(self) -> Path:
         return self.root / "results" / "demo"
 
-    def run(self, *, resume: bool = False, detach: bool = False) -> ClusterResult:
+    def run(self, *, resume: bool = False, detach: bool = False, **request_fields: Any) -> ClusterResult:
+        fields = {"campaign_file": self.root / "campaign.yaml", "project_root": self.root, **request_fields}
         request = ClusterRequest(
             campaign=self.campaign,
-            campaign_file=self.root / "campaign.yaml",
             expansion=self.expansion,
             runs=plan_campaign(self.campaign, self.expansion),
             results_root=self.root / "results",
             resume=resume,
             detach=detach,
-            project_root=self.root,
             python="/opt/lem/bin/python",
+            **fields,
         )
         services = ClusterServices(
             self.slurm, self.slurm.clock, stop_event(self), self.notes.append, self.root / "live"
@@ -259,3 +261,19 @@ def test_a_lane_running_on_a_node_keeps_its_campaign_live_there(tmp_path: Path) 
 
     with LiveCampaign(tmp_path, live_key("demo-1234abcd", "lane-03")), LiveCampaign(tmp_path, "other"):
         assert live_campaign_ids(tmp_path) == {"demo-1234abcd", "other"}  # its containers are not orphans
+
+
+def test_a_lane_gets_the_campaign_files_project_as_its_root_wherever_lem_was_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where the orchestrator runs does not matter
+    c = Cluster(tmp_path)
+    c.run(detach=True, campaign_file=project / "configs" / "campaign.yaml", project_root=None)
+    for lane in ("lane-00", "lane-01"):
+        plan = json.loads((c.campaign_dir / "slurm" / f"{lane}.json").read_text())
+        assert plan["project_root"] == str(project)  # as LaunchRequest decides it on one host
