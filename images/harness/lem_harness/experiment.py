@@ -442,6 +442,10 @@ class ExperimentConfig(StrictModel):
         self._check_parallelism()
         self._check_compile()
         self._check_pytorch_decoding()
+        # Until vLLM's and TensorRT-LLM's adapters land (other branches of issue 15), refuse rather
+        # than ignore: remove this check for the backend whose engine applies the adapter.
+        if self.adapter is not None and self.backend != "pytorch":
+            raise ValueError(f"adapter is applied by the pytorch backend only here, not {self.backend}")
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
         if self.vllm is not None and self.vllm.max_model_len is not None:
