@@ -27,6 +27,7 @@ from lem.config.campaign import ExecutionConfig, ThermalGapConfig
 from lem_harness.contract import BaselineMetrics
 from lem_harness.devices.base import DeviceError
 
+SENSOR_RESOLUTION_C = 1.0  # NVML reports whole degrees Celsius
 GapEnd = Literal["none", "fixed", "thermal", "settled", "cap", "stopped"]
 Warn = Callable[[str], None]
 
@@ -120,7 +121,7 @@ class CoolingHistory:
                 self.temperature_c.setdefault(reading.uuid, []).append(reading.temperature_c)
 
     def settled(self, uuid: str, tolerance_c: float) -> bool:
-        return is_settled(self.temperature_c.get(uuid, []), tolerance_c)
+        return is_settled(self.temperature_c.get(uuid, []), tolerance_c, SENSOR_RESOLUTION_C)
 
 
 def _temperatures(readings: Sequence[GpuReading]) -> dict[str, float]:

@@ -43,6 +43,21 @@ def test_cooling_then_flat_has_settled() -> None:
     assert predicted_drop_c([70.0, 60.0, 60.0]) == 0.0
 
 
+def test_whole_degree_readings_count_a_flat_second_half_as_one_step() -> None:
+    # 66, 64, 64 from a 1 °C sensor: the second half may hide up to 1 °C, so r = 1/2 and
+    # 1·(1/2)/(1/2) = 1 °C may still come (a continuous sensor would say 0).
+    assert predicted_drop_c([66.0, 64.0, 64.0], resolution_c=1.0) == 1.0
+    assert predicted_drop_c([66.0, 64.0, 64.0]) == 0.0
+    # a drop of more than one step is taken as read: 60, 52, 48 → 4 °C to come
+    assert predicted_drop_c([60.0, 52.0, 48.0], resolution_c=1.0) == 4.0
+
+
+def test_one_step_of_cooling_says_nothing_on_a_whole_degree_sensor() -> None:
+    # 65, 64, 64 early in a gap: one step is within the sensor's rounding, no prediction
+    assert predicted_drop_c([65.0, 64.0, 64.0], resolution_c=1.0) is None
+    assert not is_settled([65.0, 64.0, 64.0], 50.0, resolution_c=1.0)
+
+
 @pytest.mark.parametrize(
     ("readings", "why"),
     [
