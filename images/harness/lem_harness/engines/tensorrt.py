@@ -4,7 +4,8 @@ The only module of the harness that imports tensorrt_llm, and only inside method
 ``lem_harness`` imports where TensorRT-LLM is absent. Pinned against TensorRT-LLM 1.0.0
 (``tensorrt_args``); never run on the development machines (no NVIDIA GPU there).
 
-- ``build`` checks the GPU's compute capability against the requested quantisation and
+- ``build`` with ``tensorrt.engine_path`` uses that prebuilt engine directory as it is (no
+  build, no cache). Otherwise it checks the GPU's compute capability against the requested quantisation and
   precision, then reuses the cached engine of this (model, build parameters, TensorRT-LLM
   version, compute capability) or builds and publishes one (``trt_cache``). The runner
   measures it as the ``build`` phase, apart from loading and inference.
@@ -141,6 +142,12 @@ class TensorRTEngine(Engine):
     # ---- build
 
     def build(self) -> SetupInfo:
+        if self.section.engine_path is not None:  # prebuilt: loaded as it is, never built or cached
+            self._engine_dir = Path(self.section.engine_path)
+            logger.info("tensorrt engine prebuilt: %s", self._engine_dir)
+            return SetupInfo(
+                built=False, engine_cache_hit=None, notes=[f"prebuilt engine {self._engine_dir}"]
+            )
         trt = import_tensorrt_llm()
         capability, gpu_name = _gpu_capability()
         check_compute_capability(capability, required_compute_capability(self.config), gpu_name)
@@ -284,7 +291,7 @@ def _llm_class() -> Any:
 
 def _api_objects(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The LLM API arguments with the nested dicts of ``tensorrt_args`` turned into its config objects."""
-    from tensorrt_llm.llmapi import BuildConfig, KvCacheConfig, QuantAlgo, QuantConfig
+    from tensorrt_llm.llmapi import BuildConfig, CalibConfig, KvCacheConfig, QuantAlgo, QuantConfig
 
     out = dict(kwargs)
     if "build_config" in out:
@@ -298,6 +305,8 @@ def _api_objects(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         out["kv_cache_config"] = KvCacheConfig(**out["kv_cache_config"])
     if "quant_config" in out:
         out["quant_config"] = QuantConfig(quant_algo=QuantAlgo[out["quant_config"]["quant_algo"]])
+    if "calib_config" in out:
+        out["calib_config"] = CalibConfig(**out["calib_config"])
     return out
 
 
