@@ -255,16 +255,25 @@ def test_max_output_len_problems() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("quantization", "algo"), [("int8_weight_only", "W8A16"), ("int4_gptq", "W4A16_GPTQ")]
-)
-def test_weight_only_quantisation_needs_no_calibration(quantization: str, algo: str) -> None:
-    kwargs = build_llm_kwargs(config(tensorrt={"quantization": quantization}))
-    assert kwargs["quant_config"] == {"quant_algo": algo}
+def test_int8_weight_only_needs_no_calibration() -> None:
+    cfg = config(tensorrt={"quantization": "int8_weight_only"})
+    kwargs = build_llm_kwargs(cfg)
+    assert kwargs["quant_config"] == {"quant_algo": "W8A16"}
     assert "calib_config" not in kwargs
-    assert required_compute_capability(config(tensorrt={"quantization": quantization})) == [
-        (f"tensorrt.quantization {quantization}", (8, 0))
+    assert required_compute_capability(cfg) == [("tensorrt.quantization int8_weight_only", (8, 0))]
+    assert unsupported_settings(cfg) == []
+
+
+def test_int4_gptq_is_refused_with_the_way_to_run_it() -> None:
+    cfg = config(tensorrt={"quantization": "int4_gptq", "calibration": {"num_samples": 64}})
+    assert unsupported_settings(cfg) == [
+        "tensorrt.quantization int4_gptq: TensorRT-LLM 1.0.0's LLM API cannot build an int4 GPTQ engine "
+        "(it neither quantises to GPTQ nor reads a GPTQ checkpoint's quantization_config); build the engine "
+        "with TensorRT-LLM's convert_checkpoint.py --weight_only_precision int4_gptq and trtllm-build, then "
+        "give its directory as tensorrt.engine_path (without tensorrt.quantization)"
     ]
+    assert "quant_config" not in build_llm_kwargs(cfg)
+    assert required_compute_capability(cfg) == []
 
 
 def test_calibration_maps_onto_calib_config() -> None:
@@ -300,7 +309,7 @@ def test_calibrated_quantisation_without_calibration_uses_the_defaults() -> None
     )
 
 
-@pytest.mark.parametrize("quantization", ["none", "int8_weight_only", "int4_gptq"])
+@pytest.mark.parametrize("quantization", ["none", "int8_weight_only"])
 def test_calibration_that_would_be_ignored_is_refused(quantization: str) -> None:
     cfg = config(tensorrt={"quantization": quantization, "calibration": {"num_samples": 64}})
     assert unsupported_settings(cfg) == [

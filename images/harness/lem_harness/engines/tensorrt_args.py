@@ -28,6 +28,7 @@ from lem_harness.engines.tensorrt_names import (
     LEM_BUILD_FIELDS,
     LEM_RUNTIME_FIELDS,
     QUANT_ALGOS,
+    REFUSED_QUANTISATIONS,
     RUNTIME_PASSTHROUGH,
 )
 from lem_harness.experiment import ExperimentConfig, TensorRTCalibration, TensorRTConfig
@@ -59,7 +60,6 @@ MIN_COMPUTE_CAPABILITY: dict[str, tuple[int, int]] = {
     "int8_sq": (8, 0),
     "int4_awq": (8, 0),
     "int8_weight_only": (8, 0),
-    "int4_gptq": (8, 0),
     "bfloat16": (8, 0),
 }
 
@@ -136,6 +136,9 @@ def _engine_path_problems(section: TensorRTConfig) -> list[str]:
 
 
 def _quantisation_problems(section: TensorRTConfig) -> list[str]:
+    refused = REFUSED_QUANTISATIONS.get(section.quantization)
+    if refused is not None:
+        return [f"tensorrt.quantization {section.quantization}: {refused}"]
     if section.calibration is None or section.quantization in CALIBRATED:
         return []
     calibrated = ", ".join(sorted(CALIBRATED))
@@ -232,7 +235,7 @@ def kv_cache_kwargs(config: ExperimentConfig) -> dict[str, Any]:
 def quant_kwargs(config: ExperimentConfig) -> dict[str, Any] | None:
     """``QuantConfig`` fields, or None for an unquantised engine."""
     section = tensorrt_section(config)
-    if section.quantization == "none":
+    if section.quantization not in QUANT_ALGOS:  # none, or refused (unsupported_settings)
         return None
     return {"quant_algo": QUANT_ALGOS[section.quantization]}
 
@@ -344,7 +347,7 @@ def required_compute_capability(config: ExperimentConfig) -> list[tuple[str, tup
     """``(what, minimum compute capability)`` for each GPU-dependent setting of this config."""
     section = tensorrt_section(config)
     needs: list[tuple[str, tuple[int, int]]] = []
-    if section.quantization != "none":
+    if section.quantization in MIN_COMPUTE_CAPABILITY:
         needed = MIN_COMPUTE_CAPABILITY[section.quantization]
         needs.append((f"tensorrt.quantization {section.quantization}", needed))
     if config.fp_precision == "bfloat16":

@@ -1,13 +1,17 @@
 """Argument names of the pinned TensorRT-LLM release (1.0.0) that lem maps onto or passes through.
 
 Pure data: no tensorrt_llm import (it cannot be installed on the development machines, and CI
-has no network, so no test can read the release's source). Each table names where its names
-come from in the release's source tree: ``tensorrt_llm/builder.py`` (``BuildConfig``, a
-dataclass), ``tensorrt_llm/plugin/plugin.py`` (``PluginConfig``), ``tensorrt_llm/llmapi/llm_args.py``
-(``BaseLlmArgs`` / ``TrtLlmArgs``, ``CalibConfig``, the speculative ``*DecodingConfig`` classes),
-``tensorrt_llm/models/modeling_utils.py`` (``QuantConfig``) and ``tensorrt_llm/quantization/mode.py``
-(``QuantAlgo``). File and class only, no line numbers: the v1.0.0 tag's source could not be
-brought onto the development machine (see docs/backends.md, "TensorRT-LLM").
+has no network, so no test can read the release's source). Each table names the source file and
+class its names come from. Line numbers are not given: the v1.0.0 tag itself could not be
+brought onto the development machine (the repository snapshot is over the fetch limit; PyPI holds
+only a stub sdist). The names were read instead from stored 1.0-era versions of the files (the
+ones that still import ``tensorrt_llm.lora_manager`` and ``auto_parallel``, as the v1.0.0
+documentation's source pages show 1.0.0 does): ``tensorrt_llm/llmapi/llm_args.py`` (``BaseLlmArgs``,
+``TrtLlmArgs``, ``CalibConfig``, ``validate_speculative_config``), ``tensorrt_llm/builder.py``
+(``BuildConfig``, a dataclass), ``tensorrt_llm/llmapi/llm_utils.py`` (``ModelLoader``: which
+quantisations build from a Hugging Face checkpoint), ``tensorrt_llm/models/modeling_utils.py``
+(``QuantConfig``) and ``tensorrt_llm/quantization/mode.py`` (``QuantAlgo``). What is not in those
+files is marked where it is used.
 
 ``tensorrt.extra_build_args`` may name any key of ``BUILD_CONFIG_FIELDS`` that lem does not set
 itself (``LEM_BUILD_FIELDS``); ``tensorrt.extra_runtime_args`` any of ``RUNTIME_PASSTHROUGH``.
@@ -15,7 +19,8 @@ itself (``LEM_BUILD_FIELDS``); ``tensorrt.extra_runtime_args`` any of ``RUNTIME_
 
 from __future__ import annotations
 
-# tensorrt_llm/builder.py, class BuildConfig (dataclass fields)
+# tensorrt_llm/builder.py, class BuildConfig (dataclass fields). auto_parallel_config: 1.0.0's
+# builder.py imports AutoParallelConfig (its documentation's source page); later releases drop it.
 BUILD_CONFIG_FIELDS: frozenset[str] = frozenset(
     {
         "max_input_len",
@@ -69,12 +74,16 @@ LEM_BUILD_FIELDS: dict[str, str] = {
     "visualize_network": "nothing: it dumps the network instead of building an engine",
 }
 
-# tensorrt_llm/plugin/plugin.py, class PluginConfig: the plugin fields lem sets
+# tensorrt_llm/plugin/plugin.py, class PluginConfig: the plugin fields lem sets (set as attributes)
 PLUGIN_FIELDS: frozenset[str] = frozenset({"paged_kv_cache", "use_paged_context_fmha", "multiple_profiles"})
 
-# tensorrt_llm/llmapi/llm_args.py, BaseLlmArgs and TrtLlmArgs: runtime arguments of the
-# TensorRT-engine LLM (tensorrt_llm/_tensorrt_engine/llm.py) a config may pass through. Every
-# other LLM argument is set by lem (LEM_RUNTIME_FIELDS) or changes what is built or measured.
+# tensorrt_llm/llmapi/llm_args.py: runtime arguments of the TensorRT-engine LLM
+# (tensorrt_llm/_tensorrt_engine, TrtLlmArgs) a config may pass through. From BaseLlmArgs:
+# tokenizer_mode .. request_stats_max_iterations, peft_cache_config, scheduler_config,
+# num_postprocess_workers; from TrtLlmArgs: enable_tqdm, extended_runtime_perf_knob_config,
+# batching_type, normalize_log_probs. Nested ones (scheduler_config, ...) are pydantic models
+# there, so a mapping is accepted. Every other LLM argument is set by lem (LEM_RUNTIME_FIELDS)
+# or changes what is built or measured.
 RUNTIME_PASSTHROUGH: frozenset[str] = frozenset(
     {
         "tokenizer_mode",
@@ -82,16 +91,16 @@ RUNTIME_PASSTHROUGH: frozenset[str] = frozenset(
         "revision",
         "tokenizer_revision",
         "gpus_per_node",
-        "scheduler_config",
+        "fail_fast_on_attention_window_too_large",
+        "iter_stats_max_iterations",
+        "request_stats_max_iterations",
         "peft_cache_config",
+        "scheduler_config",
+        "num_postprocess_workers",
+        "enable_tqdm",
         "extended_runtime_perf_knob_config",
         "batching_type",
         "normalize_log_probs",
-        "iter_stats_max_iterations",
-        "request_stats_max_iterations",
-        "num_postprocess_workers",
-        "garbage_collection_gen0_threshold",
-        "enable_tqdm",
     }
 )
 
@@ -110,9 +119,6 @@ LEM_RUNTIME_FIELDS: dict[str, str] = {
     "speculative_config": "tensorrt.draft_model",
     "enable_lora": "adapter",
     "lora_config": "adapter",
-    "max_lora_rank": "adapter",
-    "max_loras": "adapter",
-    "max_cpu_loras": "adapter",
     "backend": "backend",
     "max_batch_size": "tensorrt.max_batch_size",
     "max_input_len": "tensorrt.max_input_len",
@@ -126,13 +132,28 @@ QUANT_ALGOS: dict[str, str] = {
     "int8_sq": "W8A8_SQ_PER_CHANNEL",
     "int8_weight_only": "W8A16",
     "int4_awq": "W4A16_AWQ",
-    "int4_gptq": "W4A16_GPTQ",
 }
 
-# Quantisations TensorRT-LLM calibrates (through ModelOpt) from tensorrt_llm/llmapi/llm_args.py
-# CalibConfig; the weight-only ones are converted without calibration (int4_gptq reads a
-# checkpoint that is already GPTQ-quantised).
+# Quantisations the LLM API calibrates while it builds (modeling_utils.py QuantConfig.
+# _requires_modelopt_quantization: FP8, W4A16_AWQ, W8A8_SQ_PER_CHANNEL go through ModelOpt with
+# the CalibConfig). W8A16 needs no calibration: llm_utils.py ModelLoader converts it in
+# from_hugging_face.
 CALIBRATED: frozenset[str] = frozenset({"fp8", "int8_sq", "int4_awq"})
+
+# Quantisations the pinned LLM API cannot build, with the reason.
+REFUSED_QUANTISATIONS: dict[str, str] = {
+    # QuantAlgo.W4A16_GPTQ exists, but llm_utils.py ModelLoader._load_model_from_hf sends it (it
+    # "requires calibration" and is not a ModelOpt algorithm) to the models' non-ModelOpt
+    # quantize flow, which only does SmoothQuant / INT8 KV cache; and a GPTQ checkpoint's
+    # quantization_config is refused there (_update_from_hf_quant_config: "Unsupported
+    # quantization_config").
+    "int4_gptq": (
+        "TensorRT-LLM 1.0.0's LLM API cannot build an int4 GPTQ engine (it neither quantises to GPTQ "
+        "nor reads a GPTQ checkpoint's quantization_config); build the engine with TensorRT-LLM's "
+        "convert_checkpoint.py --weight_only_precision int4_gptq and trtllm-build, then give its "
+        "directory as tensorrt.engine_path (without tensorrt.quantization)"
+    ),
+}
 
 # tensorrt_llm/llmapi/llm_args.py, class CalibConfig: lem key -> field
 CALIB_FIELDS: dict[str, str] = {
