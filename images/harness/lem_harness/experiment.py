@@ -302,6 +302,7 @@ class ExperimentConfig(StrictModel):
     dataset: DatasetConfig | None = None
     prompts: PromptsConfig | None = None
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    adapter: str | None = Field(None, min_length=1, max_length=1_000)  # LoRA adapter: hub id or local path
     streaming: bool = False
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
@@ -414,6 +415,8 @@ def with_absolute_paths(config: ExperimentConfig, directory: Path) -> Experiment
     update: dict[str, Any] = {}
     if is_local_path(config.model_name):
         update["model_name"] = str((directory / Path(config.model_name).expanduser()).resolve())
+    if config.adapter is not None and is_local_path(config.adapter):
+        update["adapter"] = str((directory / Path(config.adapter).expanduser()).resolve())
     if isinstance(config.prompts, FilePrompts) and not Path(config.prompts.path).is_absolute():
         path = str((directory / Path(config.prompts.path).expanduser()).resolve())
         update["prompts"] = config.prompts.model_copy(update={"path": path})

@@ -3,7 +3,8 @@
 One check for ``lem config validate`` and for ``lem campaign run`` (which builds every run's
 container before the first starts): a local model (a directory or a single file such as a
 GGUF) and a prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file;
-a prebuilt TensorRT-LLM engine (``tensorrt.engine_path``) must be a directory.
+a prebuilt TensorRT-LLM engine (``tensorrt.engine_path``) and a TensorRT-LLM run's local LoRA
+``adapter`` must be directories.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def local_inputs(cfg: ExperimentConfig) -> list[tuple[str, str]]:
         inputs.append(("prompts.path", prompts.path))
     if cfg.tensorrt is not None and cfg.tensorrt.engine_path is not None:  # a prebuilt engine directory
         inputs.append(("tensorrt.engine_path", cfg.tensorrt.engine_path))
+    if cfg.backend == "tensorrt" and cfg.adapter is not None and is_local_path(cfg.adapter):
+        inputs.append(("adapter", cfg.adapter))  # TensorRT-LLM reads a LoRA adapter from a local directory
     return inputs
 
 
@@ -32,8 +35,9 @@ def input_problem(key: str, path: Path) -> str | None:
         return f"{path} does not exist"
     if key == "prompts.path" and path.is_dir():  # a file, or a pipe/device that yields one
         return f"{path} is a directory (prompts.path names a .jsonl file of prompts)"
-    if key == "tensorrt.engine_path" and not path.is_dir():
-        return f"{path} is not a directory (tensorrt.engine_path names a TensorRT-LLM engine directory)"
+    if key in ("tensorrt.engine_path", "adapter") and not path.is_dir():
+        what = "a TensorRT-LLM engine" if key == "tensorrt.engine_path" else "a LoRA adapter"
+        return f"{path} is not a directory ({key} names {what} directory)"
     return None
 
 

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from lem_harness.engines.tensorrt_args import (
+    adapter_rank,
     build_llm_kwargs,
     build_params,
+    lora_request_args,
     prefill_kwargs,
     required_compute_capability,
     runtime_llm_kwargs,
@@ -431,3 +433,46 @@ def test_every_key_lem_maps_is_in_the_pinned_tables() -> None:
         "calib_dataset"
     }
     assert set(runtime_llm_kwargs(cfg, "/e")) <= set(LEM_RUNTIME_FIELDS)
+
+
+def test_lora_adapter_maps_onto_lora_config_build_and_runtime() -> None:
+    cfg = config(adapter="/adapters/sql")
+    lora = {"lora_dir": ["/adapters/sql"], "max_lora_rank": 16}
+    kwargs = build_llm_kwargs(cfg, lora_rank=16)
+    assert (kwargs["enable_lora"], kwargs["lora_config"], kwargs["build_config"]["lora_config"]) == (
+        True,
+        lora,
+        lora,
+    )
+    assert build_params(cfg, lora_rank=16)["lora_config"] == lora
+    assert build_params(cfg, lora_rank=16) != build_params(
+        config(), lora_rank=16
+    )  # a LoRA engine is another engine
+    assert build_params(cfg, lora_rank=16) != build_params(cfg, lora_rank=8)
+    runtime = runtime_llm_kwargs(cfg, "/cache/e", lora_rank=16)
+    assert (runtime["enable_lora"], runtime["lora_config"]) == (True, lora)
+    assert lora_request_args(cfg) == ("adapter", 1, "/adapters/sql")
+    assert unsupported_settings(cfg) == []
+
+
+def test_no_adapter_no_lora() -> None:
+    assert lora_request_args(config()) is None
+    assert "enable_lora" not in build_llm_kwargs(config(), lora_rank=16)
+    assert "lora_config" not in runtime_llm_kwargs(config(), "/e", lora_rank=16)
+    assert build_params(config())["lora_config"] is None
+
+
+def test_adapter_needs_its_rank() -> None:
+    with pytest.raises(ValueError, match="needs its rank"):
+        build_llm_kwargs(config(adapter="/adapters/sql"))
+    assert adapter_rank({"r": 8, "lora_alpha": 16}) == 8
+    for bad in ({}, {"r": 0}, {"r": True}, {"r": "8"}):
+        with pytest.raises(ValueError, match="no positive integer LoRA rank"):
+            adapter_rank(bad)
+
+
+def test_hub_adapter_is_refused_for_tensorrt() -> None:
+    assert unsupported_settings(config(adapter="org/sql-lora")) == [
+        "adapter 'org/sql-lora': TensorRT-LLM 1.0.0's LoRARequest reads a local directory and downloads "
+        "nothing; download the adapter and give its path (./, ../, / or ~)"
+    ]

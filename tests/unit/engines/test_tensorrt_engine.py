@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -80,10 +81,17 @@ def fake_llmapi(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     for name in ("BuildConfig", "CalibConfig", "KvCacheConfig", "QuantConfig"):
         setattr(llmapi, name, type(name, (Recorded,), {}))
     llmapi.QuantAlgo = {"FP8": "QuantAlgo.FP8", "W8A16": "QuantAlgo.W8A16"}  # type: ignore[attr-defined]
+    lora_manager = ModuleType("tensorrt_llm.lora_manager")
+    lora_manager.LoraConfig = type("LoraConfig", (Recorded,), {})  # type: ignore[attr-defined]
+    request = ModuleType("tensorrt_llm.executor.request")
+    request.LoRARequest = lambda *args: ("LoRARequest", *args)  # type: ignore[attr-defined]
     package = ModuleType("tensorrt_llm")
     package.llmapi = llmapi  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tensorrt_llm", package)
     monkeypatch.setitem(sys.modules, "tensorrt_llm.llmapi", llmapi)
+    monkeypatch.setitem(sys.modules, "tensorrt_llm.lora_manager", lora_manager)
+    monkeypatch.setitem(sys.modules, "tensorrt_llm.executor", ModuleType("tensorrt_llm.executor"))
+    monkeypatch.setitem(sys.modules, "tensorrt_llm.executor.request", request)
     return llmapi
 
 
@@ -167,3 +175,66 @@ def test_prebuilt_engine_is_neither_built_nor_cached(tmp_path: Path, monkeypatch
 def test_unsupported_settings_stop_the_engine(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"tensorrt\.draft_model"):
         TensorRTEngine(config(draft_model="org/small"), cache_dir=tmp_path)
+
+
+def adapter_dir(tmp_path: Path, rank: object = 8) -> Path:
+    path = tmp_path / "adapter"
+    path.mkdir()
+    (path / "adapter_config.json").write_text(json.dumps({"r": rank, "target_modules": ["q_proj", "v_proj"]}))
+    return path
+
+
+def lora_config(adapter: Path) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {"model_name": "org/model", "backend": "tensorrt", "adapter": str(adapter)}
+    )
+
+
+def test_lora_adapter_builds_and_loads_with_the_release_lora_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_llmapi(monkeypatch)
+    adapter = adapter_dir(tmp_path, rank=16)
+    engine = TensorRTEngine(lora_config(adapter), cache_dir=tmp_path / "cache")
+    assert engine._lora_rank() == 16  # the adapter's own rank is the engine's max_lora_rank
+    built = tensorrt._api_objects(build_llm_kwargs(engine.config, engine._lora_rank()))
+    assert built["enable_lora"] is True
+    assert built["lora_config"].kwargs == {"lora_dir": [str(adapter)], "max_lora_rank": 16}
+    assert built["build_config"].kwargs["lora_config"].kwargs == {
+        "lora_dir": [str(adapter)],
+        "max_lora_rank": 16,
+    }
+    loaded = tensorrt._api_objects(runtime_llm_kwargs(engine.config, "/cache/e", engine._lora_rank()))
+    assert (loaded["enable_lora"], loaded["lora_config"].kwargs) == (
+        True,
+        {"lora_dir": [str(adapter)], "max_lora_rank": 16},
+    )
+    assert tensorrt._lora_request(engine.config) == ("LoRARequest", "adapter", 1, str(adapter))
+    assert tensorrt._lora_request(config()) is None
+
+
+def test_every_request_carries_the_lora_request(tmp_path: Path) -> None:
+    calls: list[dict[str, object]] = []
+
+    class FakeLLM:
+        def generate(self, prompts: list[list[int]], **kwargs: object) -> list[SimpleNamespace]:
+            calls.append(kwargs)
+            done = SimpleNamespace(token_ids=[9, 9], request_perf_metrics=None)
+            return [SimpleNamespace(prompt_token_ids=p, outputs=[done]) for p in prompts]
+
+    engine = TensorRTEngine(lora_config(adapter_dir(tmp_path)), cache_dir=tmp_path / "cache")
+    engine._llm, engine._params, engine._prefill_params = FakeLLM(), "params", "prefill"
+    engine._lora_request = "the-lora-request"
+    result = engine.generate([[1, 2], [3]])
+    engine.generate_prefill([[1, 2]])
+    assert [g.output_tokens for g in result.generations] == [2, 2]
+    assert calls == [
+        {"sampling_params": "params", "use_tqdm": False, "lora_request": "the-lora-request"},
+        {"sampling_params": "prefill", "use_tqdm": False, "lora_request": "the-lora-request"},
+    ]
+
+
+def test_an_adapter_without_a_rank_is_a_clear_error(tmp_path: Path) -> None:
+    engine = TensorRTEngine(lora_config(adapter_dir(tmp_path, rank=None)), cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="no positive integer LoRA rank 'r' \\(got None\\)"):
+        engine._lora_rank()

@@ -31,10 +31,12 @@ from lem_harness.engines.tensorrt_names import (
     REFUSED_QUANTISATIONS,
     RUNTIME_PASSTHROUGH,
 )
-from lem_harness.experiment import ExperimentConfig, TensorRTCalibration, TensorRTConfig
+from lem_harness.experiment import ExperimentConfig, TensorRTCalibration, TensorRTConfig, is_local_path
 
 TRT_LLM_VERSION = "1.0.0"
 TENSORRT_DEFAULT_OPT_LEVEL = 3
+LORA_NAME = "adapter"  # LoRARequest(lora_name, lora_int_id, lora_path) of the config's one adapter
+LORA_ID = 1
 
 # Settings that only shape an engine lem builds: a prebuilt tensorrt.engine_path would ignore them.
 BUILD_ONLY_KEYS: tuple[str, ...] = (
@@ -101,6 +103,11 @@ def unsupported_settings(config: ExperimentConfig) -> list[str]:
     problems += _quantisation_problems(section)
     problems += _speculative_problems(section)
     problems += _passthrough_problems(section)
+    if config.adapter is not None and not is_local_path(config.adapter):
+        problems.append(
+            f"adapter {config.adapter!r}: TensorRT-LLM {TRT_LLM_VERSION}'s LoRARequest reads a local "
+            "directory and downloads nothing; download the adapter and give its path (./, ../, / or ~)"
+        )
     return problems
 
 
@@ -258,23 +265,56 @@ def calib_kwargs(config: ExperimentConfig) -> dict[str, Any] | None:
     return kwargs
 
 
-def build_params(config: ExperimentConfig) -> dict[str, Any]:
+def adapter_rank(adapter_config: Mapping[str, Any]) -> int:
+    """The LoRA rank ``r`` of a PEFT ``adapter_config.json`` (the engine's ``max_lora_rank``)."""
+    rank = adapter_config.get("r")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise ValueError(
+            f"adapter_config.json has no positive integer LoRA rank 'r' (got {rank!r}): is it a LoRA adapter?"
+        )
+    return rank
+
+
+def lora_kwargs(config: ExperimentConfig, lora_rank: int | None) -> dict[str, Any] | None:
+    """``LoraConfig`` fields (tensorrt_llm.lora_manager) of the config's adapter, or None without one.
+
+    The TensorRT flow needs them twice: in ``BuildConfig.lora_config`` (the engine's LoRA modules are
+    read from the adapter directory) and as the LLM's ``lora_config`` with ``enable_lora``.
+    """
+    if config.adapter is None:
+        return None
+    if lora_rank is None:
+        raise ValueError("a LoRA adapter needs its rank (adapter_rank of its adapter_config.json)")
+    return {"lora_dir": [config.adapter], "max_lora_rank": lora_rank}
+
+
+def lora_request_args(config: ExperimentConfig) -> tuple[str, int, str] | None:
+    """``LoRARequest(lora_name, lora_int_id, lora_path)`` for every request, or None without an adapter."""
+    return None if config.adapter is None else (LORA_NAME, LORA_ID, config.adapter)
+
+
+def build_params(config: ExperimentConfig, lora_rank: int | None = None) -> dict[str, Any]:
     """Everything that shapes the built engine (the cache key's build part); JSON-serialisable."""
     section = tensorrt_section(config)
+    build_config = build_config_kwargs(config)
+    lora = lora_kwargs(config, lora_rank)
+    if lora is not None:
+        build_config["lora_config"] = lora
     return {
         "dtype": config.fp_precision,
         "tensor_parallel_size": section.tp_size,
         "pipeline_parallel_size": section.pp_size,
-        "build_config": build_config_kwargs(config),
+        "build_config": build_config,
         "quant_config": quant_kwargs(config),
         "calib_config": calib_kwargs(config),
+        "lora_config": lora,
         "builder_opt_level": section.builder_opt_level,
     }
 
 
-def build_llm_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+def build_llm_kwargs(config: ExperimentConfig, lora_rank: int | None = None) -> dict[str, Any]:
     """``LLM(...)`` arguments that build the engine from the Hugging Face checkpoint."""
-    params = build_params(config)
+    params = build_params(config, lora_rank)
     kwargs: dict[str, Any] = {
         "model": config.model_name,
         "dtype": params["dtype"],
@@ -283,13 +323,17 @@ def build_llm_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         "build_config": params["build_config"],
         "kv_cache_config": kv_cache_kwargs(config),
     }
-    for key in ("quant_config", "calib_config"):
+    for key in ("quant_config", "calib_config", "lora_config"):
         if params[key] is not None:
             kwargs[key] = params[key]
+    if params["lora_config"] is not None:
+        kwargs["enable_lora"] = True  # sets the LoRA plugin for the TensorRT build
     return kwargs
 
 
-def runtime_llm_kwargs(config: ExperimentConfig, engine_dir: str) -> dict[str, Any]:
+def runtime_llm_kwargs(
+    config: ExperimentConfig, engine_dir: str, lora_rank: int | None = None
+) -> dict[str, Any]:
     """``LLM(...)`` arguments that load a built engine directory for inference, with
     ``tensorrt.extra_runtime_args`` (checked by ``unsupported_settings``) laid over them."""
     section = tensorrt_section(config)
@@ -301,6 +345,10 @@ def runtime_llm_kwargs(config: ExperimentConfig, engine_dir: str) -> dict[str, A
         "kv_cache_config": kv_cache_kwargs(config),
         "enable_chunked_prefill": section.enable_chunked_context,
     }
+    lora = lora_kwargs(config, lora_rank)
+    if lora is not None:
+        kwargs["enable_lora"] = True
+        kwargs["lora_config"] = lora
     return {**kwargs, **section.extra_runtime_args}
 
 
