@@ -259,9 +259,8 @@ def _vllm_scheduler(v: VLLMConfig) -> Iterator[ConfigWarning]:
 def _tensorrt(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
     if cfg.backend != "tensorrt":
         return
-    t = tensorrt_section(
-        cfg
-    )  # the section's defaults when the file omits it (a top-level adapter is checked too)
+    # the section's defaults when the file omits it (a top-level adapter is checked too)
+    t = tensorrt_section(cfg)
     for what, (major, minor) in required_compute_capability(cfg):
         yield _w(
             what.split()[0],
