@@ -31,10 +31,10 @@ def test_relative_engine_path_and_adapter_resolve_against_the_config_directory(t
 def test_engine_path_and_local_adapter_are_checked_inputs(tmp_path: Path) -> None:
     engine, adapter = tmp_path / "engine", tmp_path / "lora"
     cfg = trt(adapter=str(adapter), tensorrt={"engine_path": str(engine)})
-    assert local_inputs(cfg) == [("tensorrt.engine_path", str(engine)), ("adapter", str(adapter))]
+    assert local_inputs(cfg) == [("adapter", str(adapter)), ("tensorrt.engine_path", str(engine))]
     assert missing_inputs(cfg) == [
-        ("tensorrt.engine_path", f"{engine} does not exist"),
         ("adapter", f"{adapter} does not exist"),
+        ("tensorrt.engine_path", f"{engine} does not exist"),
     ]
     engine.write_text("not a directory")
     adapter.mkdir()
@@ -49,10 +49,8 @@ def test_engine_path_and_local_adapter_are_checked_inputs(tmp_path: Path) -> Non
     assert missing_inputs(cfg) == []
 
 
-def test_only_a_tensorrt_runs_local_adapter_is_an_input_here() -> None:
+def test_a_hub_adapter_is_no_local_input() -> None:
     assert local_inputs(trt(adapter="org/lora")) == []  # refused by the TensorRT checks instead
-    pytorch = ExperimentConfig.model_validate({"model_name": "org/model", "adapter": "/lora"})
-    assert local_inputs(pytorch) == []
 
 
 @pytest.mark.parametrize(
