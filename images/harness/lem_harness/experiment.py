@@ -449,21 +449,41 @@ class VLLMConfig(StrictModel):
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
 
 
+class TensorRTCalibration(StrictModel):
+    """Calibration of the quantisations TensorRT-LLM calibrates (fp8, int8_sq, int4_awq)."""
+
+    dataset: str | None = Field(None, min_length=1, max_length=4_096)  # None: TensorRT-LLM's own
+    num_samples: StrictInt = Field(512, ge=64, le=4_096)
+    max_length: StrictInt = Field(2048, ge=1, le=1_048_576)
+
+
 class TensorRTConfig(StrictModel):
+    """TensorRT-LLM settings. Which ones the pinned release honours, and with which others, is
+    checked by ``lem_harness.engines.tensorrt_args.unsupported_settings`` (errors at validation)."""
+
+    engine_path: str | None = Field(None, min_length=1, max_length=4_096)
     max_batch_size: StrictInt = Field(8, ge=1, le=4_096)
     max_input_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
+    max_output_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
     max_seq_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
     max_num_tokens: StrictInt | None = Field(None, ge=1, le=10_000_000)
     builder_opt_level: StrictInt = Field(3, ge=0, le=5)
+    strongly_typed: bool = True
+    multiple_profiles: bool = False
     tp_size: StrictInt = Field(1, ge=1, le=64)
     pp_size: StrictInt = Field(1, ge=1, le=64)
-    quantization: Literal["none", "fp8", "int8_sq", "int4_awq"] = "none"
+    quantization: Literal["none", "fp8", "int8_sq", "int8_weight_only", "int4_awq", "int4_gptq"] = "none"
+    calibration: TensorRTCalibration | None = None
     kv_cache_type: Literal["paged", "continuous"] = "paged"
     enable_chunked_context: bool = False
     enable_kv_cache_reuse: bool = False
     gpu_memory_utilization: StrictFloat = Field(0.9, gt=0.0, le=1.0)
+    draft_model: str | None = Field(None, min_length=1, max_length=1_000)
+    num_draft_tokens: StrictInt = Field(5, ge=1, le=64)
     force_rebuild: bool = False
     engine_cache_dir: str | None = None
+    extra_build_args: dict[str, Any] = Field(default_factory=dict)
+    extra_runtime_args: dict[str, Any] = Field(default_factory=dict)
 
 
 BACKEND_SECTIONS: dict[str, type[StrictModel]] = {
@@ -581,10 +601,12 @@ class ExperimentConfig(StrictModel):
         self._check_parallelism()
         self._check_compile()
         self._check_pytorch_decoding()
-        # Until vLLM's and TensorRT-LLM's adapters land (other branches of issue 15), refuse rather
-        # than ignore: remove this check for the backend whose engine applies the adapter.
-        if self.adapter is not None and self.backend != "pytorch":
-            raise ValueError(f"adapter is applied by the pytorch backend only here, not {self.backend}")
+        # Until vLLM's adapter lands (another branch of issue 15), refuse rather than ignore: remove
+        # this check for the backend whose engine applies the adapter (TensorRT-LLM's does).
+        if self.adapter is not None and self.backend == "vllm":
+            raise ValueError(
+                f"adapter is applied by the pytorch and tensorrt backends only here, not {self.backend}"
+            )
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
         if self.vllm is not None and self.vllm.max_model_len is not None:
@@ -680,4 +702,8 @@ def with_absolute_paths(config: ExperimentConfig, directory: Path) -> Experiment
     if isinstance(config.prompts, FilePrompts) and not Path(config.prompts.path).is_absolute():
         path = str((directory / Path(config.prompts.path).expanduser()).resolve())
         update["prompts"] = config.prompts.model_copy(update={"path": path})
+    engine_path = config.tensorrt.engine_path if config.tensorrt is not None else None
+    if config.tensorrt is not None and engine_path is not None and not Path(engine_path).is_absolute():
+        path = str((directory / Path(engine_path).expanduser()).resolve())
+        update["tensorrt"] = config.tensorrt.model_copy(update={"engine_path": path})
     return config.model_copy(update=update) if update else config
