@@ -36,7 +36,9 @@ method = typing.get_args(spec["method"].type)
 print(json.dumps({
     "engine_args": sorted(n for n in args if not n.startswith("_")),
     "speculative_fields": sorted(spec),
-    "speculative_methods": sorted(str(m) for a in method for m in (typing.get_args(a) or [a]) if isinstance(m, str)),
+    "speculative_methods": sorted(
+        m for a in method for m in (typing.get_args(a) or [a]) if isinstance(m, str)
+    ),
     "quantization": list(QUANTIZATION_METHODS),
     "load_formats": sorted(_LOAD_FORMAT_TO_MODEL_LOADER),
     "attention_backends": [e.name for e in AttentionBackendEnum],
@@ -97,9 +99,12 @@ def test_the_schema_offers_exactly_the_pinned_choices() -> None:
 
 
 def test_mapped_argument_names_exist(installed: dict[str, Any]) -> None:
-    assert {"speculative_config", "cpu_offload_gb", "distributed_executor_backend", "attention_backend"} <= set(
-        installed["engine_args"]
-    )
+    assert {
+        "speculative_config",
+        "cpu_offload_gb",
+        "distributed_executor_backend",
+        "attention_backend",
+    } <= set(installed["engine_args"])
     assert {"method", "num_speculative_tokens", "model", "prompt_lookup_min", "prompt_lookup_max"} <= set(
         installed["speculative_fields"]
     )

@@ -256,10 +256,14 @@ class VLLMSpeculativeConfig(StrictModel):
                 raise ValueError("speculative.draft_tp_size is for a draft model; ngram has none: remove it")
             low, high = self.prompt_lookup_min, self.prompt_lookup_max
             if low is not None and high is not None and low > high:
-                raise ValueError(f"speculative.prompt_lookup_min ({low}) must be <= prompt_lookup_max ({high})")
+                raise ValueError(
+                    f"speculative.prompt_lookup_min ({low}) must be <= prompt_lookup_max ({high})"
+                )
             return self
         if self.model is None:
-            raise ValueError(f"speculative.method {self.method} needs speculative.model (hub id or local path)")
+            raise ValueError(
+                f"speculative.method {self.method} needs speculative.model (hub id or local path)"
+            )
         for key in ("prompt_lookup_min", "prompt_lookup_max"):
             if getattr(self, key) is not None:
                 raise ValueError(f"speculative.{key} is for method ngram only: remove it")
@@ -299,7 +303,9 @@ class VLLMConfig(StrictModel):
     block_size: Literal[8, 16, 32, 64, 128] | None = None
     # Checkpoints already quantised with the method (fp8 also quantises a 16-bit checkpoint at load).
     quantization: (
-        Literal["awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "fbgemm_fp8", "compressed-tensors", "modelopt"]
+        Literal[
+            "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "fbgemm_fp8", "compressed-tensors", "modelopt"
+        ]
         | None
     ) = None
     load_format: Literal["auto", "safetensors", "pt", "npcache", "dummy"] = "auto"

@@ -90,7 +90,12 @@ def test_logprobs_go_to_sampling_params() -> None:
         ),
         (
             {"method": "draft_model", "model": "org/small", "num_tokens": 4, "draft_tp_size": 1},
-            {"method": "draft_model", "num_speculative_tokens": 4, "model": "org/small", "draft_tensor_parallel_size": 1},
+            {
+                "method": "draft_model",
+                "num_speculative_tokens": 4,
+                "model": "org/small",
+                "draft_tensor_parallel_size": 1,
+            },
         ),
         (
             {"method": "eagle3", "model": "org/eagle3-head"},
@@ -133,7 +138,7 @@ def test_adapter_rank_reads_r_from_the_peft_config() -> None:
 def test_a_local_adapter_resolves_to_its_directory(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     assert resolve_adapter(str(tmp_path)) == tmp_path
-    with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"no adapter_config\.json"):
         resolve_adapter(str(tmp_path / "missing"))
 
 
@@ -155,7 +160,11 @@ def test_swap_space_is_refused_with_the_reason() -> None:
 
 @pytest.mark.parametrize(
     ("method", "hint"),
-    [("bitsandbytes", "no bitsandbytes support"), ("marlin", "gptq_marlin or awq_marlin"), ("squeezellm", "SqueezeLLM")],
+    [
+        ("bitsandbytes", "no bitsandbytes support"),
+        ("marlin", "gptq_marlin or awq_marlin"),
+        ("squeezellm", "SqueezeLLM"),
+    ],
 )
 def test_quantization_methods_vllm_dropped_are_refused(method: str, hint: str) -> None:
     assert hint in refusal(vllm={"quantization": method})
@@ -170,9 +179,15 @@ def test_an_unknown_quantization_lists_the_choices() -> None:
     [
         ({"model": "org/small"}, "speculative.model is for method draft_model, eagle or eagle3"),
         ({"draft_tp_size": 2}, "speculative.draft_tp_size is for a draft model"),
-        ({"prompt_lookup_min": 5, "prompt_lookup_max": 2}, "prompt_lookup_min (5) must be <= prompt_lookup_max (2)"),
+        (
+            {"prompt_lookup_min": 5, "prompt_lookup_max": 2},
+            "prompt_lookup_min (5) must be <= prompt_lookup_max (2)",
+        ),
         ({"method": "eagle"}, "speculative.method eagle needs speculative.model"),
-        ({"method": "draft_model", "model": "m", "prompt_lookup_max": 3}, "prompt_lookup_max is for method ngram"),
+        (
+            {"method": "draft_model", "model": "m", "prompt_lookup_max": 3},
+            "prompt_lookup_max is for method ngram",
+        ),
         ({"method": "medusa", "model": "m"}, "'ngram', 'draft_model', 'eagle' or 'eagle3'"),
         ({"num_tokens": 0}, "greater than or equal to 1"),
     ],
@@ -200,7 +215,10 @@ def test_new_fields_are_bounded(vllm: dict[str, Any], message: str) -> None:
 def test_an_extra_typo_is_an_error_naming_the_closest_engine_argument() -> None:
     message = refusal(vllm={"extra": {"kv_offloading_siz": 2}})
     assert "vllm.extra" in message
-    assert "'kv_offloading_siz' is not an engine argument of vLLM 0.32 (did you mean 'kv_offloading_size'?)" in message
+    assert (
+        "'kv_offloading_siz' is not an engine argument of vLLM 0.32 (did you mean 'kv_offloading_size'?)"
+        in message
+    )
 
 
 def test_an_extra_key_lem_sets_names_the_lem_key() -> None:
@@ -235,7 +253,9 @@ def test_spec_counts_sum_the_counters_over_label_sets() -> None:
 
 
 def batch(spec: SpeculativeCounts | None) -> BatchResult:
-    return BatchResult(generations=[Generation(input_tokens=4, output_tokens=8)], latency_s=1.0, speculative=spec)
+    return BatchResult(
+        generations=[Generation(input_tokens=4, output_tokens=8)], latency_s=1.0, speculative=spec
+    )
 
 
 def test_acceptance_rate_is_accepted_over_draft_tokens_of_the_measured_batches() -> None:
@@ -274,7 +294,14 @@ class _CountingLLM:
         self.calls += 1
         self.lora = lora_request
         stats = SimpleNamespace(first_token_ts=0.0)
-        return [SimpleNamespace(prompt_token_ids=p["prompt_token_ids"], outputs=[SimpleNamespace(token_ids=[1, 2])], metrics=stats) for p in prompts]
+        return [
+            SimpleNamespace(
+                prompt_token_ids=p["prompt_token_ids"],
+                outputs=[SimpleNamespace(token_ids=[1, 2])],
+                metrics=stats,
+            )
+            for p in prompts
+        ]
 
 
 def test_each_batch_reports_only_its_own_drafts() -> None:
@@ -290,3 +317,29 @@ def test_no_counters_are_read_without_speculation() -> None:
     engine = VLLMEngine(config())
     engine._llm, engine._params = _CountingLLM(), object()
     assert engine.generate([[1, 2]]).speculative is None
+
+
+def test_effective_args_read_speculation_lora_and_enum_backends() -> None:
+    from enum import Enum
+
+    from lem_harness.engines.vllm_args import effective_args
+
+    class Backend(Enum):
+        CPU_ATTN = 1
+
+    vllm_config = SimpleNamespace(
+        attention_config=SimpleNamespace(backend=Backend.CPU_ATTN),
+        lora_config=SimpleNamespace(max_lora_rank=8),
+        speculative_config=SimpleNamespace(method="ngram", num_speculative_tokens=3),
+        load_config=SimpleNamespace(load_format="auto"),
+        parallel_config=SimpleNamespace(distributed_executor_backend="uni"),
+    )
+    assert effective_args(vllm_config) == {
+        "attention_backend": "CPU_ATTN",
+        "max_lora_rank": 8,
+        "speculative_method": "ngram",
+        "num_speculative_tokens": 3,
+        "load_format": "auto",
+        "distributed_executor_backend": "uni",
+    }
+    assert "max_lora_rank" not in effective_args(SimpleNamespace(lora_config=None))

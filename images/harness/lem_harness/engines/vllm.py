@@ -113,7 +113,9 @@ def resolve_adapter(adapter: str) -> Path:
     path = Path(adapter).expanduser()
     if is_local_path(adapter) or path.is_dir():
         if not (path / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"adapter {adapter}: no adapter_config.json there (a PEFT LoRA adapter directory)")
+            raise FileNotFoundError(
+                f"adapter {adapter}: no adapter_config.json there (a PEFT LoRA adapter directory)"
+            )
         return path
     from huggingface_hub import snapshot_download
 

@@ -11,6 +11,7 @@ the result's ``provenance.engine_args``. docs/backends.md holds the full table.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -88,11 +89,13 @@ def speculative_config(spec: VLLMSpeculativeConfig) -> dict[str, Any]:
 
 
 def lora_rank_arg(rank: int) -> int:
-    """``max_lora_rank`` for an adapter of rank ``rank``: the smallest value vLLM 0.32 allows that holds it."""
+    """``max_lora_rank`` for an adapter of rank ``rank``: the smallest rank vLLM 0.32 allows, >= ``rank``."""
     for allowed in VLLM_LORA_RANKS:
         if rank <= allowed:
             return allowed
-    raise ValueError(f"LoRA adapter rank {rank} exceeds vLLM 0.32's largest max_lora_rank ({VLLM_LORA_RANKS[-1]})")
+    raise ValueError(
+        f"LoRA adapter rank {rank} exceeds vLLM 0.32's largest max_lora_rank ({VLLM_LORA_RANKS[-1]})"
+    )
 
 
 def adapter_rank(adapter_config: Mapping[str, Any], source: str) -> int:
@@ -101,7 +104,8 @@ def adapter_rank(adapter_config: Mapping[str, Any], source: str) -> int:
     rank = adapter_config.get("r")
     if kind != "LORA" or not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise ValueError(
-            f"adapter {source}: adapter_config.json must describe a LoRA adapter (peft_type LORA, integer r >= 1); "
+            f"adapter {source}: adapter_config.json must describe a LoRA adapter "
+            "(peft_type LORA, integer r >= 1); "
             f"found peft_type={kind!r}, r={rank!r}"
         )
     return rank
@@ -171,12 +175,20 @@ EFFECTIVE_ARGS: dict[str, tuple[str, str]] = {
     "quantization": ("model_config", "quantization"),
     "tensor_parallel_size": ("parallel_config", "tensor_parallel_size"),
     "pipeline_parallel_size": ("parallel_config", "pipeline_parallel_size"),
+    "distributed_executor_backend": ("parallel_config", "distributed_executor_backend"),
+    "load_format": ("load_config", "load_format"),
+    "attention_backend": ("attention_config", "backend"),
+    "max_lora_rank": ("lora_config", "max_lora_rank"),  # lora_config is None without an adapter
+    "speculative_method": ("speculative_config", "method"),  # None without speculative decoding
+    "num_speculative_tokens": ("speculative_config", "num_speculative_tokens"),
 }
 
 
 def _scalar(value: Any) -> str | int | float | bool | None:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, enum.Enum):
+        return value.name  # e.g. AttentionBackendEnum.CPU_ATTN -> "CPU_ATTN"
     return str(value)
 
 
@@ -200,7 +212,7 @@ SPEC_ACCEPTED_TOKENS = "vllm:spec_decode_num_accepted_tokens"
 
 
 def spec_counts(metrics: Iterable[Any]) -> SpeculativeCounts | None:
-    """The three spec-decode counters from ``LLM.get_metrics()`` (summed over label sets); None when absent."""
+    """The spec-decode counters of ``LLM.get_metrics()`` (summed over label sets); None when absent."""
     totals = {SPEC_DRAFTS: 0, SPEC_DRAFT_TOKENS: 0, SPEC_ACCEPTED_TOKENS: 0}
     seen = False
     for metric in metrics:
