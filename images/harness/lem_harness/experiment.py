@@ -331,8 +331,8 @@ class VLLMConfig(StrictModel):
         if value is not None:
             raise ValueError(
                 "vLLM 0.32 has no CPU swap space (its V1 engine recomputes preempted requests instead "
-                "of swapping them out): remove swap_space; to offload KV cache to CPU memory use "
-                "vllm.extra: {kv_offloading_size: GiB}"
+                "of swapping them out): remove swap_space; to offload KV cache to CPU memory, give "
+                "vLLM's kv_offloading_size (GiB) under extra"
             )
         return value
 

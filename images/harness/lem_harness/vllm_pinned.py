@@ -284,7 +284,7 @@ VLLM_QUANTIZATION: tuple[str, ...] = (
 # Names older releases (and LLenergyMeasure's schema 3.0.0) accepted that vLLM 0.32 does not.
 VLLM_QUANTIZATION_GONE: dict[str, str] = {
     "bitsandbytes": "vLLM 0.32 has no bitsandbytes support (neither a quantisation method nor a load "
-    "format): use a pre-quantised awq/gptq checkpoint, or backend pytorch with its bitsandbytes options",
+    "format): use a pre-quantised awq or gptq checkpoint, or the pytorch engine's bitsandbytes options",
     "marlin": "vLLM 0.32 names the Marlin kernels per format: use gptq_marlin or awq_marlin",
     "squeezellm": "vLLM 0.32 has no SqueezeLLM support: use a pre-quantised awq/gptq checkpoint",
 }
