@@ -4,7 +4,8 @@
   accepted tokens come from vLLM's own counters, and the token counts stay exact;
 - a LoRA adapter (random weights, rank 4, saved here in PEFT's layout): the engine runs with
   LoRA enabled and ``max_lora_rank`` 8 (4 rounded up to a rank vLLM allows), every request
-  carrying the adapter.
+  carrying the adapter; the same run names ``attention.backend: CPU_ATTN`` and
+  ``load_format: safetensors`` and reads them back from the engine.
 
 Skipped with the reason when .venv-vllm is missing, unless LEM_REQUIRE_VLLM=1 (CI): then it fails.
 Each run starts a real vLLM engine (about 1-2 min on 2 cores).
@@ -111,8 +112,12 @@ def test_ngram_speculation_reports_the_measured_windows_acceptance(
 def test_lora_adapter_runs_with_the_rank_rounded_up(
     vllm_python: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
+    """Also names the CPU build's attention backend and the safetensors loader explicitly."""
     adapter = write_lora_adapter(tmp_path / "lora", rank=4)
-    result = run_harness(vllm_python, tmp_path, tiny_vllm_config(tiny_model_dir, adapter=str(adapter)))
+    vllm = {**tiny_vllm_config(tiny_model_dir)["vllm"], "attention": {"backend": "CPU_ATTN"}}
+    vllm["load_format"] = "safetensors"
+    config = tiny_vllm_config(tiny_model_dir, adapter=str(adapter), vllm=vllm)
+    result = run_harness(vllm_python, tmp_path, config)
 
     assert (result.status, result.error) == ("ok", None)
     m = result.metrics
@@ -121,3 +126,4 @@ def test_lora_adapter_runs_with_the_rank_rounded_up(
     assert m.speculative is None
     args = result.provenance.engine_args if result.provenance is not None else {}
     assert args.get("max_lora_rank") == 8
+    assert (args.get("attention_backend"), args.get("load_format")) == ("CPU_ATTN", "safetensors")
