@@ -2,7 +2,8 @@
 
 One check for ``lem config validate`` and for ``lem campaign run`` (which builds every run's
 container before the first starts): a local model (a directory or a single file such as a
-GGUF) and a prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
+GGUF) and a prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file;
+a local LoRA ``adapter`` must be a directory with ``adapter_config.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ def local_inputs(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     prompts = cfg.prompt_source  # a dataset, when given, wins over prompts: the file is then not read
     if isinstance(prompts, FilePrompts):  # always a file, never a hub id
         inputs.append(("prompts.path", prompts.path))
+    if cfg.adapter is not None and is_local_path(cfg.adapter):
+        inputs.append(("adapter", cfg.adapter))
     return inputs
 
 
@@ -29,6 +32,8 @@ def input_problem(key: str, path: Path) -> str | None:
         return f"{path} does not exist"
     if key == "prompts.path" and path.is_dir():  # a file, or a pipe/device that yields one
         return f"{path} is a directory (prompts.path names a .jsonl file of prompts)"
+    if key == "adapter" and not (path / "adapter_config.json").is_file():
+        return f"{path} holds no adapter_config.json (adapter names a PEFT LoRA adapter directory)"
     return None
 
 
