@@ -11,6 +11,11 @@ The only module of the harness that imports vllm, and only inside methods, so th
 - ``streaming: true`` drives the same engine request by request in DELTA output mode
   (``LLMEngine.add_request`` + ``step``) and timestamps every token as the engine hands it
   over: TTFT and inter-token gaps are observed per token, never derived from averages.
+- ``adapter``: the LoRA adapter's directory (local, or the hub snapshot) gives ``max_lora_rank``
+  (its ``r`` rounded up to a rank vLLM allows); every request carries one ``LoRARequest``.
+- ``vllm.speculative``: each ``generate`` reads vLLM's spec-decode counters before and after
+  (``LLM.get_metrics()``) and reports the difference on its ``BatchResult``, so the result's
+  acceptance rate covers the measured batches only.
 - ``close`` shuts the engine core down, then ends every process the engine started
   (its whole process tree; the spawn start method is forced before vllm is imported).
 """
