@@ -22,7 +22,7 @@ import pytest
 
 from lem_harness.contract import RunResult, RunSpec, config_hash
 from lem_harness.experiment import ExperimentConfig
-from tests.support.vllm_cpu import REPO_ROOT, RUN_TIMEOUT_S, require_vllm_python, tiny_vllm_config
+from tests.support.vllm_cpu import RUN_TIMEOUT_S, harness_env, require_vllm_python, tiny_vllm_config
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -41,10 +41,7 @@ def run_harness(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResu
     )
     spec_path, out = tmp_path / "spec.json", tmp_path / "out"
     spec_path.write_text(spec.model_dump_json(indent=2))
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
-    env["PYTHONPATH"] = str(
-        REPO_ROOT / "images" / "harness"
-    )  # this checkout's harness, whatever .venv-vllm holds
+    env = harness_env(tmp_path)
     done = subprocess.run(
         [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
         cwd=tmp_path,
