@@ -20,6 +20,7 @@ from tests.support.vllm_cpu import (
     RUN_TIMEOUT_S,
     assert_energy_relations,
     build_eos_model,
+    harness_env,
     require_vllm_python,
     tiny_vllm_config,
 )
@@ -51,7 +52,7 @@ def run_harness(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResu
     done = subprocess.run(
         [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)},
+        env=harness_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,

@@ -45,6 +45,17 @@ def tiny_vllm_config(model: Path, **overrides: Any) -> dict[str, Any]:
     return {**base, **overrides}
 
 
+def harness_env(home: Path) -> dict[str, str]:
+    """The environment of a harness run in ``.venv-vllm``: offline, and this checkout's harness first
+    (``.venv-vllm`` may be shared with, or installed from, another checkout)."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(home),
+        "PYTHONPATH": str(REPO_ROOT / "images" / "harness"),
+    }
+
+
 def require_vllm_python() -> Path:
     """``.venv-vllm``'s python; skip when absent, unless LEM_REQUIRE_VLLM=1 (CI), which fails."""
     if VLLM_PYTHON.exists():

@@ -102,6 +102,20 @@ class Flag(ContractModel):
     message: str
 
 
+class SpeculativeMetrics(ContractModel):
+    """Speculative decoding over the measured window (the engine's own counters).
+
+    ``acceptance_rate`` = accepted / draft tokens; ``mean_acceptance_length`` = 1 + accepted /
+    drafts (tokens produced per target-model step, vLLM's definition).
+    """
+
+    num_drafts: int
+    draft_tokens: int
+    accepted_tokens: int
+    acceptance_rate: float | None
+    mean_acceptance_length: float | None
+
+
 class InferenceMetrics(ContractModel):
     num_prompts: int
     num_batches: int
@@ -123,6 +137,7 @@ class InferenceMetrics(ContractModel):
     itl_p50_s: float | None = None
     itl_p99_s: float | None = None
     peak_memory_bytes: int | None = None
+    speculative: SpeculativeMetrics | None = None
 
 
 class GpuEnergy(ContractModel):

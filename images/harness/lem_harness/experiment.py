@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from lem_harness.transformers_names import CACHE_IMPLEMENTATIONS, TRANSFORMERS_VERSION, extra_key_problem
+from lem_harness.vllm_pinned import VLLM_ENGINE_ARGS, VLLM_MANAGED_ARGS, VLLM_QUANTIZATION_GONE
 
 CURRENT_SCHEMA_VERSION = "3.0.0"
 
@@ -432,6 +433,69 @@ BNB_4BIT_OPTIONS: tuple[str, ...] = (
 )
 
 
+class VLLMAttentionConfig(StrictModel):
+    """``vllm.attention``: the attention backend (``auto``: vLLM picks one for the model and device)."""
+
+    backend: Literal["auto", "FLASH_ATTN", "FLASHINFER", "TRITON_ATTN", "FLEX_ATTENTION", "CPU_ATTN"] = "auto"
+
+
+class VLLMSpeculativeConfig(StrictModel):
+    """``vllm.speculative``: speculative decoding (vLLM's ``speculative_config``).
+
+    ``ngram`` drafts tokens by matching the request's own earlier tokens (no draft model);
+    ``draft_model``, ``eagle`` and ``eagle3`` need ``model`` (a small LM, an EAGLE head).
+    """
+
+    method: Literal["ngram", "draft_model", "eagle", "eagle3"] = "ngram"
+    num_tokens: StrictInt = Field(5, ge=1, le=32)
+    model: str | None = Field(None, min_length=1, max_length=1_000)
+    prompt_lookup_min: StrictInt | None = Field(None, ge=1, le=64)
+    prompt_lookup_max: StrictInt | None = Field(None, ge=1, le=64)
+    draft_tp_size: StrictInt | None = Field(None, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> VLLMSpeculativeConfig:
+        if self.method == "ngram":
+            if self.model is not None:
+                raise ValueError(
+                    "speculative.model is for method draft_model, eagle or eagle3; ngram drafts from the "
+                    "prompt itself: remove model or set method"
+                )
+            if self.draft_tp_size is not None:
+                raise ValueError("speculative.draft_tp_size is for a draft model; ngram has none: remove it")
+            low, high = self.prompt_lookup_min, self.prompt_lookup_max
+            if low is not None and high is not None and low > high:
+                raise ValueError(
+                    f"speculative.prompt_lookup_min ({low}) must be <= prompt_lookup_max ({high})"
+                )
+            return self
+        if self.model is None:
+            raise ValueError(
+                f"speculative.method {self.method} needs speculative.model (hub id or local path)"
+            )
+        for key in ("prompt_lookup_min", "prompt_lookup_max"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"speculative.{key} is for method ngram only: remove it")
+        return self
+
+
+def _check_vllm_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """Every ``vllm.extra`` key must be a vLLM 0.32 engine argument that lem does not set itself."""
+    for key in extra:
+        if key in VLLM_MANAGED_ARGS:
+            raise ValueError(
+                f"{key!r} is set by lem from {VLLM_MANAGED_ARGS[key]}: set it there, not in vllm.extra"
+            )
+        if key not in VLLM_ENGINE_ARGS:
+            near = difflib.get_close_matches(key, sorted(VLLM_ENGINE_ARGS), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ValueError(
+                f"{key!r} is not an engine argument of vLLM 0.32{hint}; vllm.extra takes "
+                "vllm.engine.arg_utils.EngineArgs fields only"
+            )
+    return extra
+
+
 class VLLMConfig(StrictModel):
     max_num_seqs: StrictInt = Field(256, ge=1, le=65_536)
     max_num_batched_tokens: StrictInt | None = Field(None, ge=1, le=10_000_000)
@@ -446,7 +510,45 @@ class VLLMConfig(StrictModel):
     enforce_eager: bool = False
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     block_size: Literal[8, 16, 32, 64, 128] | None = None
-    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
+    # Checkpoints already quantised with the method (fp8 also quantises a 16-bit checkpoint at load).
+    quantization: (
+        Literal[
+            "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "fbgemm_fp8", "compressed-tensors", "modelopt"
+        ]
+        | None
+    ) = None
+    load_format: Literal["auto", "safetensors", "pt", "npcache", "dummy"] = "auto"
+    # Schema 3.0.0's swap_space: refused (vLLM 0.32 recomputes preempted requests, it has no swap space).
+    swap_space: StrictFloat | StrictInt | None = None
+    cpu_offload_gb: StrictFloat | StrictInt = Field(0, ge=0, le=4_096)
+    distributed_backend: Literal["mp", "ray"] | None = None
+    attention: VLLMAttentionConfig = Field(default_factory=VLLMAttentionConfig)
+    speculative: VLLMSpeculativeConfig | None = None
+    logprobs: StrictInt | None = Field(None, ge=1, le=20)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("quantization", mode="before")
+    @classmethod
+    def _quantization_gone(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in VLLM_QUANTIZATION_GONE:
+            raise ValueError(f"quantization '{value}': {VLLM_QUANTIZATION_GONE[value]}")
+        return value
+
+    @field_validator("swap_space")
+    @classmethod
+    def _no_swap_space(cls, value: float | None) -> float | None:
+        if value is not None:
+            raise ValueError(
+                "vLLM 0.32 has no CPU swap space (its V1 engine recomputes preempted requests instead "
+                "of swapping them out): remove swap_space; to offload KV cache to CPU memory, give "
+                "vLLM's kv_offloading_size (GiB) under extra"
+            )
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_keys(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        return _check_vllm_extra(extra)
 
 
 class TensorRTCalibration(StrictModel):
@@ -601,12 +703,6 @@ class ExperimentConfig(StrictModel):
         self._check_parallelism()
         self._check_compile()
         self._check_pytorch_decoding()
-        # Until vLLM's adapter lands (another branch of issue 15), refuse rather than ignore: remove
-        # this check for the backend whose engine applies the adapter (TensorRT-LLM's does).
-        if self.adapter is not None and self.backend == "vllm":
-            raise ValueError(
-                f"adapter is applied by the pytorch and tensorrt backends only here, not {self.backend}"
-            )
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
         if self.vllm is not None and self.vllm.max_model_len is not None:

@@ -9,9 +9,11 @@ never zeros.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 
-from lem_harness.contract import EnergyMetrics, EnergySource, GpuEnergy, InferenceMetrics
+from lem_harness.contract import EnergyMetrics, EnergySource, GpuEnergy, InferenceMetrics, SpeculativeMetrics
 from lem_harness.engines.base import BatchResult
 from lem_harness.measure import WindowEnergy, percentile
 
@@ -62,6 +64,22 @@ def inference_metrics(
         itl_p50_s=_pct(itl, 50),
         itl_p99_s=_pct(itl, 99),
         peak_memory_bytes=peak_memory_bytes,
+        speculative=speculative_metrics(batches),
+    )
+
+
+def speculative_metrics(batches: Sequence[BatchResult]) -> SpeculativeMetrics | None:
+    """Speculative-decoding counts summed over the batches; None when no batch decoded speculatively."""
+    counts = [b.speculative for b in batches if b.speculative is not None]
+    if not counts:
+        return None
+    total = functools.reduce(operator.add, counts)
+    return SpeculativeMetrics(
+        num_drafts=total.drafts,
+        draft_tokens=total.draft_tokens,
+        accepted_tokens=total.accepted_tokens,
+        acceptance_rate=_ratio(total.accepted_tokens, total.draft_tokens),
+        mean_acceptance_length=1.0 + total.accepted_tokens / total.drafts if total.drafts > 0 else None,
     )
 
 

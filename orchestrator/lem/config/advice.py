@@ -202,7 +202,15 @@ def _vllm_cache(v: VLLMConfig) -> Iterator[ConfigWarning]:
         )
 
 
-_PREQUANTIZED = {"awq": "AWQ", "gptq": "GPTQ", "compressed-tensors": "llm-compressor (compressed-tensors)"}
+_PREQUANTIZED = {
+    "awq": "AWQ",
+    "awq_marlin": "AWQ",
+    "gptq": "GPTQ",
+    "gptq_marlin": "GPTQ",
+    "compressed-tensors": "llm-compressor (compressed-tensors)",
+    "fbgemm_fp8": "FBGEMM fp8",
+    "modelopt": "NVIDIA ModelOpt",
+}
 
 
 def _vllm_quantization(v: VLLMConfig, model: str) -> Iterator[ConfigWarning]:
@@ -210,7 +218,7 @@ def _vllm_quantization(v: VLLMConfig, model: str) -> Iterator[ConfigWarning]:
     if method is None:
         return
     if method in _PREQUANTIZED:
-        named = method.split("-")[0] in model.lower()
+        named = method.split("-")[0].split("_")[0] in model.lower()
         yield _w(
             "vllm.quantization",
             "info" if named else "warning",
@@ -218,20 +226,13 @@ def _vllm_quantization(v: VLLMConfig, model: str) -> Iterator[ConfigWarning]:
             f"quantization '{method}' needs a checkpoint already quantized with {_PREQUANTIZED[method]}; "
             f"make sure '{model}' is one (vLLM reads the scheme from the checkpoint's config)",
         )
-    elif method == "fp8":
+    else:  # fp8
         yield _w(
             "vllm.quantization",
             "info",
             "VLLM_FP8_ONLINE",
             "fp8 quantizes a 16-bit checkpoint when it loads; W8A8 kernels need compute capability 8.9+ "
             "(Ada, Hopper), older GPUs fall back to weight-only fp8 (Marlin)",
-        )
-    else:
-        yield _w(
-            "vllm.quantization",
-            "info",
-            "VLLM_BITSANDBYTES",
-            "bitsandbytes quantizes at load time and needs the bitsandbytes package in the vLLM image",
         )
 
 

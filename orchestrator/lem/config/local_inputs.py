@@ -40,6 +40,8 @@ def input_problem(key: str, path: Path) -> str | None:
         return f"{path} is a directory (prompts.path names a .jsonl file of prompts)"
     if key == "tensorrt.engine_path" and not path.is_dir():
         return f"{path} is not a directory (tensorrt.engine_path names a TensorRT-LLM engine directory)"
+    if key == "adapter" and not (path / "adapter_config.json").is_file():
+        return f"{path} holds no adapter_config.json (adapter names a PEFT LoRA adapter directory)"
     return None
 
 

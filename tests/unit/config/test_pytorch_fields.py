@@ -101,10 +101,9 @@ def test_bad_values_are_reported_at_their_line(text: str, expected: str) -> None
     assert problems(text) == [expected]
 
 
-def test_an_adapter_on_another_backend_is_refused_not_ignored() -> None:
-    assert problems("backend: vllm\nadapter: org/lora\n") == [
-        "f.yaml:3: adapter: is applied by the pytorch and tensorrt backends only here, not vllm"
-    ]
+def test_an_adapter_is_accepted_by_each_backend_that_applies_it() -> None:
+    for backend in ("pytorch", "vllm"):
+        assert ExperimentConfig(model_name="m", backend=backend, adapter="org/lora").adapter == "org/lora"
 
 
 def test_valid_settings_validate() -> None:

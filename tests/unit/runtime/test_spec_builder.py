@@ -187,6 +187,7 @@ def test_local_model_and_dataset_are_mounted_read_only_at_their_own_path(roots: 
 def test_a_local_adapter_and_draft_model_are_mounted_and_must_exist(roots: RunPaths) -> None:
     adapter, draft = roots.project_root / "lora", roots.project_root / "models" / "draft"
     adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")  # what makes a directory a PEFT adapter
     draft.mkdir()
     cfg = ExperimentConfig.model_validate(
         {

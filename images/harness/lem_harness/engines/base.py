@@ -34,9 +34,33 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class SpeculativeCounts:
+    """Speculative decoding in one batch: drafting steps, draft tokens proposed, draft tokens accepted."""
+
+    drafts: int
+    draft_tokens: int
+    accepted_tokens: int
+
+    def __add__(self, other: SpeculativeCounts) -> SpeculativeCounts:
+        return SpeculativeCounts(
+            self.drafts + other.drafts,
+            self.draft_tokens + other.draft_tokens,
+            self.accepted_tokens + other.accepted_tokens,
+        )
+
+    def __sub__(self, other: SpeculativeCounts) -> SpeculativeCounts:
+        return SpeculativeCounts(
+            self.drafts - other.drafts,
+            self.draft_tokens - other.draft_tokens,
+            self.accepted_tokens - other.accepted_tokens,
+        )
+
+
+@dataclass(frozen=True)
 class BatchResult:
     generations: list[Generation]
     latency_s: float  # wall time of the whole batch (host clock, after synchronise)
+    speculative: SpeculativeCounts | None = None  # engines that decode speculatively
 
 
 @dataclass

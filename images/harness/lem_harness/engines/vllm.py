@@ -11,6 +11,11 @@ The only module of the harness that imports vllm, and only inside methods, so th
 - ``streaming: true`` drives the same engine request by request in DELTA output mode
   (``LLMEngine.add_request`` + ``step``) and timestamps every token as the engine hands it
   over: TTFT and inter-token gaps are observed per token, never derived from averages.
+- ``adapter``: the LoRA adapter's directory (local, or the hub snapshot) gives ``max_lora_rank``
+  (its ``r`` rounded up to a rank vLLM allows); every request carries one ``LoRARequest``.
+- ``vllm.speculative``: each ``generate`` reads vLLM's spec-decode counters before and after
+  (``LLM.get_metrics()``) and reports the difference on its ``BatchResult``, so the result's
+  acceptance rate covers the measured batches only.
 - ``close`` shuts the engine core down, then ends every process the engine started
   (its whole process tree; the spawn start method is forced before vllm is imported).
 """
@@ -18,10 +23,12 @@ The only module of the harness that imports vllm, and only inside methods, so th
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lem_harness.engines.base import (
@@ -30,6 +37,7 @@ from lem_harness.engines.base import (
     EngineArg,
     EngineUnavailableError,
     Generation,
+    SpeculativeCounts,
     Tokenizer,
     module_available,
 )
@@ -37,13 +45,17 @@ from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.token_timing import TokenClock
 from lem_harness.engines.vllm_args import (
     VLLM_VERSION,
+    adapter_rank,
     effective_args,
     llm_kwargs,
+    lora_rank_arg,
     prefill_kwargs,
     sampling_kwargs,
+    spec_counts,
     token_prompts,
+    vllm_section,
 )
-from lem_harness.experiment import ExperimentConfig
+from lem_harness.experiment import ExperimentConfig, is_local_path
 
 logger = logging.getLogger("lem_harness")
 
@@ -101,6 +113,21 @@ def offline_generation(output: Any) -> Generation:
     )
 
 
+def resolve_adapter(adapter: str) -> Path:
+    """A LoRA adapter's local directory: the path itself, or the hub repository's snapshot
+    (from the local Hugging Face cache when offline)."""
+    path = Path(adapter).expanduser()
+    if is_local_path(adapter) or path.is_dir():
+        if not (path / "adapter_config.json").is_file():
+            raise FileNotFoundError(
+                f"adapter {adapter}: no adapter_config.json there (a PEFT LoRA adapter directory)"
+            )
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(adapter))
+
+
 # --------------------------------------------------------------------------- engine
 
 
@@ -118,6 +145,7 @@ class VLLMEngine(Engine):
         self._prefill_params: Any = None
         self._children_before: set[int] = set()
         self._stream_batches = 0
+        self._lora: Any = None  # a vllm LoRARequest when the config names an adapter
 
     def load_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
@@ -132,10 +160,19 @@ class VLLMEngine(Engine):
 
     def load(self) -> None:
         vllm = import_vllm()
+        kwargs = dict(self._llm_kwargs)
+        if self.config.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            path = resolve_adapter(self.config.adapter)
+            rank = adapter_rank(json.loads((path / "adapter_config.json").read_text()), self.config.adapter)
+            kwargs["max_lora_rank"] = lora_rank_arg(rank)
+            self._lora = LoRARequest("lem-adapter", 1, str(path))
         self._children_before = descendant_pids()
         try:
-            # disable_log_stats=False: the engine keeps per-request metrics (RequestOutput.metrics).
-            self._llm = vllm.LLM(**self._llm_kwargs, disable_log_stats=False)
+            # disable_log_stats=False: the engine keeps per-request metrics (RequestOutput.metrics)
+            # and its speculative-decoding counters (LLM.get_metrics()).
+            self._llm = vllm.LLM(**kwargs, disable_log_stats=False)
         except BaseException:
             end_processes(descendant_pids() - self._children_before)  # a half-started engine core
             raise
@@ -164,16 +201,38 @@ class VLLMEngine(Engine):
             return BatchResult(generations=[], latency_s=0.0)
         if self.config.streaming:
             return self._generate_streaming(prompts)
+        before = self._spec_counts()
         start = time.perf_counter()
-        outputs = self._llm.generate(token_prompts(prompts), self._params, use_tqdm=False)
+        outputs = self._llm.generate(
+            token_prompts(prompts), self._params, use_tqdm=False, lora_request=self._lora
+        )
         latency = time.perf_counter() - start
-        return BatchResult(generations=[offline_generation(o) for o in outputs], latency_s=latency)
+        return BatchResult(
+            generations=[offline_generation(o) for o in outputs],
+            latency_s=latency,
+            speculative=self._spec_delta(before),
+        )
+
+    def _spec_counts(self) -> SpeculativeCounts | None:
+        """The engine's cumulative speculative-decoding counters (None without speculative decoding)."""
+        if self._llm is None or vllm_section(self.config).speculative is None:
+            return None
+        return spec_counts(self._llm.get_metrics())
+
+    def _spec_delta(self, before: SpeculativeCounts | None) -> SpeculativeCounts | None:
+        """What the counters grew by since ``before``: this batch's drafts and accepted tokens."""
+        after = self._spec_counts()
+        if after is None:
+            return None
+        return after - before if before is not None else after
 
     def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
         if self._llm is None:
             raise RuntimeError("generate_prefill called before load")
         start = time.perf_counter()
-        outputs = self._llm.generate(token_prompts(prompts), self._prefill_params, use_tqdm=False)
+        outputs = self._llm.generate(
+            token_prompts(prompts), self._prefill_params, use_tqdm=False, lora_request=self._lora
+        )
         latency = time.perf_counter() - start
         return BatchResult(generations=[offline_generation(o) for o in outputs], latency_s=latency)
 
@@ -187,12 +246,13 @@ class VLLMEngine(Engine):
         self._stream_batches += 1
         ids = [f"lem-{self._stream_batches}-{i}" for i in range(len(prompts))]
         clocks = {rid: TokenClock(input_tokens=len(p)) for rid, p in zip(ids, prompts, strict=True)}
+        before = self._spec_counts()
         start = time.perf_counter()
         parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
         rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
         try:
             for rid, engine_input in zip(ids, rendered, strict=True):
-                engine.add_request(rid, engine_input, params)
+                engine.add_request(rid, engine_input, params, lora_request=self._lora)
             while engine.has_unfinished_requests():
                 outputs = engine.step()
                 now = time.perf_counter()
@@ -203,7 +263,11 @@ class VLLMEngine(Engine):
             engine.abort_request(ids)  # leave no half-run request behind for the next batch
             raise
         latency = time.perf_counter() - start
-        return BatchResult(generations=[clocks[rid].generation(start) for rid in ids], latency_s=latency)
+        return BatchResult(
+            generations=[clocks[rid].generation(start) for rid in ids],
+            latency_s=latency,
+            speculative=self._spec_delta(before),
+        )
 
     def synchronize(self) -> None:
         """Nothing to wait for: ``generate`` returns only after the engine core has emitted every token."""
@@ -212,7 +276,7 @@ class VLLMEngine(Engine):
     def close(self) -> None:
         if self._llm is None:
             return
-        llm, self._llm, self._params = self._llm, None, None
+        llm, self._llm, self._params, self._lora = self._llm, None, None, None
         started = descendant_pids() - self._children_before
         try:
             llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT_S)

@@ -11,10 +11,13 @@ the result's ``provenance.engine_args``. docs/backends.md holds the full table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lem_harness.experiment import ExperimentConfig, VLLMConfig
+from lem_harness.engines.base import SpeculativeCounts
+from lem_harness.experiment import ExperimentConfig, VLLMConfig, VLLMSpeculativeConfig
+from lem_harness.vllm_pinned import VLLM_LORA_RANKS
 
 VLLM_VERSION = "0.32.0"
 
@@ -49,7 +52,63 @@ def llm_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         "quantization": section.quantization,
     }
     kwargs.update({key: value for key, value in optional.items() if value is not None})
+    kwargs.update(_memory_and_loading(section))
+    if section.speculative is not None:
+        kwargs["speculative_config"] = speculative_config(section.speculative)
+    if config.adapter is not None:
+        kwargs["enable_lora"] = True  # max_lora_rank comes from the adapter's config (lora_rank_arg)
+    kwargs.update(section.extra)
     return kwargs
+
+
+def _memory_and_loading(section: VLLMConfig) -> dict[str, Any]:
+    """The offload, executor, attention and load-format arguments (each only when not vLLM's default)."""
+    kwargs: dict[str, Any] = {}
+    if section.cpu_offload_gb > 0:
+        kwargs["cpu_offload_gb"] = float(section.cpu_offload_gb)
+    if section.distributed_backend is not None:
+        kwargs["distributed_executor_backend"] = section.distributed_backend
+    if section.attention.backend != "auto":
+        kwargs["attention_backend"] = section.attention.backend
+    if section.load_format != "auto":
+        kwargs["load_format"] = section.load_format
+    return kwargs
+
+
+def speculative_config(spec: VLLMSpeculativeConfig) -> dict[str, Any]:
+    """vLLM 0.32's ``speculative_config`` dict (``SpeculativeConfig`` fields) for ``vllm.speculative``."""
+    out: dict[str, Any] = {"method": spec.method, "num_speculative_tokens": spec.num_tokens}
+    optional = {
+        "model": spec.model,
+        "prompt_lookup_min": spec.prompt_lookup_min,
+        "prompt_lookup_max": spec.prompt_lookup_max,
+        "draft_tensor_parallel_size": spec.draft_tp_size,
+    }
+    out.update({key: value for key, value in optional.items() if value is not None})
+    return out
+
+
+def lora_rank_arg(rank: int) -> int:
+    """``max_lora_rank`` for an adapter of rank ``rank``: the smallest rank vLLM 0.32 allows, >= ``rank``."""
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ValueError(
+        f"LoRA adapter rank {rank} exceeds vLLM 0.32's largest max_lora_rank ({VLLM_LORA_RANKS[-1]})"
+    )
+
+
+def adapter_rank(adapter_config: Mapping[str, Any], source: str) -> int:
+    """The rank ``r`` of a PEFT LoRA adapter from its ``adapter_config.json``."""
+    kind = adapter_config.get("peft_type", "LORA")
+    rank = adapter_config.get("r")
+    if kind != "LORA" or not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise ValueError(
+            f"adapter {source}: adapter_config.json must describe a LoRA adapter "
+            "(peft_type LORA, integer r >= 1); "
+            f"found peft_type={kind!r}, r={rank!r}"
+        )
+    return rank
 
 
 def fixed_length(config: ExperimentConfig) -> bool:
@@ -85,6 +144,9 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         kwargs["temperature"] = 0.0
         kwargs["top_p"] = 1.0
         kwargs["top_k"] = 0
+    section = vllm_section(config)
+    if section.logprobs is not None:
+        kwargs["logprobs"] = section.logprobs  # computed and returned per output token, never read
     return kwargs
 
 
@@ -113,12 +175,20 @@ EFFECTIVE_ARGS: dict[str, tuple[str, str]] = {
     "quantization": ("model_config", "quantization"),
     "tensor_parallel_size": ("parallel_config", "tensor_parallel_size"),
     "pipeline_parallel_size": ("parallel_config", "pipeline_parallel_size"),
+    "distributed_executor_backend": ("parallel_config", "distributed_executor_backend"),
+    "load_format": ("load_config", "load_format"),
+    "attention_backend": ("attention_config", "backend"),
+    "max_lora_rank": ("lora_config", "max_lora_rank"),  # lora_config is None without an adapter
+    "speculative_method": ("speculative_config", "method"),  # None without speculative decoding
+    "num_speculative_tokens": ("speculative_config", "num_speculative_tokens"),
 }
 
 
 def _scalar(value: Any) -> str | int | float | bool | None:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, enum.Enum):
+        return value.name  # e.g. AttentionBackendEnum.CPU_ATTN -> "CPU_ATTN"
     return str(value)
 
 
@@ -130,3 +200,25 @@ def effective_args(vllm_config: Any) -> dict[str, str | int | float | bool | Non
         if part is not None and hasattr(part, attribute):
             out[name] = _scalar(getattr(part, attribute))
     return out
+
+
+# --------------------------------------------------------------------------- speculative decoding
+
+# vLLM 0.32's speculative-decoding counters (``LLM.get_metrics()``, Prometheus counters of the
+# front end, summed over the engine's lifetime).
+SPEC_DRAFTS = "vllm:spec_decode_num_drafts"
+SPEC_DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens"
+SPEC_ACCEPTED_TOKENS = "vllm:spec_decode_num_accepted_tokens"
+
+
+def spec_counts(metrics: Iterable[Any]) -> SpeculativeCounts | None:
+    """The spec-decode counters of ``LLM.get_metrics()`` (summed over label sets); None when absent."""
+    totals = {SPEC_DRAFTS: 0, SPEC_DRAFT_TOKENS: 0, SPEC_ACCEPTED_TOKENS: 0}
+    seen = False
+    for metric in metrics:
+        if metric.name in totals:
+            totals[metric.name] += int(metric.value)
+            seen = True
+    if not seen:
+        return None
+    return SpeculativeCounts(totals[SPEC_DRAFTS], totals[SPEC_DRAFT_TOKENS], totals[SPEC_ACCEPTED_TOKENS])
