@@ -38,6 +38,11 @@ def test_engine_path_and_local_adapter_are_checked_inputs(tmp_path: Path) -> Non
     ]
     engine.write_text("not a directory")
     adapter.mkdir()
+    assert missing_inputs(cfg)[0] == (
+        "adapter",
+        f"{adapter} holds no adapter_config.json (adapter names a PEFT LoRA adapter directory)",
+    )
+    (adapter / "adapter_config.json").write_text('{"r": 8}')
     assert missing_inputs(cfg) == [
         (
             "tensorrt.engine_path",
