@@ -47,6 +47,7 @@ from lem_harness.contract import (
     RunResult,
     RunSpec,
     SetupMetrics,
+    TrafficMetrics,
     WarmupMetrics,
 )
 from lem_harness.datasets import DatasetError, load_prompts
@@ -72,6 +73,7 @@ from lem_harness.metrics import energy_metrics, inference_metrics
 from lem_harness.phase_split import PhaseSplit, phase_split
 from lem_harness.provenance import build_provenance
 from lem_harness.status import StatusFile
+from lem_harness.traffic import arrival_offsets, traffic_metrics, traffic_seed
 from lem_harness.warmup import disjoint_prompts, run_warmup
 
 logger = logging.getLogger("lem_harness")
@@ -156,6 +158,9 @@ class _Run:
         self.provenance: Provenance | None = None
         self.prefill_window: WindowEnergy | None = None
         self.phase_split: PhaseSplit | None = None
+        self.traffic: TrafficMetrics | None = None
+        self.arrivals_s: Sequence[float] = ()  # traffic_simulation: each request's arrival, s into the window
+        self.request_starts_s: list[float] = []  # ... and the start of its processing
 
     # ---- steps
 
@@ -359,12 +364,10 @@ class _Run:
         engine.synchronize()
         self._begin("measure")
         self.status.phase("measuring", batches_done=0, batches_total=len(plan), output_tokens=0)
-        batches: list[BatchResult] = []
-        tokens = 0
-        for batch in plan:
-            batches.append(engine.generate([prompts[i] for i in batch]))
-            tokens += sum(g.output_tokens for g in batches[-1].generations)
-            self.status.update(batches_done=len(batches), output_tokens=tokens)
+        if self.cfg.traffic_simulation.enabled:
+            batches = self._serve(engine, prompts)
+        else:
+            batches = self._run_plan(engine, prompts, plan)
         engine.synchronize()
         window = self.window = self._end("measure")
         self.warnings.extend(window.warnings)
@@ -382,6 +385,31 @@ class _Run:
             m.output_tokens_per_s,
             e.gross_energy_j,
         )
+        if self.cfg.traffic_simulation.enabled:
+            self.traffic = traffic_metrics(
+                self.cfg, self.arrivals_s, self.request_starts_s, window.duration_s, e
+            )
+
+    def _run_plan(
+        self, engine: Engine, prompts: Sequence[Sequence[int]], plan: Sequence[Sequence[int]]
+    ) -> list[BatchResult]:
+        """Every prompt at once, batch after batch of the engine's plan."""
+        batches: list[BatchResult] = []
+        tokens = 0
+        for batch in plan:
+            batches.append(engine.generate([prompts[i] for i in batch]))
+            tokens += sum(g.output_tokens for g in batches[-1].generations)
+            self.status.update(batches_done=len(batches), output_tokens=tokens)
+        return batches
+
+    def _serve(self, engine: Engine, prompts: Sequence[Sequence[int]]) -> list[BatchResult]:
+        """``traffic_simulation``: the prompts arrive on the seeded schedule and the engine serves them."""
+        offsets = arrival_offsets(len(prompts), self.cfg.traffic_simulation, traffic_seed(self.cfg))
+        served = engine.serve(prompts, offsets, self.clock, self.sleep)
+        self.arrivals_s, self.request_starts_s = offsets, served.starts_s
+        tokens = sum(g.output_tokens for b in served.batches for g in b.generations)
+        self.status.update(batches_done=len(served.batches), output_tokens=tokens)
+        return served.batches
 
     def _idle_power(self) -> tuple[float, str] | None:
         """(watts, "ready" | "deep"): ready idle where measured, else deep idle, else None."""
@@ -494,6 +522,7 @@ class _Run:
             baseline=self.baseline,
             phases=self.phases,
             phase_split=self.phase_split.metrics if self.phase_split is not None else None,
+            traffic=self.traffic,
             flags=self.flags,
             warnings=self.warnings,
             timeline_file=TIMELINE_FILE,

@@ -13,11 +13,12 @@ import importlib.metadata
 import importlib.util
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lem_harness.cpus import usable_cpus
+from lem_harness.engines.arrivals import BatchPolicy, Served, serve_in_batches
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
 from lem_harness.engines.batching import dynamic_batches, eos_ids, output_length, static_batches
 from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
@@ -316,6 +317,21 @@ class PyTorchEngine(Engine):
         else:
             gens = [Generation(len(p), n, latency_s=latency) for p, n in zip(prompts, counts, strict=True)]
         return BatchResult(generations=gens, latency_s=latency)
+
+    def serve(
+        self,
+        prompts: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> Served:
+        """Batches formed from the requests that have arrived, per ``batching_strategy`` (``arrivals``)."""
+        section = self.section
+        policy = BatchPolicy(section.batching_strategy, section.batch_size, section.max_tokens_per_batch)
+        lengths = [len(p) for p in prompts]
+        return serve_in_batches(
+            offsets, lengths, policy, lambda batch: self.generate([prompts[i] for i in batch]), clock, sleep
+        )
 
     # ---- device
 

@@ -21,9 +21,10 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from lem_harness.engines.arrivals import Served, serve_open_loop
 from lem_harness.engines.base import (
     BatchResult,
     Engine,
@@ -98,6 +99,14 @@ def offline_generation(output: Any) -> Generation:
         output_tokens=len(completion.token_ids),
         latency_s=request_latency_s(output.metrics),
     )
+
+
+def engine_queue_s(stats: Any) -> float:
+    """Time a request waited in the engine's own queue: first scheduled − queued (engine-core clock);
+    0 where the engine recorded neither."""
+    if stats is None or not getattr(stats, "queued_ts", 0.0) or not getattr(stats, "scheduled_ts", 0.0):
+        return 0.0
+    return max(0.0, float(stats.scheduled_ts) - float(stats.queued_ts))
 
 
 # --------------------------------------------------------------------------- engine
@@ -202,6 +211,49 @@ class VLLMEngine(Engine):
             raise
         latency = time.perf_counter() - start
         return BatchResult(generations=[clocks[rid].generation(start) for rid in ids], latency_s=latency)
+
+    def serve(
+        self,
+        prompts: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> Served:
+        """Each request added to the engine at its arrival (``add_request``), the engine stepped
+        between arrivals; processing starts when the engine first schedules the request."""
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+        from vllm.sampling_params import RequestOutputKind
+
+        if self._llm is None:
+            raise RuntimeError("serve called before load")
+        llm, engine = self._llm, self._llm.llm_engine
+        params = self._params.clone()
+        params.output_kind = RequestOutputKind.FINAL_ONLY
+        ids = [f"lem-traffic-{i}" for i in range(len(prompts))]
+        parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
+        rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
+        finished: dict[str, Any] = {}
+
+        def step() -> None:
+            finished.update((o.request_id, o) for o in engine.step() if o.finished)
+
+        start = time.perf_counter()
+        try:
+            submitted = serve_open_loop(
+                offsets,
+                lambda i: engine.add_request(ids[i], rendered[i], params),
+                step,
+                engine.has_unfinished_requests,
+                clock,
+                sleep,
+            )
+        except BaseException:
+            engine.abort_request(ids)
+            raise
+        outputs = [finished[rid] for rid in ids]
+        batch = BatchResult([offline_generation(o) for o in outputs], time.perf_counter() - start)
+        starts = [at + engine_queue_s(o.metrics) for at, o in zip(submitted, outputs, strict=True)]
+        return Served(batches=[batch], starts_s=starts)
 
     def synchronize(self) -> None:
         """Nothing to wait for: ``generate`` returns only after the engine core has emitted every token."""
