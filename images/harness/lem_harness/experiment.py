@@ -382,11 +382,6 @@ class ExperimentConfig(StrictModel):
             return
         refusals = (
             (
-                self.backend == "tensorrt",
-                "backend tensorrt",
-                "is not wired to the TensorRT-LLM engine yet: use backend pytorch or vllm",
-            ),
-            (
                 self.measurement.phase_split,
                 "measurement.phase_split",
                 "the prefill pass runs every prompt at once after a paced window, so decode = full - "

@@ -217,7 +217,6 @@ def test_traffic_is_off_by_default_and_target_qps_must_be_positive() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"backend": "tensorrt"}, "traffic_simulation with backend tensorrt: is not wired"),
         ({"measurement": {"phase_split": True}}, "traffic_simulation with measurement.phase_split"),
         ({"streaming": True}, "traffic_simulation with streaming"),
     ],

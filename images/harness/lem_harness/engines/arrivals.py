@@ -14,6 +14,9 @@ since ``origin``.
 - ``serve_open_loop`` (engines with their own scheduler: vLLM's ``add_request`` / ``step``):
   every arrived request is submitted at once; while the engine has work it steps, otherwise
   the loop sleeps until the next arrival. It returns when each request was submitted.
+- ``submit_on_schedule`` (engines that schedule in the background: TensorRT-LLM's
+  ``generate_async``): the open loop with nothing to step, each request handed over at its
+  arrival; the caller then waits for the results.
 """
 
 from __future__ import annotations
@@ -120,3 +123,10 @@ def serve_open_loop(  # noqa: PLR0917
         elif len(submitted) < len(offsets):
             sleep(max(0.0, offsets[len(submitted)] - elapsed))
     return submitted
+
+
+def submit_on_schedule(
+    offsets: Sequence[float], submit: Callable[[int], None], clock: Clock, sleep: Sleep
+) -> list[float]:
+    """Hand each request over at its arrival (the engine works in the background); submit times."""
+    return serve_open_loop(offsets, submit, lambda: None, lambda: False, clock, sleep)
