@@ -41,11 +41,22 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Sections added to the schema after configurations were first hashed: left out of the canonical
+# form while at their defaults, so a configuration that does not use them keeps its id (and an
+# existing campaign still resumes).
+HASH_WHEN_SET = ("traffic_simulation",)
+
+
 def config_hash(config: ExperimentConfig) -> str:
     """Stable 12-hex id of a configuration's canonical form (name and schema version excluded)."""
-    canonical = config.model_dump(mode="json", exclude={"config_name", "schema_version"})
+    defaults = {key for key in HASH_WHEN_SET if getattr(config, key) == _default(key)}
+    canonical = config.model_dump(mode="json", exclude={"config_name", "schema_version", *defaults})
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _default(key: str) -> object:
+    return ExperimentConfig.model_fields[key].get_default(call_default_factory=True)
 
 
 # --------------------------------------------------------------------------- spec

@@ -3,13 +3,15 @@ clock, the result's traffic block, and what the config refuses. Exact numbers th
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from lem_harness.contract import EnergyMetrics
+from lem_harness.contract import EnergyMetrics, config_hash
 from lem_harness.engines.arrivals import BatchPolicy, serve_in_batches, serve_open_loop
 from lem_harness.engines.base import BatchResult, Generation
 from lem_harness.experiment import ExperimentConfig, TrafficSimulationConfig
@@ -227,3 +229,17 @@ def test_combinations_without_a_meaning_are_refused(changes: dict[str, Any], mes
         ExperimentConfig.model_validate(data)
     data["traffic_simulation"] = {"enabled": False}
     ExperimentConfig.model_validate(data)  # the same settings without traffic are fine
+
+
+def test_the_config_id_changes_only_when_traffic_simulation_is_set() -> None:
+    plain = ExperimentConfig(model_name="m")
+    # the id every configuration had before traffic_simulation existed (the golden results hold it too)
+    before = ExperimentConfig.model_validate({"model_name": "m"}).model_dump(
+        mode="json", exclude={"config_name", "schema_version", "traffic_simulation"}
+    )
+    assert (
+        config_hash(plain)
+        == hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    )
+    assert config_hash(_config()) != config_hash(plain)
+    assert config_hash(_config(target_qps=2.0)) != config_hash(_config())
