@@ -78,7 +78,12 @@ def test_the_cpu_demo_runs_through_lem_experiment(tmp_path: Path) -> None:
         PROMPTS * OUTPUT_TOKENS,
     )
     assert result.warmup.prompts == WARMUP_PROMPTS
-    assert e.energy_source == "simulated" and [f.code for f in result.flags] == ["SIMULATED_ENERGY"]
+    # HOST_BUSY is the host's truth (other processes on a shared CI machine), not the demo's.
+    codes = [f.code for f in result.flags]
+    assert e.energy_source == "simulated" and [c for c in codes if c != "HOST_BUSY"] == ["SIMULATED_ENERGY"]
+    # The demo's simulated power follows the harness's CPU load: the window works, its idle does not.
+    assert e.idle_power_w is not None and e.avg_power_w is not None and e.adjusted_energy_j is not None
+    assert e.avg_power_w > e.idle_power_w and e.adjusted_energy_j > 0
     assert e.gross_energy_j is not None and e.energy_per_output_token_j is not None
     assert e.energy_per_output_token_j == pytest.approx(e.gross_energy_j / m.output_tokens)
     assert m.output_tokens_per_s == pytest.approx(m.output_tokens / m.duration_s)

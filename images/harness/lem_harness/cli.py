@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -108,7 +109,7 @@ def _run(spec_path: Path, out_dir: Path) -> int:
     gate = InterruptGate()
     previous = signal.signal(signal.SIGTERM, _sigterm_handler(gate))
     try:
-        result = run(spec, out_dir, gate=gate)
+        result = run(spec, out_dir, gate=gate, cpu_clock=time.process_time)
     except OSError as e:  # disk full, read-only or not permitted: say where, no traceback
         print(
             f"lem_harness: cannot write {e.filename or out_dir}: {e.strerror or e} "

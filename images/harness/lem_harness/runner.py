@@ -134,8 +134,10 @@ class _Run:
         activity: ActivityFactory,
         *,
         status: StatusFile,
+        cpu_clock: Callable[[], float] | None = None,
     ) -> None:
         self.spec, self.cfg = spec, spec.config
+        self.cpu_clock = cpu_clock
         self.status = status
         self.activity = activity
         self.activity_source: ActivitySource | None = None
@@ -181,7 +183,9 @@ class _Run:
         self._flags()
 
     def _open_devices(self) -> None:
-        self.devices, notes = open_devices(self.cfg.measurement, self.cfg.gpus, self.env, self.clock)
+        self.devices, notes = open_devices(
+            self.cfg.measurement, self.cfg.gpus, self.env, self.clock, cpu_clock=self.cpu_clock
+        )
         self.warnings.extend(notes)
         if self.devices is not None and self.devices.kind == "nvml":
             self._pin_cuda_devices(self.devices)
@@ -575,13 +579,17 @@ def run(
     env: Mapping[str, str] = os.environ,
     gate: InterruptGate | None = None,
     activity: ActivityFactory = default_activity,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> RunResult:
-    """Run ``spec``; write ``result.json`` and ``timeline.csv`` under ``out_dir``; return the result."""
+    """Run ``spec``; write ``result.json`` and ``timeline.csv`` under ``out_dir``; return the result.
+
+    ``cpu_clock`` (the process's CPU time) makes a simulated device follow the CPU load.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = _iso(wall())
     status = StatusFile(out_dir, wall)
-    state = _Run(spec, clock, wall, sleep, env, activity, status=status)
+    state = _Run(spec, clock, wall, sleep, env, activity, status=status, cpu_clock=cpu_clock)
     gate = gate or InterruptGate()
     try:
         error = _execute(state, engine_factory, gate)

@@ -24,11 +24,12 @@ from lem.campaign.plan import plan_campaign
 from lem.campaign.preflight import Finding, PreflightFailed
 from lem.campaign.progress import LogProgress
 from lem.cli.campaign_cmd import load_and_expand
-from lem.doctor.checks import SYMBOLS, Check, HostFacts, host_checks
-from lem.doctor.facts import gather
+from lem.doctor.checks import SYMBOLS, Check, HostFacts, bundle_checks, bundle_image_names, host_checks
+from lem.doctor.facts import gather, image_statuses
 from lem.runtime import RUNTIME_NAMES, make_runtime
+from lem.runtime.bundle import read_manifest
 from lem.runtime.errors import LemRuntimeError
-from lem.runtime.images import FLAVOURS, Flavour
+from lem.runtime.images import FLAVOURS, Flavour, ImageStatus
 from lem.runtime.spec import Runtime
 
 
@@ -39,6 +40,7 @@ class DoctorDeps:
     facts: Callable[[Path], HostFacts] = gather
     runtime_factory: Callable[[str], Runtime] = make_runtime
     services: Callable[[Runtime], LaunchServices] | None = None
+    images: Callable[[list[str]], tuple[dict[str, ImageStatus], str | None]] = image_statuses
 
 
 @click.command("doctor")
@@ -50,6 +52,11 @@ class DoctorDeps:
 @click.option(
     "--results-dir", type=click.Path(file_okay=False, path_type=Path), help="Where results would go."
 )
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An offline bundle (lem images bundle): are its bases loaded and its images built? Exit 1 if not.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
 @click.pass_context
 def doctor(
@@ -60,12 +67,18 @@ def doctor(
     runtime_name: str,
     flavour: Flavour,
     results_dir: Path | None,
+    bundle: Path | None,
     as_json: bool,
 ) -> None:
     """What this host can do (Docker, NVIDIA runtime, GPUs, images, RAPL, disk, Slurm) and the fixes;
     with CAMPAIGN_FILE, whether that campaign can run here (exit 0) or not (exit 1)."""
     deps = ctx.find_object(DoctorDeps) or DoctorDeps()
     checks = host_checks(deps.facts((results_dir or Path("results")).resolve()))
+    bundle_ok = True
+    if bundle is not None:
+        found = _bundle_checks(bundle, deps)
+        bundle_ok = all(c.status == "ok" for c in found)
+        checks += found
     verdict = None
     if campaign_file is not None:
         verdict = _campaign_verdict(campaign_file, runtime_name, flavour, results_dir, deps)
@@ -73,7 +86,16 @@ def doctor(
         click.echo(json.dumps(_json(checks, campaign_file, verdict), indent=2))
     else:
         _print(checks, campaign_file, verdict)
-    ctx.exit(0 if verdict is None or verdict[0] else 1)
+    ctx.exit(0 if bundle_ok and (verdict is None or verdict[0]) else 1)
+
+
+def _bundle_checks(bundle: Path, deps: DoctorDeps) -> list[Check]:
+    try:
+        manifest = read_manifest(bundle)
+    except LemRuntimeError as e:
+        return [Check(f"bundle {bundle.name}", "fail", e.message, e.hint or "")]
+    statuses, error = deps.images(bundle_image_names(manifest))
+    return bundle_checks(bundle, manifest, statuses, error)
 
 
 def _campaign_verdict(

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lem.runtime.bundle_manifest import Manifest
 from lem.runtime.errors import build_command
-from lem.runtime.images import ImageStatus, flavour_of, image_problem
+from lem.runtime.images import ImageStatus, flavour_of, image_name, image_problem
 from lem_harness.contract import GpuInfo
 
 Status = Literal["ok", "warn", "fail"]
@@ -125,6 +126,38 @@ def _image_check(status: ImageStatus) -> Check:
     backend = status.name.split("/")[-1].split(":")[0]
     found = "missing" if not status.present else problem.split(":")[0]
     return Check(f"image {status.name}", "fail", found, build_command(backend, flavour_of(status.name)))
+
+
+def bundle_checks(
+    bundle: Path, manifest: Manifest, statuses: dict[str, ImageStatus], docker_error: str | None
+) -> list[Check]:
+    """Whether the bundle's base images are loaded (the very ones: same image id) and the images
+    built from them are present for this host's contract. ``statuses``: name → status."""
+    fix = f"lem images build --bundle {bundle}"
+    if docker_error is not None:
+        return [Check(f"bundle {bundle.name}", "fail", "no Docker engine to ask", "start Docker first")]
+    out = []
+    for image in manifest.images:
+        base = statuses[image.base.reference]
+        if not base.present:
+            out.append(Check(f"bundle base {image.base.reference}", "fail", "not loaded", fix))
+        elif base.image_id != image.base.id:
+            found = f"another image is loaded under this tag ({base.image_id}; the bundle's: {image.base.id})"
+            out.append(Check(f"bundle base {image.base.reference}", "fail", found, fix))
+        else:
+            out.append(Check(f"bundle base {image.base.reference}", "ok", f"loaded ({image.base.id[:19]})"))
+        built = statuses[image_name(image.backend, image.flavour)]
+        problem = image_problem(built)
+        if problem is None:
+            out.append(Check(f"bundle image {built.name}", "ok", f"built, contract {built.contract}"))
+        else:
+            out.append(Check(f"bundle image {built.name}", "fail", problem.split(":")[0], fix))
+    return out
+
+
+def bundle_image_names(manifest: Manifest) -> list[str]:
+    """The tags ``bundle_checks`` asks about: each base, then the image built on it."""
+    return [n for i in manifest.images for n in (i.base.reference, image_name(i.backend, i.flavour))]
 
 
 def rapl_check(error: str | None) -> Check:

@@ -63,6 +63,22 @@ def docker_facts(
         return None, (), (), f"the docker package is not installed ({e})"
 
 
+def image_statuses(
+    names: list[str], docker: DockerFacts | None = None
+) -> tuple[dict[str, ImageStatus], str | None]:
+    """The engine's status of each image name, or why the engine could not be asked."""
+    try:
+        if docker is None:
+            from lem.runtime.docker import DockerRuntime
+
+            docker = DockerRuntime()
+        return {name: docker.image_status(name) for name in names}, None
+    except LemRuntimeError as e:
+        return {}, e.message
+    except ImportError as e:
+        return {}, f"the docker package is not installed ({e})"
+
+
 def gpu_facts() -> tuple[tuple[GpuInfo, ...], str | None]:
     try:
         from lem_harness.devices.nvml import open_all_nvml

@@ -272,6 +272,19 @@ def read_bundle(
     return manifest
 
 
+def read_manifest(bundle: Path) -> Manifest:
+    """Only the manifest of ``bundle`` (its first member): what it carries, nothing unpacked."""
+    if not bundle.is_file():
+        raise LemRuntimeError(
+            f"bundle {bundle} not found", "give the path of the archive lem images bundle wrote"
+        )
+    try:
+        with tarfile.open(bundle, "r|*") as tar:
+            return _read_manifest(bundle, tar)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise LemRuntimeError(f"bundle {bundle}: unreadable archive: {e}", "copy it again") from e
+
+
 def _read_manifest(bundle: Path, tar: tarfile.TarFile) -> Manifest:
     first = tar.next()
     source = tar.extractfile(first) if first is not None and first.name == MANIFEST_NAME else None

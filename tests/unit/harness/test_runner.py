@@ -404,7 +404,7 @@ def test_cuda_is_narrowed_to_the_measured_gpus_before_the_engine_starts(
 ) -> None:
     clock = FakeClock(T0)
     monkeypatch.setattr(
-        "lem_harness.runner.open_devices", lambda m, g, env, clk: (_NvmlLike(clock=clk, origin_s=T0), [])
+        "lem_harness.runner.open_devices", lambda m, g, env, clk, **_: (_NvmlLike(clock=clk, origin_s=T0), [])
     )
     env: dict[str, str] = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
     result, _ = _run_with(tmp_path, _spec(tmp_path, gpus=[3]), clock, FakeEngine, env=env)
@@ -417,7 +417,7 @@ def test_a_run_that_cannot_narrow_cuda_fails_instead_of_measuring_the_wrong_gpu(
 ) -> None:
     clock = FakeClock(T0)
     monkeypatch.setattr(
-        "lem_harness.runner.open_devices", lambda m, g, env, clk: (_NvmlLike(clock=clk, origin_s=T0), [])
+        "lem_harness.runner.open_devices", lambda m, g, env, clk, **_: (_NvmlLike(clock=clk, origin_s=T0), [])
     )
     frozen = MappingProxyType({"CUDA_VISIBLE_DEVICES": "0"})
     result, _ = _run_with(tmp_path, _spec(tmp_path, gpus=[1]), clock, FakeEngine, env=frozen)
@@ -461,7 +461,7 @@ def test_negative_adjusted_energy_is_flagged(tmp_path: Path, monkeypatch: pytest
     falling = SimulatedDevices(
         clock=clock, origin_s=T0, idle_power_w=200.0, amplitude_w=0.0, ramp_w_per_s=-5.0
     )
-    monkeypatch.setattr("lem_harness.runner.open_devices", lambda m, g, env, clk: (falling, []))
+    monkeypatch.setattr("lem_harness.runner.open_devices", lambda m, g, env, clk, **_: (falling, []))
     result, _ = _run(tmp_path, _spec(tmp_path), clock)
     e = result.energy
     assert e is not None and e.adjusted_energy_j is not None and e.gross_energy_j is not None

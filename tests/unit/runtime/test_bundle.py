@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from lem.cli import images_cmd, main
+from lem.cli.doctor_cmd import DoctorDeps, doctor
 from lem.runtime.bundle import (
     BundleBuild,
     BundleError,
@@ -26,8 +27,9 @@ from lem.runtime.bundle import (
 )
 from lem.runtime.bundle_manifest import MANIFEST_NAME, PythonInfo
 from lem.runtime.errors import LemRuntimeError
-from lem.runtime.images import ImageBuild
+from lem.runtime.images import ImageBuild, ImageStatus
 from lem_harness.contract import CONTRACT_VERSION
+from tests.unit.doctor.test_doctor import GOOD as DOCTOR_GOOD
 
 REPO = Path(__file__).resolve().parents[3]
 BASE = "lem/debian-bookworm:base"
@@ -413,3 +415,53 @@ def test_bundle_and_base_image_do_not_mix(tmp_path: Path, monkeypatch: pytest.Mo
     )
     assert result.exit_code == 2
     assert "--bundle builds on the bundle's own base images" in result.output
+
+
+def _doctor_with(bundle_path: Path, statuses: dict[str, ImageStatus]) -> tuple[int, dict[str, Any]]:
+    deps = DoctorDeps(
+        facts=lambda _p: DOCTOR_GOOD, images=lambda names: ({n: statuses[n] for n in names}, None)
+    )
+    done = CliRunner().invoke(
+        doctor, ["--bundle", str(bundle_path), "--json"], obj=deps, catch_exceptions=False
+    )
+    return done.exit_code, json.loads(done.output)
+
+
+def test_doctor_says_whether_the_bundles_images_are_loaded_and_built(repo: Path, tmp_path: Path) -> None:
+    path = bundle(repo, tmp_path / "lem.bundle")
+    built = "llenergymeasure/pytorch:cpu"
+    ready = {
+        BASE: ImageStatus(BASE, True, BASE_ID),
+        built: ImageStatus(built, True, "sha256:b1", CONTRACT_VERSION),
+    }
+    code, out = _doctor_with(path, ready)
+    rows = [(c["status"], c["name"], c["found"]) for c in out["checks"] if "bundle" in c["name"]]
+    assert code == 0
+    assert rows == [
+        ("ok", f"bundle base {BASE}", "loaded (sha256:d6d6d6d6d6d6)"),
+        ("ok", f"bundle image {built}", f"built, contract {CONTRACT_VERSION}"),
+    ]
+
+    other = {**ready, BASE: ImageStatus(BASE, True, "sha256:" + "ee" * 32)}
+    code, out = _doctor_with(path, other)
+    (base_row,) = [c for c in out["checks"] if c["name"] == f"bundle base {BASE}"]
+    assert code == 1 and base_row["status"] == "fail"
+    assert base_row["found"].startswith("another image is loaded under this tag (sha256:eeee")
+    assert base_row["fix"] == f"lem images build --bundle {path}"
+
+    code, out = _doctor_with(path, {BASE: ImageStatus(BASE, False), built: ImageStatus(built, False)})
+    assert code == 1
+    assert [(c["status"], c["found"]) for c in out["checks"] if "bundle" in c["name"]] == [
+        ("fail", "not loaded"),
+        ("fail", "missing"),
+    ]
+
+
+def test_doctor_names_a_file_that_is_not_a_bundle(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    with tarfile.open(junk, "w") as tar:
+        tar.addfile(tarfile.TarInfo("readme.txt"), io.BytesIO(b""))
+    code, out = _doctor_with(junk, {})
+    (row,) = [c for c in out["checks"] if c["name"] == "bundle junk.tar"]
+    assert code == 1 and row["status"] == "fail"
+    assert row["found"] == f"{junk} is not a lem bundle: it does not start with manifest.json"

@@ -18,7 +18,7 @@ from lem_harness.devices.base import (
     DeviceUnavailableError,
     GpuDevices,
 )
-from lem_harness.devices.simulated import SimulatedDevices
+from lem_harness.devices.simulated import LoadFollowingDevices, SimulatedDevices
 from lem_harness.experiment import MeasurementConfig
 
 SIMULATED_ENV = "LEM_SIMULATED_DEVICE"
@@ -31,6 +31,7 @@ __all__ = [
     "DeviceSample",
     "DeviceUnavailableError",
     "GpuDevices",
+    "LoadFollowingDevices",
     "SimulatedDevices",
     "open_devices",
 ]
@@ -41,6 +42,7 @@ def open_devices(
     gpu_ids: Sequence[int],
     env: Mapping[str, str] = os.environ,
     clock: Callable[[], float] = time.monotonic,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> tuple[GpuDevices | None, list[str]]:
     """The run's GPUs and warnings about them; ``None`` when there is no sensor.
 
@@ -48,10 +50,21 @@ def open_devices(
     or ``LEM_SIMULATED_DEVICE=1``). With ``device: auto`` a missing NVML gives ``None``
     and a warning (energy fields are then null, never 0); with ``device: nvml`` it raises
     ``DeviceUnavailableError``.
+
+    Given ``cpu_clock`` (the harness process passes ``time.process_time``), the simulated
+    GPUs' power follows the process's CPU load (``LoadFollowingDevices``); without it, the
+    deterministic curve of ``clock`` (``SimulatedDevices``, for tests with a fake clock).
     """
     if measurement.device == "simulated" or env.get(SIMULATED_ENV) == "1":
-        return SimulatedDevices(n_gpus=max(1, len(gpu_ids)), clock=clock), [
-            "simulated GPU: energy and power figures come from a synthetic curve (tests and demos only)"
+        n_gpus = max(1, len(gpu_ids))
+        if cpu_clock is None:
+            return SimulatedDevices(n_gpus=n_gpus, clock=clock), [
+                "simulated GPU: energy and power figures come from a synthetic curve (tests and demos only)"
+            ]
+        cpus = len(os.sched_getaffinity(0))
+        return LoadFollowingDevices(n_gpus, clock, cpu_clock=cpu_clock, cpus=cpus), [
+            "simulated GPU: energy and power figures are synthetic, following this process's CPU load "
+            "(tests and demos only)"
         ]
     from lem_harness.devices.nvml import open_nvml
 

@@ -21,6 +21,7 @@ Temperature, SM clock, memory and utilisation follow from the power deterministi
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,7 +168,9 @@ class SimulatedDevices(GpuDevices):
         return [self._sample_one(i, tau) for i in range(self.n_gpus)]
 
     def _sample_one(self, gpu: int, tau: float) -> DeviceSample:
-        power = self.curve.power_w(gpu, tau)
+        return self._sample_at(gpu, tau, self.curve.power_w(gpu, tau))
+
+    def _sample_at(self, gpu: int, tau: float, power: float) -> DeviceSample:
         above_idle = power - self.curve.idle_power_w - gpu * self.curve.gpu_step_w
         utilization = 0.0 if self.curve.amplitude_w <= 0 else 100.0 * above_idle / self.curve.amplitude_w
         throttled = self._throttle_after_s is not None and tau >= self._throttle_after_s
@@ -197,3 +200,66 @@ class SimulatedDevices(GpuDevices):
     @staticmethod
     def _uuid(gpu: int) -> str:
         return f"GPU-SIMULATED-{gpu}"
+
+
+class LoadFollowingDevices(SimulatedDevices):
+    """Simulated GPUs whose power follows this process's CPU load: the device of the CPU demo.
+
+    Between two readings (a sample or a counter read) GPU ``i`` draws::
+
+        P_i = idle_power_w + i·gpu_step_w + amplitude_w·u,   u = Δcpu / (Δt · cpus), clamped to [0, 1]
+
+    where ``Δcpu`` is the CPU time the process used over that interval (``cpu_clock``, by
+    default ``time.process_time``: every thread of the harness, engine included) and ``cpus``
+    the CPUs it may run on. The energy counter is the exact integral of that piecewise-constant
+    power. So an idle baseline reads ``idle_power_w``, inference reads more, and the demo's
+    idle-adjusted energy is the energy of the CPU work the run did, in simulated watts —
+    unlike the periodic curve, whose phase at the baseline could exceed the window's average.
+    """
+
+    def __init__(
+        self,
+        n_gpus: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        cpu_clock: Callable[[], float] = time.process_time,
+        cpus: int = 1,
+        idle_power_w: float = 60.0,
+        amplitude_w: float = 240.0,
+        gpu_step_w: float = 10.0,
+    ) -> None:
+        if cpus < 1:
+            raise ValueError(f"cpus must be >= 1, got {cpus}")
+        super().__init__(
+            n_gpus, clock, idle_power_w=idle_power_w, amplitude_w=amplitude_w, gpu_step_w=gpu_step_w
+        )
+        self._cpu_clock, self._cpus = cpu_clock, cpus
+        self._lock = threading.Lock()
+        self._last_t, self._last_cpu = self.origin_s, cpu_clock()
+        self._load = 0.0
+        self._energy_j = [0.0] * n_gpus
+
+    def power_now(self, gpu: int = 0) -> float:
+        """GPU ``gpu``'s power (W) over the last interval read."""
+        return self.curve.idle_power_w + gpu * self.curve.gpu_step_w + self.curve.amplitude_w * self._load
+
+    def energy_counter_j(self) -> dict[str, float]:
+        with self._lock:
+            self._advance()
+            return {self._uuid(i): self._energy_j[i] for i in range(self.n_gpus)}
+
+    def sample(self) -> list[DeviceSample]:
+        with self._lock:
+            tau = self._advance()
+            return [self._sample_at(i, tau, self.power_now(i)) for i in range(self.n_gpus)]
+
+    def _advance(self) -> float:
+        """Integrate up to now at the load of the interval just ended; return τ."""
+        now, cpu = self._clock(), self._cpu_clock()
+        dt = now - self._last_t
+        if dt > 0:
+            self._load = min(1.0, max(0.0, (cpu - self._last_cpu) / (dt * self._cpus)))
+            for i in range(self.n_gpus):
+                self._energy_j[i] += self.power_now(i) * dt
+            self._last_t, self._last_cpu = now, cpu
+        return now - self.origin_s

@@ -517,3 +517,12 @@ def test_capability_probe_reports_support_latency_and_values(fake_pynvml: Any) -
     assert table["average_power_field_mw"].supported is False  # the fake answers only the instant field
     assert table["temperature_c"].supported is False and "not offered" in (table["temperature_c"].error or "")
     assert table["compute_processes"].value == "0"
+
+
+def test_simulated_with_a_cpu_clock_follows_the_load(fake_pynvml: Any) -> None:
+    devices, warnings = open_devices(
+        MeasurementConfig(device="simulated"), [0], env={}, cpu_clock=lambda: 0.0
+    )
+    assert type(devices).__name__ == "LoadFollowingDevices"
+    assert "follow" in warnings[0]
+    fake_pynvml.nvmlInit.assert_not_called()

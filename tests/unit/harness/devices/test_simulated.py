@@ -7,7 +7,12 @@ import math
 import pytest
 
 from lem_harness.devices.base import DeviceNotSupportedError
-from lem_harness.devices.simulated import SW_THERMAL_SLOWDOWN, PowerCurve, SimulatedDevices
+from lem_harness.devices.simulated import (
+    SW_THERMAL_SLOWDOWN,
+    LoadFollowingDevices,
+    PowerCurve,
+    SimulatedDevices,
+)
 
 
 class Clock:
@@ -110,3 +115,48 @@ def test_without_counter() -> None:
 def test_rejects_nonsense(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SimulatedDevices(**kwargs)  # type: ignore[arg-type]
+
+
+class _Clocks:
+    """A wall clock and a CPU-time clock that the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = 100.0, 7.0
+
+    def step(self, seconds: float, cpu_seconds: float) -> None:
+        self.wall += seconds
+        self.cpu += cpu_seconds
+
+
+def test_load_following_power_is_idle_plus_amplitude_times_the_cpu_share() -> None:
+    c = _Clocks()
+    dev = LoadFollowingDevices(2, lambda: c.wall, cpu_clock=lambda: c.cpu, cpus=2)
+    c.step(4.0, 0.0)  # idle: 4 s, no CPU
+    assert [s.power_w for s in dev.sample()] == [60.0, 70.0]
+    c.step(2.0, 3.0)  # 3 CPU-seconds over 2 s on 2 CPUs: u = 0.75
+    samples = dev.sample()
+    assert [s.power_w for s in samples] == [240.0, 250.0]
+    assert [s.utilization_pct for s in samples] == [75.0, 75.0]
+    c.step(1.0, 5.0)  # more CPU than the CPUs allow (clock granularity): u clamps to 1
+    assert dev.energy_counter_j() == {
+        "GPU-SIMULATED-0": 60.0 * 4 + 240.0 * 2 + 300.0 * 1,
+        "GPU-SIMULATED-1": 70.0 * 4 + 250.0 * 2 + 310.0 * 1,
+    }
+
+
+def test_load_following_window_energy_exceeds_its_idle_share_when_the_process_works() -> None:
+    c = _Clocks()
+    dev = LoadFollowingDevices(1, lambda: c.wall, cpu_clock=lambda: c.cpu, cpus=1)
+    c.step(5.0, 0.05)  # a baseline: the sampler thread's crumbs
+    idle_w = dev.energy_counter_j()["GPU-SIMULATED-0"] / 5.0
+    start = dev.energy_counter_j()["GPU-SIMULATED-0"]  # no time passed: nothing added
+    c.step(10.0, 6.0)
+    gross = dev.energy_counter_j()["GPU-SIMULATED-0"] - start
+    assert idle_w == pytest.approx(62.4)
+    assert gross == pytest.approx(600.0 + 240.0 * 6.0)
+    assert gross - idle_w * 10.0 == pytest.approx(1416.0)
+
+
+def test_load_following_rejects_no_cpus() -> None:
+    with pytest.raises(ValueError, match="cpus must be >= 1"):
+        LoadFollowingDevices(cpus=0)
