@@ -15,8 +15,10 @@ idle time). What the run then achieved (``traffic_metrics``):
 - ``offered_qps = (requests − 1) / last arrival offset``: the schedule's own rate (equal to
   the target for ``constant``, a sample of it for ``poisson``);
 - ``achieved_qps = requests / window_duration_s``: requests served per second of the
-  measured window (the window also holds the last request's processing, so it is below the
-  offered rate even when the engine keeps up, and far below it when it does not);
+  measured window (vLLM's benchmarks call it request throughput). The window holds ``requests``
+  arrivals over ``requests − 1`` gaps plus the last request's processing: an engine that keeps
+  up serves close to the offered rate (a little above it with few requests), one that does not
+  falls below it, and the queueing delays say by how much;
 - queueing delay of a request = start of its processing − its arrival (mean, p50, p90,
   p99, max); the engines say what "start of processing" is (docs/methodology.md);
 - energy per request = the window's gross (and idle-adjusted) energy / requests.

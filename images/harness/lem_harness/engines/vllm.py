@@ -241,7 +241,8 @@ class VLLMEngine(Engine):
         try:
             submitted = serve_open_loop(
                 offsets,
-                lambda i: engine.add_request(ids[i], rendered[i], params),
+                # arrival_time: when the request was handed over (rendering stamped them all at once)
+                lambda i: engine.add_request(ids[i], rendered[i], params, arrival_time=time.time()),
                 step,
                 engine.has_unfinished_requests,
                 clock,
