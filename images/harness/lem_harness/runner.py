@@ -11,6 +11,9 @@ labels), so that load, warmup and the baselines never leak into the measured win
   afterwards the engine's prefix cache is reset where it has one.
 - Deep idle (before load, no CUDA context) and ready idle (after warmup, model resident)
   are both recorded; adjusted energy uses the ready idle where it was measured.
+- ``traffic_simulation``: the measured window's prompts arrive on a seeded schedule
+  (``lem_harness.traffic``) and the engine serves them as they arrive (``Engine.serve``); the
+  result gains a ``traffic`` block (rates, queueing delays, energy per request).
 - ``measurement.phase_split``: after the measured window (and another cache reset) the
   same prompts run once more with one output token each: the prefill window.
 
