@@ -130,11 +130,6 @@ def test_a_2x2_campaign_runs_as_two_lanes_through_docker(
         assert log  # the harness ran in a container and its output was collected
 
 
-@pytest.mark.xfail(
-    reason="since merging the reliability and preflight work the lane jobs of this test never reach "
-    "their hold point (open issue 12); run=False keeps the hang out of CI",
-    run=False,
-)
 def test_orchestrator_killed_then_resume_adopts_running_jobs(blocking: SlurmCampaign) -> None:
     c = blocking
     first = c.start()

@@ -114,6 +114,20 @@ def build_tiny_model(path: Path, eos_scale: float = 1.0) -> Path:
     return path
 
 
+def build_tiny_adapter(model_dir: Path, path: Path) -> Path:
+    """A seeded random LoRA adapter (rank 4 on the attention q/v projections) for the tiny model,
+    saved by peft to ``path``. Its B matrices are random (not peft's zeros), so it changes outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(SEED + 1)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    lora = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(path)
+    return Path(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

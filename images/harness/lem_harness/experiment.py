@@ -8,12 +8,15 @@ its ``RunSpec``.
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
+
+from lem_harness.transformers_names import CACHE_IMPLEMENTATIONS, TRANSFORMERS_VERSION, extra_key_problem
 
 CURRENT_SCHEMA_VERSION = "3.0.0"
 
@@ -220,16 +223,112 @@ TorchCompile = Literal[False, True] | CompileMode | CompileBackend
 COMPILE_MODES: tuple[str, ...] = typing.get_args(CompileMode)
 
 
+class BeamSearchConfig(StrictModel):
+    """Beam search: ``num_beams`` hypotheses per prompt, the best one returned (and counted)."""
+
+    enabled: bool = True
+    num_beams: StrictInt = Field(4, ge=2, le=16)
+    length_penalty: StrictFloat = Field(1.0, ge=-10.0, le=10.0)
+    early_stopping: bool | Literal["never"] = False
+    no_repeat_ngram_size: StrictInt | None = Field(None, ge=1, le=1_024)
+
+
+class AssistedGenerationConfig(StrictModel):
+    """Assisted (speculative) generation: a small draft ``model`` proposes ``num_tokens`` tokens
+    per step, the main model verifies them; only accepted tokens are output (and counted)."""
+
+    model: str = Field(min_length=1, max_length=1_000)
+    num_tokens: StrictInt = Field(5, ge=1, le=10)
+
+
 class PyTorchConfig(StrictModel):
     batch_size: StrictInt = Field(1, ge=1, le=4_096)
-    batching_strategy: Literal["static", "dynamic"] = "static"
+    batching_strategy: Literal["static", "dynamic", "sorted_static", "sorted_dynamic"] = "static"
     max_tokens_per_batch: StrictInt | None = Field(None, ge=1, le=10_000_000)
+    # Data parallelism: this many processes, each with its own model copy on its group of gpus.
+    num_processes: StrictInt = Field(1, ge=1, le=64)
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     # false | true | a mode (default, reduce-overhead, max-autotune) | a backend name (inductor, ...)
     torch_compile: TorchCompile = False
     torch_compile_backend: CompileBackend | None = None
     use_cache: bool = True
     low_cpu_mem_usage: bool = True
+    # bitsandbytes quantisation at load (CUDA only); the bnb_4bit_* options apply to load_in_4bit.
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] | None = None
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] | None = None
+    bnb_4bit_use_double_quant: bool | None = None
+    cache_implementation: str | None = Field(None, min_length=1, max_length=100)
+    min_p: StrictFloat | None = Field(None, gt=0.0, le=1.0)
+    no_repeat_ngram_size: StrictInt | None = Field(None, ge=1, le=1_024)
+    beam_search: BeamSearchConfig | None = None
+    assisted_generation: AssistedGenerationConfig | None = None
+    # More GenerationConfig fields for generate(), each checked against the pinned Transformers.
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cache_implementation")
+    @classmethod
+    def _cache(cls, value: str | None) -> str | None:
+        if value is not None and value not in CACHE_IMPLEMENTATIONS:
+            near = difflib.get_close_matches(value, CACHE_IMPLEMENTATIONS, n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise ValueError(
+                f"{value!r} is not a cache implementation of Transformers {TRANSFORMERS_VERSION}: "
+                f"{hint}choose one of {', '.join(CACHE_IMPLEMENTATIONS)}"
+            )
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problems = [p for p in (extra_key_problem(str(k)) for k in value) if p is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> PyTorchConfig:
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError(
+                "pytorch.load_in_4bit must not be combined with pytorch.load_in_8bit (they are mutually "
+                "exclusive): set one"
+            )
+        options = [k for k in BNB_4BIT_OPTIONS if getattr(self, k) is not None]
+        if options and not self.load_in_4bit:
+            raise ValueError(
+                f"pytorch.{options[0]} is a 4-bit option: set pytorch.load_in_4bit: true or remove it"
+            )
+        beams = self.beam_search is not None and self.beam_search.enabled
+        if beams and self.assisted_generation is not None:
+            raise ValueError(
+                "pytorch.beam_search must not be combined with pytorch.assisted_generation (Transformers' "
+                "assisted generation decodes one hypothesis): keep one"
+            )
+        if self.assisted_generation is not None and self.batch_size != 1:
+            raise ValueError(
+                f"pytorch.assisted_generation is for pytorch.batch_size 1 only (Transformers verifies draft "
+                f"tokens for one prompt at a time), not {self.batch_size}"
+            )
+        inner = self.beam_search.no_repeat_ngram_size if self.beam_search is not None else None
+        if None not in (inner, self.no_repeat_ngram_size) and inner != self.no_repeat_ngram_size:
+            raise ValueError(
+                "pytorch.no_repeat_ngram_size must equal pytorch.beam_search.no_repeat_ngram_size when both "
+                "are given: keep one"
+            )
+        return self
+
+    @property
+    def resolved_no_repeat_ngram_size(self) -> int | None:
+        inner = self.beam_search.no_repeat_ngram_size if self.beam_search is not None else None
+        return self.no_repeat_ngram_size if self.no_repeat_ngram_size is not None else inner
+
+
+BNB_4BIT_OPTIONS: tuple[str, ...] = (
+    "bnb_4bit_compute_dtype",
+    "bnb_4bit_quant_type",
+    "bnb_4bit_use_double_quant",
+)
 
 
 class VLLMConfig(StrictModel):
@@ -303,6 +402,18 @@ class ExperimentConfig(StrictModel):
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
     tensorrt: TensorRTConfig | None = None
+    # A LoRA adapter applied to model_name: a hub id ``org/name`` or a local directory.
+    adapter: str | None = Field(None, min_length=1, max_length=1_000)
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, value: str | None) -> str | None:
+        if value is not None and not is_local_path(value) and not re.fullmatch(_HUB_ID, value):
+            raise ValueError(
+                f"{value!r} is neither a hub id like 'org/adapter' nor a local path (start it with ./, ../, "
+                "/ or ~)"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -343,6 +454,11 @@ class ExperimentConfig(StrictModel):
         self._check_parallelism()
         self._check_compile()
         self._check_traffic()
+        self._check_pytorch_decoding()
+        # Until vLLM's and TensorRT-LLM's adapters land (other branches of issue 15), refuse rather
+        # than ignore: remove this check for the backend whose engine applies the adapter.
+        if self.adapter is not None and self.backend != "pytorch":
+            raise ValueError(f"adapter is applied by the pytorch backend only here, not {self.backend}")
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
         if self.vllm is not None and self.vllm.max_model_len is not None:
@@ -416,6 +532,26 @@ class ExperimentConfig(StrictModel):
                 f"{section.torch_compile_backend!r}; keep one"
             )
 
+    def _check_pytorch_decoding(self) -> None:
+        section = self.pytorch
+        if section is None:
+            return
+        if section.min_p is not None and not self.decoder.resolved()["do_sample"]:
+            raise ValueError(
+                "pytorch.min_p is a sampling filter, but this decoder is greedy: set decoder.do_sample: true "
+                "(or a sampling preset) or remove pytorch.min_p"
+            )
+        if section.num_processes > len(self.gpus):
+            raise ValueError(
+                f"pytorch.num_processes must be <= the number of gpus ({len(self.gpus)}): each process runs "
+                f"on its own GPU(s); list more gpus or lower it to {len(self.gpus)}"
+            )
+        if self.streaming and section.beam_search is not None and section.beam_search.enabled:
+            raise ValueError(
+                "streaming must be false with pytorch.beam_search: Transformers streams no beam search (the "
+                "winning beam is known only at the end); set streaming: false or disable beam_search"
+            )
+
     def backend_section(self) -> StrictModel:
         """This backend's section, or its defaults when the file omits it."""
         section = getattr(self, self.backend)
@@ -436,6 +572,14 @@ def with_absolute_paths(config: ExperimentConfig, directory: Path) -> Experiment
     update: dict[str, Any] = {}
     if is_local_path(config.model_name):
         update["model_name"] = str((directory / Path(config.model_name).expanduser()).resolve())
+    if config.adapter is not None and is_local_path(config.adapter):
+        update["adapter"] = str((directory / Path(config.adapter).expanduser()).resolve())
+    assisted = config.pytorch.assisted_generation if config.pytorch is not None else None
+    if config.pytorch is not None and assisted is not None and is_local_path(assisted.model):
+        draft = str((directory / Path(assisted.model).expanduser()).resolve())
+        update["pytorch"] = config.pytorch.model_copy(
+            update={"assisted_generation": assisted.model_copy(update={"model": draft})}
+        )
     if isinstance(config.prompts, FilePrompts) and not Path(config.prompts.path).is_absolute():
         path = str((directory / Path(config.prompts.path).expanduser()).resolve())
         update["prompts"] = config.prompts.model_copy(update={"path": path})

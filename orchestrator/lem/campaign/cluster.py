@@ -29,7 +29,7 @@ from pathlib import Path
 
 from lem.campaign.clock import Clock
 from lem.campaign.executor import CampaignReport
-from lem.campaign.expand import Expansion
+from lem.campaign.expand import Expansion, campaign_project_root
 from lem.campaign.lane_file import (
     ClusterState,
     LaneRecord,
@@ -43,7 +43,7 @@ from lem.campaign.lanes import Lane, lane_time_limit_minutes, regap, run_estimat
 from lem.campaign.liveness import LiveCampaign, live_key, runtime_dir
 from lem.campaign.manifest import Manifest, ManifestError, RunEntry, definition_hash
 from lem.campaign.plan import PlannedRun
-from lem.campaign.session import campaign_id_for, open_campaign
+from lem.campaign.session import OpenOptions, campaign_id_for, open_campaign
 from lem.config.campaign import CampaignConfig
 from lem.runtime.images import Flavour
 from lem.runtime.slurm import JobState, SlurmClient
@@ -62,12 +62,17 @@ class ClusterRequest:
     resume: bool = False
     detach: bool = False
     flavour: Flavour = "gpu"
-    project_root: Path = field(default_factory=Path.cwd)
+    project_root: Path | None = None  # where local inputs may live; default: the campaign file's project
     python: str = sys.executable
 
     @property
     def campaign_dir(self) -> Path:
         return self.results_root / self.campaign.campaign_name
+
+    @property
+    def lane_project_root(self) -> Path:
+        """The project root each lane's runs get (as ``LaunchRequest`` decides it on one host)."""
+        return (self.project_root or campaign_project_root(self.campaign_file)).resolve()
 
     @property
     def campaign_id(self) -> str:
@@ -147,6 +152,9 @@ def run_cluster(request: ClusterRequest, services: ClusterServices) -> ClusterRe
             request.results_root,
             resume=request.resume,
             now=services.clock.time(),
+            # The runs are the lanes' (their jobs may be running them now, as on --resume after
+            # the orchestrator was killed): the merged manifest only mirrors the lanes' manifests.
+            options=OpenOptions(resume=request.resume, lanes_own_runs=True),
         )
         try:
             lanes = _lanes(request, campaign_id)
@@ -206,7 +214,7 @@ def _submit(request: ClusterRequest, services: ClusterServices, lane: Lane) -> s
         lane,
         campaign_file=str(request.campaign_file.resolve()),
         results_root=str(request.results_root),
-        project_root=str(request.project_root.resolve()),
+        project_root=str(request.lane_project_root),
         campaign_id=request.campaign_id,
         runtime=runtime,
         flavour=request.flavour,

@@ -199,6 +199,11 @@ def project_root(start: Path) -> Path:
     return start
 
 
+def campaign_project_root(campaign_file: Path) -> Path:
+    """The project a campaign file belongs to: where its runs' local inputs may live by default."""
+    return project_root(campaign_file.resolve().parent)
+
+
 def _explicit_candidate(
     campaign: CampaignConfig, i: int, entry: ExperimentEntry, doc: YamlDocument
 ) -> _Candidate:

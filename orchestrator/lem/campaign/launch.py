@@ -23,7 +23,7 @@ from pathlib import Path
 from lem.campaign.clock import Clock
 from lem.campaign.coldstart import DROP_CACHES, PageCacheDropper
 from lem.campaign.executor import CampaignExecutor, CampaignReport, Services
-from lem.campaign.expand import Expansion, project_root
+from lem.campaign.expand import Expansion, campaign_project_root
 from lem.campaign.gaps import NvmlProbe, ProbeFactory, open_gap_waiter
 from lem.campaign.hostgpus import host_gpu_inventory, host_gpu_processes
 from lem.campaign.liveness import (
@@ -197,7 +197,7 @@ def _specs(
         campaign_id=campaign_id,
         images=images,
         results_root=request.results_root,
-        project_root=request.project_root or project_root(campaign_file_dir),
+        project_root=request.project_root or campaign_project_root(request.campaign_file),
         timeout_s=request.campaign.execution.timeout_seconds,
         extra_roots=(campaign_file_dir, *(Path(root) for root in request.campaign.input_roots)),
         gpu_uuids_by_index=inventory,

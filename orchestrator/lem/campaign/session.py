@@ -14,6 +14,11 @@
   (``lem.campaign.resume_check``): a missing or changed one runs again, or with ``no_rerun`` is
   marked ``failed`` and listed, and left for a later resume.
 - Temporary files a killed process left (``.<name>.<random>.tmp``) are removed.
+- A Slurm campaign's merged manifest (``lanes_own_runs``) is only a mirror: its runs belong to
+  the lanes, whose jobs may still be running them. Opening it touches no run directory — no
+  temporary file removed, no live harness refused, no ``running`` run marked ``interrupted``, no
+  result re-checked: each lane does that for its own runs, on its node, when its job opens the
+  lane's manifest; the orchestrator learns the outcome by merging the lanes' manifests.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class OpenOptions:
     resume: bool = False
     fresh: bool = False
     no_rerun: bool = False
+    lanes_own_runs: bool = False  # the merged manifest of a Slurm campaign: leave run directories alone
 
 
 @dataclass(frozen=True)
@@ -94,17 +100,19 @@ def open_campaign(
     campaign_dir = campaign_dir or results_root / campaign.campaign_name
     plan_hash = definition_hash(campaign.campaign_name, runs)
     lane = manifest_path is not None  # a Slurm lane: other lanes write in the same directory
-    archived = archive_campaign_dir(campaign_dir, now) if opts.fresh and not lane else None
-    removed = () if lane else tuple(remove_temp_files(campaign_dir))
+    shared = lane or opts.lanes_own_runs  # other processes (lane jobs) may be writing run directories
+    archived = archive_campaign_dir(campaign_dir, now) if opts.fresh and not shared else None
+    removed = () if shared else tuple(remove_temp_files(campaign_dir))
     path = manifest_path or campaign_dir / MANIFEST_FILE
     existed = os.path.lexists(path)
     skip: frozenset[str] = frozenset()
     notes: list[str] = []
     if existed:
         manifest = _existing(path, plan_hash, opts.resume, writer)
-        _refuse_live_attempts(manifest)
-        _mark_dead_runs(manifest)
-        skip = _recheck_results(manifest, opts.no_rerun, notes)
+        if not opts.lanes_own_runs:  # the lanes check their own runs when their jobs open them
+            _refuse_live_attempts(manifest)
+            _mark_dead_runs(manifest)
+            skip = _recheck_results(manifest, opts.no_rerun, notes)
         manifest.save(now)  # a fresh snapshot with the journal folded in
     else:
         if not lane:

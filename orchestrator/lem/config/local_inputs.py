@@ -2,7 +2,8 @@
 
 One check for ``lem config validate`` and for ``lem campaign run`` (which builds every run's
 container before the first starts): a local model (a directory or a single file such as a
-GGUF) and a prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
+GGUF), a local LoRA ``adapter`` or draft model (``pytorch.assisted_generation.model``) and a
+prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ MISSING_FIX = "fix the path (relative paths are read from the directory of the f
 def local_inputs(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     """``(dotted key, path)`` of every local path the run reads, as the config gives it."""
     inputs = [("model_name", cfg.model_name)] if is_local_path(cfg.model_name) else []
+    if cfg.adapter is not None and is_local_path(cfg.adapter):
+        inputs.append(("adapter", cfg.adapter))
+    assisted = cfg.pytorch.assisted_generation if cfg.pytorch is not None else None
+    if assisted is not None and is_local_path(assisted.model):
+        inputs.append(("pytorch.assisted_generation.model", assisted.model))
     prompts = cfg.prompt_source  # a dataset, when given, wins over prompts: the file is then not read
     if isinstance(prompts, FilePrompts):  # always a file, never a hub id
         inputs.append(("prompts.path", prompts.path))

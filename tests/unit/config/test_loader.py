@@ -66,6 +66,18 @@ def test_pytorch_example_loads_with_the_values_of_the_spec() -> None:
         "torch_compile_backend": None,
         "use_cache": True,
         "low_cpu_mem_usage": True,
+        "num_processes": 1,
+        "load_in_4bit": False,
+        "load_in_8bit": False,
+        "bnb_4bit_compute_dtype": None,
+        "bnb_4bit_quant_type": None,
+        "bnb_4bit_use_double_quant": None,
+        "cache_implementation": None,
+        "min_p": None,
+        "no_repeat_ngram_size": None,
+        "beam_search": None,
+        "assisted_generation": None,
+        "extra": {},
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lem_harness.engines.batching import dynamic_batches, output_length, static_batches
+from lem_harness.engines.batching import dynamic_batches, output_length, sorted_static_batches, static_batches
 
 
 def test_static_batches_keep_dataset_order() -> None:
@@ -13,6 +13,13 @@ def test_static_batches_keep_dataset_order() -> None:
 def test_dynamic_batches_sort_longest_first_with_ties_in_dataset_order() -> None:
     lengths = [5, 9, 5, 2, 9, 7]
     assert dynamic_batches(lengths, batch_size=2) == [[1, 4], [5, 0], [2, 3]]
+
+
+def test_sorted_static_batches_are_fixed_size_runs_of_the_longest_first_order() -> None:
+    lengths = [5, 9, 5, 2, 9, 7, 1]
+    # longest first: 1 (9), 4 (9), 5 (7), 0 (5), 2 (5), 3 (2), 6 (1); three at a time
+    assert sorted_static_batches(lengths, batch_size=3) == [[1, 4, 5], [0, 2, 3], [6]]
+    assert sorted_static_batches([], batch_size=3) == []
 
 
 def test_dynamic_batches_respect_the_padded_token_budget() -> None:

@@ -184,6 +184,30 @@ def test_local_model_and_dataset_are_mounted_read_only_at_their_own_path(roots: 
     )
 
 
+def test_a_local_adapter_and_draft_model_are_mounted_and_must_exist(roots: RunPaths) -> None:
+    adapter, draft = roots.project_root / "lora", roots.project_root / "models" / "draft"
+    adapter.mkdir()
+    draft.mkdir()
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model_name": "org/model",
+            "adapter": str(adapter),
+            "pytorch": {"assisted_generation": {"model": str(draft)}},
+            "measurement": {"device": "simulated"},
+        }
+    )
+    spec = build_container_spec(Planned("r-c01", "pytorch"), cfg, roots, image=IMAGE, campaign_id="camp-1234")
+    assert spec.mounts[4:] == (
+        Mount(str(adapter), str(adapter), read_only=True, kind="bind"),
+        Mount(str(draft), str(draft), read_only=True, kind="bind"),
+    )
+    draft.rmdir()
+    with pytest.raises(SpecError) as info:
+        build_container_spec(Planned("r-c01", "pytorch"), cfg, roots, image=IMAGE, campaign_id="camp-1234")
+    assert info.value.key == "pytorch.assisted_generation.model"
+    assert f"{draft} does not exist" in str(info.value)
+
+
 def test_every_writable_bind_mount_lies_inside_the_results_root(roots: RunPaths) -> None:
     cfg = ExperimentConfig(
         model_name=str(roots.project_root / "models" / "tiny"), measurement={"device": "simulated"}

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lem.campaign.cluster import ClusterRequest, ClusterResult, ClusterServices, run_cluster
 from lem.campaign.expand import expand_campaign
 from lem.campaign.manifest import MANIFEST_FILE, Manifest
 from lem.campaign.plan import plan_campaign
+from lem.runtime.process import ProcessId, host_id, record_attempt, start_ticks
 from tests.support.fake_slurm import FakeSlurm
 from tests.unit.campaign.helpers import campaign_config
 
@@ -31,17 +37,17 @@ class Cluster:
     def campaign_dir(self) -> Path:
         return self.root / "results" / "demo"
 
-    def run(self, *, resume: bool = False, detach: bool = False) -> ClusterResult:
+    def run(self, *, resume: bool = False, detach: bool = False, **request_fields: Any) -> ClusterResult:
+        fields = {"campaign_file": self.root / "campaign.yaml", "project_root": self.root, **request_fields}
         request = ClusterRequest(
             campaign=self.campaign,
-            campaign_file=self.root / "campaign.yaml",
             expansion=self.expansion,
             runs=plan_campaign(self.campaign, self.expansion),
             results_root=self.root / "results",
             resume=resume,
             detach=detach,
-            project_root=self.root,
             python="/opt/lem/bin/python",
+            **fields,
         )
         services = ClusterServices(
             self.slurm, self.slurm.clock, stop_event(self), self.notes.append, self.root / "live"
@@ -168,6 +174,60 @@ def test_resume_collects_adopts_and_resubmits(tmp_path: Path) -> None:
     assert "adopted Slurm job 101 (still running)" in c.notes
 
 
+def test_resume_adopts_a_lane_whose_harness_still_runs_and_leaves_its_run_directory_alone(
+    tmp_path: Path,
+) -> None:
+    """The orchestrator dies while lane-01's job runs its first run; ``--resume`` adopts the job.
+
+    The run's harness process is alive (its attempt file names a live process on this host) and
+    is writing a temporary file: the merged manifest only mirrors the lanes, so resuming it must
+    neither refuse, nor sweep the lane's temporary file, nor mark the run ``interrupted``.
+    """
+    c = Cluster(tmp_path)
+    run_dir = c.campaign_dir / LANE1[0]
+    in_flight = run_dir / ".status.json.ab12cd34.tmp"  # what a harness writing status.json leaves
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    def lanes_running(s: FakeSlurm) -> None:
+        s.state["100"] = "RUNNING"
+        s.start("101", end_as="RUNNING", stop_at_run=1)
+        s.mark_running("101", LANE1[0])  # lane-01 is in its first run
+        ticks = start_ticks(sleeper.pid)
+        assert ticks is not None
+        record_attempt(run_dir, ProcessId(host_id(), sleeper.pid, ticks, os.getuid()))
+        in_flight.write_text("{}")
+        c.stop.set()  # the orchestrator goes away; the jobs keep running
+
+    seen: dict[str, object] = {}
+
+    def at_reconcile(s: FakeSlurm) -> None:
+        seen["merged"] = c.merged()[LANE1[0]]
+        seen["in_flight"] = in_flight.exists()
+
+    def lanes_end(s: FakeSlurm) -> None:
+        sleeper.kill()
+        sleeper.wait()
+        s.start("100")
+        s.start("101")  # the lane's own resume runs what its job left
+
+    try:
+        c.slurm.world = [lanes_running]
+        first = c.run()
+        assert (first.report.stopped, first.active_jobs) == (True, ("100", "101"))
+        before = c.merged()[LANE1[0]]
+        assert before[0] == "running"
+        c.slurm.world = [at_reconcile, lanes_end]
+        result = c.run(resume=True)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (result.collected, result.adopted, result.submitted) == ((), ("100", "101"), ())
+    assert seen == {"merged": before, "in_flight": True}  # as the lane left it; nothing swept
+    assert "adopted Slurm job 101 (still running)" in c.notes
+    assert c.jobs() == {"lane-00": ["100"], "lane-01": ["101"]}  # nothing resubmitted
+    assert set(c.merged().values()) == {("done", None)} and result.report.exit_code == 0
+
+
 def test_an_exit_file_tells_an_ended_job_from_a_lost_one(tmp_path: Path) -> None:
     c = Cluster(tmp_path)
 
@@ -201,3 +261,19 @@ def test_a_lane_running_on_a_node_keeps_its_campaign_live_there(tmp_path: Path) 
 
     with LiveCampaign(tmp_path, live_key("demo-1234abcd", "lane-03")), LiveCampaign(tmp_path, "other"):
         assert live_campaign_ids(tmp_path) == {"demo-1234abcd", "other"}  # its containers are not orphans
+
+
+def test_a_lane_gets_the_campaign_files_project_as_its_root_wherever_lem_was_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where the orchestrator runs does not matter
+    c = Cluster(tmp_path)
+    c.run(detach=True, campaign_file=project / "configs" / "campaign.yaml", project_root=None)
+    for lane in ("lane-00", "lane-01"):
+        plan = json.loads((c.campaign_dir / "slurm" / f"{lane}.json").read_text())
+        assert plan["project_root"] == str(project)  # as LaunchRequest decides it on one host

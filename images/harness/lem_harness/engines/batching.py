@@ -10,6 +10,18 @@ def static_batches(count: int, batch_size: int) -> list[list[int]]:
     return [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
 
 
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Prompt indices sorted by length, longest first, ties in dataset order."""
+    return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+
+
+def sorted_static_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Prompts sorted longest first (ties in dataset order), ``batch_size`` at a time: prompts of
+    similar length share a batch, so less padding is computed."""
+    order = longest_first(lengths)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def dynamic_batches(
     lengths: Sequence[int], batch_size: int, max_tokens_per_batch: int | None = None
 ) -> list[list[int]]:
@@ -17,7 +29,7 @@ def dynamic_batches(
     has at most ``batch_size`` prompts and, when a budget is given, at most
     ``max_tokens_per_batch`` padded input tokens (prompts x longest prompt). A prompt longer
     than the budget runs alone."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    order = longest_first(lengths)
     batches: list[list[int]] = []
     current: list[int] = []
     for index in order:

@@ -12,6 +12,7 @@ import gc
 import importlib.metadata
 import importlib.util
 import itertools
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,10 +21,32 @@ from typing import Any
 from lem_harness.cpus import usable_cpus
 from lem_harness.engines.arrivals import BatchPolicy, Served, serve_in_batches
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
-from lem_harness.engines.batching import dynamic_batches, eos_ids, output_length, static_batches
+from lem_harness.engines.batching import (
+    dynamic_batches,
+    eos_ids,
+    output_length,
+    sorted_static_batches,
+    static_batches,
+)
+from lem_harness.engines.pytorch_args import (
+    assistant_kwargs,
+    generation_kwargs,
+    quantization_kwargs,
+    quantization_problem,
+)
+from lem_harness.engines.pytorch_workers import WorkerPool
 from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
 
-VERSION_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "flash-attn", "gguf")
+VERSION_PACKAGES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "flash-attn",
+    "gguf",
+    "peft",
+    "bitsandbytes",
+)
 
 
 PACKAGE_PREFIX = "package:"
@@ -113,8 +136,11 @@ def _token_timer_class() -> type:
             self._prompt_seen = False
 
         def put(self, value: Any) -> None:
+            # After the prompt: one token per sequence per call, except assisted generation's
+            # (1, n) calls, which deliver the n tokens one verification step accepted at once.
             if self._prompt_seen:
-                self.times.append(time.perf_counter())
+                now = time.perf_counter()
+                self.times.extend([now] * (int(value.shape[-1]) if value.dim() > 1 else 1))
             self._prompt_seen = True
 
         def end(self) -> None:
@@ -142,6 +168,8 @@ class PyTorchEngine(Engine):
         self.section = section
         self._tokenizer: HFTokenizer | None = None
         self._model: Any = None
+        self._assistant: Any = None
+        self._pool: WorkerPool | None = None
         self._gen_config: Any = None
         self._prefill_config: Any = None
         self._device = "cpu"
@@ -164,6 +192,9 @@ class PyTorchEngine(Engine):
     # ---- load
 
     def load(self) -> None:
+        if self.section.num_processes > 1:
+            self._load_workers()
+            return
         transformers = _import_transformers()
         import torch
 
@@ -175,28 +206,77 @@ class PyTorchEngine(Engine):
             torch.set_num_threads(usable_cpus())  # the CPUs a quota / affinity allows, not the machine's
         dtype = self._dtype(torch)
         self._check_attention()
-        ref, gguf = resolve_model(self.config.model_name)
+        self._check_quantization()
+        kwargs = self._load_kwargs(transformers, torch, dtype)
+        transformers.utils.logging.disable_progress_bar()
+        model = self._with_adapter(self._from_pretrained(transformers, self.config.model_name, kwargs))
+        compile_args = compile_kwargs(self.section)
+        if compile_args is not None:
+            model.forward = torch.compile(model.forward, **compile_args)
+        self._model = model
+        self._assistant = self._load_assistant(transformers, kwargs)
+        self._pad_id = int(tokenizer.hf.pad_token_id)
+        self._eos_ids = self._eos_token_ids(model, tokenizer.hf)
+        self._gen_config = self._generation_config(transformers)
+        self._prefill_config = self._generation_config(transformers, output_tokens=1)
+
+    def _load_workers(self) -> None:
+        """``pytorch.num_processes`` > 1: the model loads in the workers, not here."""
+        self.load_tokenizer()
+        self._pool = WorkerPool.start(self.config, os.environ, sorted(os.sched_getaffinity(0)))
+        self._notes.extend(self._pool.notes)
+
+    def _load_kwargs(self, transformers: Any, torch: Any, dtype: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "dtype": dtype,
             "low_cpu_mem_usage": self.section.low_cpu_mem_usage,
             "attn_implementation": self.section.attn_implementation,
         }
-        if gguf:
-            kwargs["gguf_file"] = gguf
         if self._device == "cuda":
             self._check_visible_gpus(torch)
             kwargs["device_map"] = "auto" if len(self.config.gpus) > 1 else "cuda:0"
-        transformers.utils.logging.disable_progress_bar()
-        model = transformers.AutoModelForCausalLM.from_pretrained(ref, **kwargs)
+        quantization = quantization_kwargs(self.section)
+        if quantization is not None:
+            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(**quantization)
+        return kwargs
+
+    @staticmethod
+    def _from_pretrained(transformers: Any, model_name: str, kwargs: dict[str, Any]) -> Any:
+        ref, gguf = resolve_model(model_name)
+        extra = {"gguf_file": gguf} if gguf else {}
+        model = transformers.AutoModelForCausalLM.from_pretrained(ref, **kwargs, **extra)
         model.eval()
-        compile_args = compile_kwargs(self.section)
-        if compile_args is not None:
-            model.forward = torch.compile(model.forward, **compile_args)
-        self._model = model
-        self._pad_id = int(tokenizer.hf.pad_token_id)
-        self._eos_ids = self._eos_token_ids(model, tokenizer.hf)
-        self._gen_config = self._generation_config(transformers)
-        self._prefill_config = self._generation_config(transformers, output_tokens=1)
+        return model
+
+    def _check_quantization(self) -> None:
+        installed = importlib.util.find_spec("bitsandbytes") is not None
+        problem = quantization_problem(self.section, self._device, installed)
+        if problem is not None:
+            raise EngineUnavailableError(problem)
+
+    def _with_adapter(self, model: Any) -> Any:
+        """The model with the config's LoRA ``adapter`` applied through peft (unmerged)."""
+        if self.config.adapter is None:
+            return model
+        try:
+            import peft
+        except ImportError as e:
+            raise EngineUnavailableError(
+                "adapter needs the peft package, which this environment lacks: use the "
+                "llenergymeasure/pytorch image or install the 'harness' extra"
+            ) from e
+        adapted = peft.PeftModel.from_pretrained(model, self.config.adapter)
+        adapted.eval()
+        return adapted
+
+    def _load_assistant(self, transformers: Any, kwargs: dict[str, Any]) -> Any:
+        """The draft model of ``pytorch.assisted_generation`` (None without it), loaded as the main
+        model is (same dtype, device and quantisation)."""
+        if self.section.assisted_generation is None:
+            return None
+        assistant = self._from_pretrained(transformers, self.section.assisted_generation.model, kwargs)
+        assistant.generation_config.update(**assistant_kwargs(self.section))
+        return assistant
 
     def _check_visible_gpus(self, torch: Any) -> None:
         """The model goes on CUDA devices 0..n-1, which must be exactly the measured GPUs: the runner
@@ -248,34 +328,27 @@ class PyTorchEngine(Engine):
 
     def _generation_config(self, transformers: Any, output_tokens: int | None = None) -> Any:
         """The run's generation settings; ``output_tokens`` fixes the count (the prefill-only pass)."""
-        cfg = self.config
-        sampling = cfg.decoder.resolved()
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": cfg.max_output_tokens if output_tokens is None else output_tokens,
-            "do_sample": bool(sampling["do_sample"]),
-            "use_cache": self.section.use_cache,
-            "pad_token_id": self._pad_id,
-            "eos_token_id": sorted(self._eos_ids) or None,
-            "repetition_penalty": float(sampling["repetition_penalty"]),
-        }
-        if output_tokens is not None:
-            kwargs["min_new_tokens"] = output_tokens
-        elif cfg.min_output_tokens > 0:
-            # min_new_tokens masks EOS until reached: min == max gives fixed-length outputs.
-            kwargs["min_new_tokens"] = cfg.min_output_tokens
-        if kwargs["do_sample"]:
-            kwargs.update(
-                temperature=sampling["temperature"], top_p=sampling["top_p"], top_k=sampling["top_k"]
-            )
-        return transformers.GenerationConfig(**kwargs)
+        eos = sorted(self._eos_ids) or None
+        return transformers.GenerationConfig(
+            **generation_kwargs(self.config, self._pad_id, eos, output_tokens)
+        )
 
     # ---- batches
 
     def plan_batches(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
-        if self.section.batching_strategy == "static":
-            return static_batches(len(prompts), self.section.batch_size)
-        lengths = [len(p) for p in prompts]
-        return dynamic_batches(lengths, self.section.batch_size, self.section.max_tokens_per_batch)
+        """Batches of prompt indices: every index names the prompt's place in the dataset, so a
+        result stays attributable to its prompt whatever order the batches run in. With N
+        processes a batch holds N processes' worth (N x batch_size prompts, N x the token budget)
+        and each process generates a contiguous shard of it."""
+        n = self.section.num_processes
+        size, budget = self.section.batch_size * n, self.section.max_tokens_per_batch
+        strategy, lengths = self.section.batching_strategy, [len(p) for p in prompts]
+        if strategy == "static":
+            return static_batches(len(prompts), size)
+        if strategy == "sorted_static":
+            return sorted_static_batches(lengths, size)
+        # dynamic and sorted_dynamic: lem's dynamic batching already sorts by length
+        return dynamic_batches(lengths, size, budget * n if budget is not None else None)
 
     def _padded(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any]:
         import torch
@@ -287,9 +360,13 @@ class PyTorchEngine(Engine):
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
     def generate(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._pool is not None:
+            return self._pool.generate(prompts, prefill=False)
         return self._generate(prompts, self._gen_config, streaming=self.config.streaming)
 
     def generate_prefill(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
+        if self._pool is not None:
+            return self._pool.generate(prompts, prefill=True)
         return self._generate(prompts, self._prefill_config, streaming=False)
 
     def _generate(self, prompts: Sequence[Sequence[int]], gen_config: Any, *, streaming: bool) -> BatchResult:
@@ -303,7 +380,11 @@ class PyTorchEngine(Engine):
         start = time.perf_counter()
         with torch.inference_mode():
             out = self._model.generate(
-                input_ids=input_ids, attention_mask=mask, generation_config=gen_config, streamer=timer
+                input_ids=input_ids,
+                attention_mask=mask,
+                generation_config=gen_config,
+                streamer=timer,
+                **({"assistant_model": self._assistant} if self._assistant is not None else {}),
             )
         self.synchronize()
         latency = time.perf_counter() - start
@@ -325,9 +406,13 @@ class PyTorchEngine(Engine):
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> Served:
-        """Batches formed from the requests that have arrived, per ``batching_strategy`` (``arrivals``)."""
-        section = self.section
-        policy = BatchPolicy(section.batching_strategy, section.batch_size, section.max_tokens_per_batch)
+        """Batches formed from the requests that have arrived, per ``batching_strategy`` (``arrivals``);
+        with N processes a batch holds N processes' worth, as in ``plan_batches``."""
+        section, n = self.section, self.section.num_processes
+        budget = section.max_tokens_per_batch
+        policy = BatchPolicy(
+            section.batching_strategy, section.batch_size * n, budget * n if budget is not None else None
+        )
         lengths = [len(p) for p in prompts]
         return serve_in_batches(
             offsets, lengths, policy, lambda batch: self.generate([prompts[i] for i in batch]), clock, sleep
@@ -344,6 +429,9 @@ class PyTorchEngine(Engine):
                 torch.cuda.synchronize(index)
 
     def peak_memory_bytes(self) -> int | None:
+        if self._pool is not None:
+            peaks = [p for p in self._pool.broadcast("peak_memory") if p is not None]
+            return sum(peaks) if peaks else None
         if self._device != "cuda":
             return None
         import torch
@@ -351,6 +439,8 @@ class PyTorchEngine(Engine):
         return sum(int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count()))
 
     def reset_peak_memory(self) -> None:
+        if self._pool is not None:
+            self._pool.broadcast("reset_peak_memory")
         if self._device == "cuda":
             import torch
 
@@ -358,9 +448,12 @@ class PyTorchEngine(Engine):
                 torch.cuda.reset_peak_memory_stats(i)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._model is None:
             return
-        self._model = None
+        self._model = self._assistant = None
         gc.collect()
         if self._device == "cuda":
             import torch
