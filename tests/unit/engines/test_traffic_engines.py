@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import sys
 import types
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from lem_harness.engines.base import BatchResult, Generation
+from lem_harness.engines.pytorch import PyTorchEngine
 from lem_harness.engines.tensorrt import TensorRTEngine, scheduler_queue_s
 from lem_harness.engines.vllm import VLLMEngine, engine_queue_s
 from lem_harness.experiment import ExperimentConfig
@@ -198,3 +201,30 @@ def test_tensorrt_queue_time_is_zero_without_a_schedule_stamp() -> None:
     output.outputs[0].request_perf_metrics.timing_metrics.first_scheduled_time = timedelta(0)
     assert scheduler_queue_s(output) == 0.0
     assert scheduler_queue_s(SimpleNamespace(outputs=[SimpleNamespace(request_perf_metrics=None)])) == 0.0
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+def test_pytorch_batches_hold_every_processs_share_as_its_plan_does() -> None:
+    clock = FakeClock()
+    config = ExperimentConfig.model_validate(
+        {
+            "model_name": "m",
+            "gpus": [0, 1],
+            "pytorch": {"batch_size": 2, "num_processes": 2},
+            "traffic_simulation": {"enabled": True},
+        }
+    )
+    engine = PyTorchEngine(config)
+    ran: list[list[list[int]]] = []
+
+    def generate(prompts: Sequence[Sequence[int]]) -> BatchResult:
+        ran.append([list(p) for p in prompts])
+        clock.now += 0.5
+        return BatchResult([Generation(len(p), 1) for p in prompts], 0.5)
+
+    engine.generate = generate  # type: ignore[method-assign]
+    served = engine.serve([[i] for i in range(6)], (0.0, 0.25, 0.5, 0.75, 1.0, 1.25), clock, clock.sleep)
+    assert ran == [[[0], [1], [2], [3]], [[4], [5]]]  # 2 processes x batch_size 2, then the last
+    assert served.starts_s == [0.75, 0.75, 0.75, 0.75, 1.25, 1.25]
