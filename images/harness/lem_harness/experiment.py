@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,52 +44,151 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------- dataset
 
 
-# Built-in dataset names (schema 3.0.0 aliases) -> (hub repository, split, text column).
-BUILTIN_DATASETS: dict[str, tuple[str, str, str]] = {
-    "ai_energy_score": ("AIEnergyScore/text_generation", "train", "text"),
-    "ai-energy-score": ("AIEnergyScore/text_generation", "train", "text"),
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A built-in dataset name: where its prompts live on the hub and how a row becomes a prompt.
+
+    ``extract`` names how a row becomes one prompt text (``lem_harness.datasets.extract``):
+    ``column`` reads ``column``; ``alpaca`` joins instruction and input; ``sharegpt`` takes the
+    first human turn of ``conversations``; ``mmlu`` writes the question, its lettered choices
+    and ``Answer:``. ``files``: the data files to read when the repository is not laid out in
+    splits (ShareGPT is one JSON file).
+    """
+
+    repo_id: str
+    split: str
+    column: str | None = None
+    subset: str | None = None
+    extract: Literal["column", "alpaca", "sharegpt", "mmlu"] = "column"
+    files: tuple[str, ...] = ()
+
+
+_AI_ENERGY_SCORE = BuiltinDataset("AIEnergyScore/text_generation", "train", column="text")
+# Built-in dataset names (schema 3.0.0 aliases).
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "ai_energy_score": _AI_ENERGY_SCORE,
+    "ai-energy-score": _AI_ENERGY_SCORE,
+    "alpaca": BuiltinDataset("tatsu-lab/alpaca", "train", extract="alpaca"),
+    "sharegpt": BuiltinDataset(
+        "anon8231489123/ShareGPT_Vicuna_unfiltered",
+        "train",
+        extract="sharegpt",
+        files=("ShareGPT_V3_unfiltered_cleaned_split.json",),
+    ),
+    "gsm8k": BuiltinDataset("openai/gsm8k", "train", column="question", subset="main"),
+    "mmlu": BuiltinDataset("cais/mmlu", "test", subset="all", extract="mmlu"),
 }
 DEFAULT_DATASET = "ai_energy_score"
 DEFAULT_PROMPT_COUNT = 100
+# A hub dataset without a built-in or configured column: the first of these its rows hold.
+AUTO_COLUMNS: tuple[str, ...] = ("text", "prompt", "question", "instruction", "input", "content")
 _HUB_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 
 
-class DatasetConfig(StrictModel):
-    """A Hugging Face hub dataset: a built-in name (``ai_energy_score``) or a hub id ``org/name``.
+def _check_dataset_name(name: str) -> str:
+    if name not in BUILTIN_DATASETS and not re.fullmatch(_HUB_ID, name):
+        names = ", ".join(sorted(BUILTIN_DATASETS))
+        raise ValueError(
+            f"{name!r} is neither a built-in dataset ({names}) nor a hub id "
+            "like 'org/dataset'; for a local file use prompts: {type: file, path: ...}"
+        )
+    return name
 
-    Read through the Hugging Face cache; ``split`` and ``column`` default to the built-in
-    dataset's own (``train`` / ``text``). ``sample_size`` prompts are drawn (seeded).
+
+def _check_layout(name: str, selection: HubSelection) -> None:
+    builtin = BUILTIN_DATASETS.get(name)
+    if builtin is not None and builtin.files and (selection.split or selection.subset):
+        raise ValueError(
+            f"dataset {name!r} is one file ({', '.join(builtin.files)}) without splits or "
+            "subsets: remove split / subset"
+        )
+
+
+class HubSelection(StrictModel):
+    """What to read from a hub dataset and which rows to use (shared by ``dataset`` and
+    ``prompts: {type: huggingface}``)."""
+
+    split: str | None = Field(None, min_length=1, max_length=100)
+    subset: str | None = Field(None, min_length=1, max_length=200)
+    column: str | None = Field(None, min_length=1, max_length=200)
+    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    # None: a seeded sample kept in dataset order; false: the first rows; true: seeded shuffle.
+    shuffle: bool | None = None
+    seed: StrictInt | None = Field(None, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _seed_needs_a_draw(self) -> HubSelection:
+        if self.shuffle is False and self.seed is not None:
+            raise ValueError(
+                "seed is given but shuffle is false (the first rows are used, nothing is drawn): "
+                "remove seed or set shuffle: true"
+            )
+        return self
+
+
+class DatasetConfig(HubSelection):
+    """A Hugging Face hub dataset: a built-in name (``ai_energy_score``, ``alpaca``, ...) or a
+    hub id ``org/name``.
+
+    Read through the Hugging Face cache; ``split``, ``subset`` and ``column`` default to the
+    built-in dataset's own. ``sample_size`` prompts are drawn (seeded).
     """
 
     name: str = Field(DEFAULT_DATASET, min_length=1, max_length=200)
-    split: str | None = Field(None, min_length=1, max_length=100)
-    column: str | None = Field(None, min_length=1, max_length=200)
-    sample_size: StrictInt | None = Field(None, ge=1, le=1_000_000)
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in BUILTIN_DATASETS and not re.fullmatch(_HUB_ID, name):
-            names = ", ".join(sorted(BUILTIN_DATASETS))
-            raise ValueError(
-                f"{name!r} is neither a built-in dataset ({names}) nor a hub id "
-                "like 'org/dataset'; for a local file use prompts: {type: file, path: ...}"
-            )
-        return name
+        return _check_dataset_name(name)
+
+    @model_validator(mode="after")
+    def _builtin_layout(self) -> DatasetConfig:
+        _check_layout(self.name, self)
+        return self
+
+    @property
+    def builtin(self) -> BuiltinDataset | None:
+        return BUILTIN_DATASETS.get(self.name)
 
     @property
     def repo_id(self) -> str:
-        return BUILTIN_DATASETS[self.name][0] if self.name in BUILTIN_DATASETS else self.name
+        return self.builtin.repo_id if self.builtin is not None else self.name
 
     @property
     def resolved_split(self) -> str:
-        default = BUILTIN_DATASETS[self.name][1] if self.name in BUILTIN_DATASETS else "train"
+        default = self.builtin.split if self.builtin is not None else "train"
         return self.split or default
 
     @property
-    def resolved_column(self) -> str:
-        default = BUILTIN_DATASETS[self.name][2] if self.name in BUILTIN_DATASETS else "text"
-        return self.column or default
+    def resolved_subset(self) -> str | None:
+        return self.subset or (self.builtin.subset if self.builtin is not None else None)
+
+    @property
+    def resolved_column(self) -> str | None:
+        """The column read; None: the built-in's extraction, or the first of ``AUTO_COLUMNS``."""
+        if self.column is not None:
+            return self.column
+        return self.builtin.column if self.builtin is not None else None
+
+
+class HubPrompts(HubSelection):
+    """``prompts: {type: huggingface, dataset: ...}``: the schema 3.0.0 spelling of ``dataset``."""
+
+    type: Literal["huggingface"]
+    dataset: str = Field(min_length=1, max_length=200)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _check_dataset_name(name)
+
+    @model_validator(mode="after")
+    def _builtin_layout(self) -> HubPrompts:
+        _check_layout(self.dataset, self)
+        return self
+
+    def as_dataset(self) -> DatasetConfig:
+        return DatasetConfig(name=self.dataset, **self.model_dump(exclude={"type", "dataset"}))
 
 
 class FilePrompts(StrictModel):
@@ -118,8 +218,20 @@ class SyntheticPrompts(StrictModel):
         return self
 
 
-PromptsConfig = Annotated[FilePrompts | SyntheticPrompts, Field(discriminator="type")]
+PromptsConfig = Annotated[FilePrompts | SyntheticPrompts | HubPrompts, Field(discriminator="type")]
 PromptSource = DatasetConfig | FilePrompts | SyntheticPrompts
+
+# Keys of schema 3.0.0 that lem refuses, with the reason and what to write instead.
+REFUSED_KEYS: dict[str, str] = {
+    "streaming_warmup_requests": (
+        "streaming_warmup_requests is not supported: lem's warmup already sends its requests through "
+        "the same (streaming) path before the measured window, and TTFT / ITL statistics cover measured "
+        "requests only, so nothing needs excluding. For exactly N warmup requests write "
+        "warmup: {mode: fixed, max_prompts: N}"
+    ),
+}
+MetadataValue = Annotated[str, Field(max_length=1_000)] | StrictInt | StrictFloat | bool
+_METADATA_KEY = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 
 
 # --------------------------------------------------------------------------- common sections
@@ -348,21 +460,41 @@ class VLLMConfig(StrictModel):
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
 
 
+class TensorRTCalibration(StrictModel):
+    """Calibration of the quantisations TensorRT-LLM calibrates (fp8, int8_sq, int4_awq)."""
+
+    dataset: str | None = Field(None, min_length=1, max_length=4_096)  # None: TensorRT-LLM's own
+    num_samples: StrictInt = Field(512, ge=64, le=4_096)
+    max_length: StrictInt = Field(2048, ge=1, le=1_048_576)
+
+
 class TensorRTConfig(StrictModel):
+    """TensorRT-LLM settings. Which ones the pinned release honours, and with which others, is
+    checked by ``lem_harness.engines.tensorrt_args.unsupported_settings`` (errors at validation)."""
+
+    engine_path: str | None = Field(None, min_length=1, max_length=4_096)
     max_batch_size: StrictInt = Field(8, ge=1, le=4_096)
     max_input_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
+    max_output_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
     max_seq_len: StrictInt | None = Field(None, ge=1, le=1_048_576)
     max_num_tokens: StrictInt | None = Field(None, ge=1, le=10_000_000)
     builder_opt_level: StrictInt = Field(3, ge=0, le=5)
+    strongly_typed: bool = True
+    multiple_profiles: bool = False
     tp_size: StrictInt = Field(1, ge=1, le=64)
     pp_size: StrictInt = Field(1, ge=1, le=64)
-    quantization: Literal["none", "fp8", "int8_sq", "int4_awq"] = "none"
+    quantization: Literal["none", "fp8", "int8_sq", "int8_weight_only", "int4_awq", "int4_gptq"] = "none"
+    calibration: TensorRTCalibration | None = None
     kv_cache_type: Literal["paged", "continuous"] = "paged"
     enable_chunked_context: bool = False
     enable_kv_cache_reuse: bool = False
     gpu_memory_utilization: StrictFloat = Field(0.9, gt=0.0, le=1.0)
+    draft_model: str | None = Field(None, min_length=1, max_length=1_000)
+    num_draft_tokens: StrictInt = Field(5, ge=1, le=64)
     force_rebuild: bool = False
     engine_cache_dir: str | None = None
+    extra_build_args: dict[str, Any] = Field(default_factory=dict)
+    extra_runtime_args: dict[str, Any] = Field(default_factory=dict)
 
 
 BACKEND_SECTIONS: dict[str, type[StrictModel]] = {
@@ -393,6 +525,11 @@ class ExperimentConfig(StrictModel):
     prompts: PromptsConfig | None = None
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     streaming: bool = False
+    save_outputs: bool = False
+    decode_token_to_text: bool = False
+    extra_metadata: dict[Annotated[str, Field(pattern=_METADATA_KEY)], MetadataValue] = Field(
+        default_factory=dict, max_length=64
+    )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
@@ -415,9 +552,25 @@ class ExperimentConfig(StrictModel):
             )
         return value
 
+    @field_validator("extra_metadata", mode="before")
+    @classmethod
+    def _scalar_metadata(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, item in value.items():
+            if not isinstance(item, (str, int, float, bool)):
+                raise ValueError(
+                    f"extra_metadata.{key} must be a string, a number or true/false, not "
+                    f"{type(item).__name__} {item!r}: put lists and mappings into a string"
+                )
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _dataset_shorthand(cls, data: Any) -> Any:
+        refused = [key for key in REFUSED_KEYS if isinstance(data, dict) and key in data]
+        if refused:
+            raise ValueError(REFUSED_KEYS[refused[0]])
         if isinstance(data, dict) and isinstance(data.get("dataset"), str):
             data = {**data, "dataset": {"name": data["dataset"]}}
         return data
@@ -428,6 +581,8 @@ class ExperimentConfig(StrictModel):
         else the default dataset (ai_energy_score)."""
         if self.dataset is not None:
             return self.dataset
+        if isinstance(self.prompts, HubPrompts):
+            return self.prompts.as_dataset()
         return self.prompts if self.prompts is not None else DatasetConfig()
 
     @property
@@ -449,16 +604,22 @@ class ExperimentConfig(StrictModel):
                 )
         if self.min_output_tokens > self.max_output_tokens:
             raise ValueError("min_output_tokens must be <= max_output_tokens")
+        if self.decode_token_to_text and not self.save_outputs:
+            raise ValueError(
+                "decode_token_to_text: true needs save_outputs: true (it decodes the saved outputs)"
+            )
         if len(set(self.gpus)) != len(self.gpus):
             raise ValueError(f"gpus lists a GPU twice: {list(self.gpus)}; list each id once")
         self._check_parallelism()
         self._check_compile()
         self._check_traffic()
         self._check_pytorch_decoding()
-        # Until vLLM's and TensorRT-LLM's adapters land (other branches of issue 15), refuse rather
-        # than ignore: remove this check for the backend whose engine applies the adapter.
-        if self.adapter is not None and self.backend != "pytorch":
-            raise ValueError(f"adapter is applied by the pytorch backend only here, not {self.backend}")
+        # Until vLLM's adapter lands (another branch of issue 15), refuse rather than ignore: remove
+        # this check for the backend whose engine applies the adapter (TensorRT-LLM's does).
+        if self.adapter is not None and self.backend == "vllm":
+            raise ValueError(
+                f"adapter is applied by the pytorch and tensorrt backends only here, not {self.backend}"
+            )
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
         if self.vllm is not None and self.vllm.max_model_len is not None:
@@ -583,4 +744,8 @@ def with_absolute_paths(config: ExperimentConfig, directory: Path) -> Experiment
     if isinstance(config.prompts, FilePrompts) and not Path(config.prompts.path).is_absolute():
         path = str((directory / Path(config.prompts.path).expanduser()).resolve())
         update["prompts"] = config.prompts.model_copy(update={"path": path})
+    engine_path = config.tensorrt.engine_path if config.tensorrt is not None else None
+    if config.tensorrt is not None and engine_path is not None and not Path(engine_path).is_absolute():
+        path = str((directory / Path(engine_path).expanduser()).resolve())
+        update["tensorrt"] = config.tensorrt.model_copy(update={"engine_path": path})
     return config.model_copy(update=update) if update else config

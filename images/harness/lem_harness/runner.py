@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lem_harness.contract import (
+    OUTPUTS_FILE,
     RESULT_FILE,
     TIMELINE_COLUMNS,
     TIMELINE_FILE,
@@ -58,7 +59,8 @@ from lem_harness.devices import DeviceError, GpuDevices, open_devices
 from lem_harness.devices.rapl import RaplReader
 from lem_harness.devices.visible import pinned_cuda_env
 from lem_harness.engines import create_engine
-from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError
+from lem_harness.engines.arrivals import served_plan
+from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
 from lem_harness.fileio import atomic_write_json, atomic_write_text
 from lem_harness.flags import FlagInputs, validity_flags
@@ -73,6 +75,7 @@ from lem_harness.measure import (
 )
 from lem_harness.measure.activity import ActivityProbe, ActivitySource, Snapshot, window_activity
 from lem_harness.metrics import energy_metrics, inference_metrics
+from lem_harness.outputs import in_prompt_order, output_records, write_outputs
 from lem_harness.phase_split import PhaseSplit, phase_split
 from lem_harness.provenance import build_provenance
 from lem_harness.status import StatusFile
@@ -166,6 +169,9 @@ class _Run:
         self.traffic: TrafficMetrics | None = None
         self.arrivals_s: Sequence[float] = ()  # traffic_simulation: each request's arrival, s into the window
         self.request_starts_s: list[float] = []  # ... and the start of its processing
+        self.tokenizer: Tokenizer | None = None
+        self.generations: list[Generation] | None = None  # save_outputs: measured, in prompt order
+        self.outputs_file: str | None = None
 
     # ---- steps
 
@@ -184,6 +190,13 @@ class _Run:
         if self.cfg.measurement.phase_split:
             self._prefill(engine, prompts, plan)
         self._flags()
+
+    def output_records(self) -> list[dict[str, object]] | None:
+        """``save_outputs``: one record per measured prompt (decoded now, after every window)."""
+        if self.generations is None:
+            return None
+        decode = self.tokenizer.decode if self.cfg.decode_token_to_text and self.tokenizer else None
+        return output_records(self.generations, decode)
 
     def _open_devices(self) -> None:
         self.devices, notes = open_devices(
@@ -216,7 +229,7 @@ class _Run:
 
     def _prompts(self, engine: Engine) -> tuple[list[list[int]], list[list[int]]]:
         """The measured prompts and the warmup prompts (disjoint from them, same lengths)."""
-        tokenizer = engine.load_tokenizer()
+        tokenizer = self.tokenizer = engine.load_tokenizer()
         prompt_set = load_prompts(self.cfg, tokenizer, self.env)
         self.warnings.extend(prompt_set.warnings)
         logger.info("prompts: %d from %s", len(prompt_set.prompts), prompt_set.source)
@@ -377,6 +390,10 @@ class _Run:
             batches = self._run_plan(engine, prompts, plan)
         engine.synchronize()
         window = self.window = self._end("measure")
+        if self.cfg.save_outputs:
+            # served traffic runs its batches first come, first served: consecutive prompts
+            order = served_plan(batches) if self.cfg.traffic_simulation.enabled else plan
+            self.generations = in_prompt_order(order, batches)
         self.warnings.extend(window.warnings)
         self.metrics = inference_metrics(batches, window.duration_s, engine.peak_memory_bytes())
         kind = self.devices.kind if self.devices is not None else None
@@ -533,8 +550,21 @@ class _Run:
             flags=self.flags,
             warnings=self.warnings,
             timeline_file=TIMELINE_FILE,
+            outputs_file=self.outputs_file,
             provenance=self.provenance,
         )
+
+
+def _write_outputs(state: _Run, path: Path) -> None:
+    """``outputs.jsonl`` when ``save_outputs`` is on and the measured window finished."""
+    try:
+        records = state.output_records()
+        if records is None:
+            return
+        write_outputs(path, records)
+        state.outputs_file = OUTPUTS_FILE
+    except (OSError, NotImplementedError, ValueError) as e:
+        state.warnings.append(f"outputs not written ({OUTPUTS_FILE}): {type(e).__name__}: {e}")
 
 
 def _cuda_initialised() -> bool:
@@ -604,6 +634,7 @@ def run(
         state.write_timeline(out_dir / TIMELINE_FILE)
     except OSError as e:
         state.warnings.append(f"timeline not written: {e}")
+    _write_outputs(state, out_dir / OUTPUTS_FILE)
     result = state.result(error, started_at)
     atomic_write_json(out_dir / RESULT_FILE, result)
     return result

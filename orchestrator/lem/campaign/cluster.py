@@ -6,9 +6,14 @@ holds one node and runs ``lem campaign lane`` there — the ordinary executor, g
 and cold-start rules, journaling to the lane's own manifest on the shared filesystem. On the
 login node this module only submits, polls and merges:
 
-- reconcile: a lane whose runs are all done is collected; a lane whose last job Slurm still
-  shows queued or running is adopted (never submitted twice); any other lane is submitted
-  (the first time, or again on ``--resume`` when its job ended or was lost);
+- reconcile: a lane whose runs are all done is collected — once its results pass the checksum
+  check a resume does (``lem.campaign.resume_check``; the results directory is on the shared
+  filesystem), else it is submitted again, saying which result is missing or changed, and its
+  job re-runs those runs; a lane whose last job Slurm still shows queued or running is adopted
+  (never submitted twice); any other lane is submitted (the first time, or again on
+  ``--resume`` when its job ended or was lost). A lane submitted again is told its earlier
+  jobs (``ended_jobs`` in its lane file): each was found no longer queued or running, so a
+  harness one of them left recorded on another node is dead, and its run runs again;
 - follow: one ``squeue`` call per poll for every job, the lanes' manifests read and merged into
   ``<campaign dir>/manifest.json``, a progress line whenever something changed;
 - a job that ended (time limit, preemption, scancel, node failure, or gone without a trace)
@@ -43,6 +48,7 @@ from lem.campaign.lanes import Lane, lane_time_limit_minutes, regap, run_estimat
 from lem.campaign.liveness import LiveCampaign, live_key, runtime_dir
 from lem.campaign.manifest import Manifest, ManifestError, RunEntry, definition_hash
 from lem.campaign.plan import PlannedRun
+from lem.campaign.resume_check import broken_entries
 from lem.campaign.session import OpenOptions, campaign_id_for, open_campaign
 from lem.config.campaign import CampaignConfig
 from lem.runtime.images import Flavour
@@ -159,7 +165,9 @@ def run_cluster(request: ClusterRequest, services: ClusterServices) -> ClusterRe
         try:
             lanes = _lanes(request, campaign_id)
             follower = Follower(request.campaign_dir, lanes, opened.manifest, services, _run_s(request))
-            submitted, adopted, collected = follower.reconcile(lambda lane: _submit(request, services, lane))
+            submitted, adopted, collected = follower.reconcile(
+                lambda lane, ended: _submit(request, services, lane, ended)
+            )
             if not request.detach:
                 follower.follow(request.campaign.slurm.poll_interval_seconds)
             else:
@@ -206,7 +214,7 @@ def _lanes(request: ClusterRequest, campaign_id: str) -> LaneSet:
     return LaneSet(state, {lane.name: lane for lane in lanes})
 
 
-def _submit(request: ClusterRequest, services: ClusterServices, lane: Lane) -> str:
+def _submit(request: ClusterRequest, services: ClusterServices, lane: Lane, ended_jobs: Sequence[str]) -> str:
     paths = lane_paths(request.campaign_dir, lane.name)
     cfg = request.campaign.slurm
     runtime = cfg.launcher
@@ -219,6 +227,7 @@ def _submit(request: ClusterRequest, services: ClusterServices, lane: Lane) -> s
         runtime=runtime,
         flavour=request.flavour,
         apptainer_image_dir=cfg.apptainer_image_dir,
+        ended_jobs=list(ended_jobs),
     )
     write_model(paths["plan"], lane_plan)
     script = render_script(lane_job(request, lane), cfg)
@@ -277,23 +286,25 @@ class Follower:
 
     # ------------------------------------------------------------------ reconcile
 
-    def reconcile(self, submit: Callable[[Lane], str]) -> tuple[list[str], list[str], list[str]]:
-        """Collect complete lanes, adopt live jobs, submit the rest: (submitted, adopted, collected)."""
+    def reconcile(
+        self, submit: Callable[[Lane, Sequence[str]], str]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Collect complete lanes, adopt live jobs, submit the rest: (submitted, adopted, collected).
+
+        ``submit`` gets the lane and its earlier jobs (all ended: none is queued or running).
+        """
         submitted: list[str] = []
         adopted: list[str] = []
         collected: list[str] = []
         jobs = [r.job_ids[-1] for r in self.state.lanes if r.job_ids]
         states = self.s.slurm.states(jobs)
         for record in self.state.lanes:
-            entries = self._lane_entries(record)
-            if entries and all(e.status == "done" for e in entries.values()):
+            if self._collect(record):
                 collected.append(record.lane)
-                self._merge(entries)
-                self._finished[record.lane] = ("COLLECTED", None)
             elif record.job_ids and _is_active(states.get(record.job_ids[-1])):
                 adopted.append(record.job_ids[-1])
             else:
-                job_id = submit(self.lanes[record.lane])
+                job_id = submit(self.lanes[record.lane], list(record.job_ids))
                 record.job_ids.append(job_id)
                 submitted.append(job_id)
                 self._save_state()
@@ -304,6 +315,20 @@ class Follower:
             self.s.note(f"{name}: every run done already")
         self._save_state()
         return submitted, adopted, collected
+
+    def _collect(self, record: LaneRecord) -> bool:
+        """Merge a lane whose runs are all done and whose results are intact; False otherwise."""
+        entries = self._lane_entries(record)
+        if not entries or any(e.status != "done" for e in entries.values()):
+            return False
+        broken = broken_entries(self.campaign_dir, entries.values())
+        for b in broken:
+            self.s.note(f"{record.lane}: {b.run_id} is not intact ({b.detail}): the lane runs again")
+        if broken:
+            return False
+        self._merge(entries)
+        self._finished[record.lane] = ("COLLECTED", None)
+        return True
 
     # ------------------------------------------------------------------ follow
 

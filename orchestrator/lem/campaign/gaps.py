@@ -3,9 +3,12 @@
 A thermal gap waits at least ``thermal.min_gap_seconds``, then polls every GPU the campaign
 uses every ``thermal.poll_interval_seconds`` and ends as soon as each is within
 ``temperature_tolerance_c`` of its idle temperature and ``power_tolerance_w`` of its idle
-power; the configured gap is the maximum. The idle reference is the first reading of the
-campaign, lowered by each run's measured idle baseline. Without NVML on the host, thermal
-mode says so once and falls back to fixed gaps.
+power (``thermal``), or, with ``end_when_settled``, as soon as each is either that or settled:
+cooling seen during this gap, its predicted further drop (``lem.campaign.settling``) within
+the temperature tolerance, and its power near idle (``settled``); the configured gap is the
+maximum. The idle reference is the first reading of the campaign, lowered by each run's
+measured idle baseline. Without NVML on the host, thermal mode says so once and falls back
+to fixed gaps.
 
 GPU telemetry enters through the small ``GpuProbe`` protocol; the real probe reads NVML
 through ``lem_harness.devices.nvml`` (the project's only pynvml importer).
@@ -19,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from lem.campaign.clock import Clock, sleep_unless_stopped
+from lem.campaign.settling import is_settled
 from lem.config.campaign import ExecutionConfig, ThermalGapConfig
 from lem_harness.contract import BaselineMetrics
 from lem_harness.devices.base import DeviceError
 
-GapEnd = Literal["none", "fixed", "thermal", "cap", "stopped"]
+SENSOR_RESOLUTION_C = 1.0  # NVML reports whole degrees Celsius
+GapEnd = Literal["none", "fixed", "thermal", "settled", "cap", "stopped"]
 Warn = Callable[[str], None]
 
 
@@ -92,10 +97,31 @@ class IdleReference:
             return False
         if reading.temperature_c > idle_t + thermal.temperature_tolerance_c:
             return False
+        return self.power_near(reading, thermal)
+
+    def power_near(self, reading: GpuReading, thermal: ThermalGapConfig) -> bool:
+        """Whether the power is within tolerance of idle (true when either is unknown)."""
         idle_p = self.power_w.get(reading.uuid)
         if idle_p is None or reading.power_w is None:
             return True
         return reading.power_w <= idle_p + thermal.power_tolerance_w
+
+
+@dataclass
+class CoolingHistory:
+    """Per GPU UUID, the temperatures polled during one gap (a missing reading starts it over)."""
+
+    temperature_c: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, readings: Sequence[GpuReading]) -> None:
+        for reading in readings:
+            if reading.temperature_c is None:
+                self.temperature_c.pop(reading.uuid, None)
+            else:
+                self.temperature_c.setdefault(reading.uuid, []).append(reading.temperature_c)
+
+    def settled(self, uuid: str, tolerance_c: float) -> bool:
+        return is_settled(self.temperature_c.get(uuid, []), tolerance_c, SENSOR_RESOLUTION_C)
 
 
 def _temperatures(readings: Sequence[GpuReading]) -> dict[str, float]:
@@ -176,14 +202,17 @@ class GapWaiter:
         start = self._clock.monotonic()
         sleep_unless_stopped(self._clock, min(thermal.min_gap_seconds, cap), self._stop)
         readings: list[GpuReading] = []
+        history = CoolingHistory()
         ended: GapEnd = "cap"
         while True:
             if self._stop.is_set():
                 ended = "stopped"
                 break
             readings = self._read()
-            if self.mode == "thermal" and self.idle.is_near(readings, thermal):
-                ended = "thermal"
+            history.add(readings)
+            end = self._thermal_end(readings, history) if self.mode == "thermal" else None
+            if end is not None:
+                ended = end
                 break
             left = cap - (self._clock.monotonic() - start)
             if left <= 0:
@@ -192,6 +221,20 @@ class GapWaiter:
             sleep_unless_stopped(self._clock, step, self._stop)
         waited = self._clock.monotonic() - start
         return GapRecord(waited, ended, _temperatures(readings) or None)
+
+    def _thermal_end(self, readings: Sequence[GpuReading], history: CoolingHistory) -> GapEnd | None:
+        """``thermal`` when every GPU is near idle; ``settled`` when each is near idle or settled."""
+        thermal = self._execution.thermal
+        if self.idle.is_near(readings, thermal):
+            return "thermal"
+        if not thermal.end_when_settled or not readings:
+            return None
+        for reading in readings:
+            near = self.idle.is_near([reading], thermal)
+            settled = history.settled(reading.uuid, thermal.temperature_tolerance_c)
+            if not (near or (settled and self.idle.power_near(reading, thermal))):
+                return None
+        return "settled"
 
     def _read(self) -> list[GpuReading]:
         if self._probe is None:

@@ -1,8 +1,10 @@
 """The files a Slurm campaign keeps in ``<campaign dir>/slurm/`` on the shared filesystem.
 
 - ``lane-NN.json`` — a lane's plan (``LaneFile``): the campaign file, the results root, the
-  campaign's id, the runtime a job starts the backend with, and the lane's runs in order with the
-  gap before each. ``lem campaign lane lane-NN.json`` runs it on a node.
+  campaign's id, the runtime a job starts the backend with, the lane's runs in order with the
+  gap before each, and the lane's earlier jobs (``ended_jobs``: each found no longer queued or
+  running before the lane was submitted again, so a harness one of them left on another node
+  is known dead). ``lem campaign lane lane-NN.json`` runs it on a node.
 - ``lane-NN.manifest.json`` (+ ``.journal``) — the lane's own manifest: each lane journals to its
   own file, so no two nodes ever write one file (no locking on NFS).
 - ``lane-NN.sbatch`` / ``lane-NN.out`` / ``lane-NN.exit`` — the job script, its output, its exit status.
@@ -53,6 +55,7 @@ class LaneFile(_Model):
     flavour: Literal["gpu", "cpu"] = "gpu"
     apptainer_image_dir: str | None = None
     runs: list[LaneRun]
+    ended_jobs: list[str] = Field(default_factory=list)
 
 
 class LaneRecord(_Model):
@@ -111,8 +114,11 @@ def read_state(campaign_dir: Path) -> ClusterState | None:
     return ClusterState.model_validate_json(path.read_text()) if path.exists() else None
 
 
-def lane_request(plan: LaneFile, campaign: CampaignConfig, expansion: Expansion) -> LaunchRequest:
-    """What ``lem campaign lane`` runs on its node: the lane's runs, its manifest, the campaign's id.
+def lane_request(
+    plan: LaneFile, campaign: CampaignConfig, expansion: Expansion, slurm_job: str | None = None
+) -> LaunchRequest:
+    """What ``lem campaign lane`` runs on its node: the lane's runs, its manifest, the campaign's id,
+    the job running it (``slurm_job``) and the lane's earlier jobs, all ended.
 
     Raises ``ValueError`` when the campaign file no longer plans one of the lane's runs.
     """
@@ -126,5 +132,11 @@ def lane_request(plan: LaneFile, campaign: CampaignConfig, expansion: Expansion)
         results_root=results_root,
         flavour=plan.flavour,
         project_root=Path(plan.project_root),
-        lane=LaneTarget(plan.lane, lane_paths(campaign_dir, plan.lane)["manifest"], plan.campaign_id),
+        lane=LaneTarget(
+            plan.lane,
+            lane_paths(campaign_dir, plan.lane)["manifest"],
+            plan.campaign_id,
+            slurm_job=slurm_job,
+            ended_jobs=frozenset(plan.ended_jobs),
+        ),
     )

@@ -81,6 +81,8 @@ class LaneTarget:
     name: str
     manifest_path: Path
     campaign_id: str
+    slurm_job: str | None = None  # the job running this lane (SLURM_JOB_ID)
+    ended_jobs: frozenset[str] = frozenset()  # the lane's earlier jobs, ended (from the orchestrator)
 
 
 @dataclass
@@ -144,7 +146,13 @@ def launch_campaign(request: LaunchRequest, services: LaunchServices) -> LaunchR
             request.results_root,
             resume=request.resume or lane is not None,  # a lane job always continues its own journal
             now=services.clock.time(),
-            options=OpenOptions(request.resume or lane is not None, request.fresh, request.no_rerun),
+            options=OpenOptions(
+                request.resume or lane is not None,
+                request.fresh,
+                request.no_rerun,
+                slurm_job=lane.slurm_job if lane else None,
+                ended_jobs=lane.ended_jobs if lane else frozenset(),
+            ),
             manifest_path=lane.manifest_path if lane else None,
             campaign_id=campaign_id,
             campaign_dir=request.campaign_dir,

@@ -6,18 +6,30 @@
   not is a ``BrokenResult``, saying which and why.
 - No run that is not ``done`` may still have a live harness process from an earlier attempt
   (``lem.runtime.process.ATTEMPT_FILE``): two processes measuring in one run directory would
-  contaminate both energy readings.
+  contaminate both energy readings. ``judge_attempt`` says whether it lives:
+
+  - recorded on this host: ``/proc`` answers (pid + start time) — ``alive`` or ``ended``;
+  - recorded on another host by a Slurm job that has ended (one of ``Here.ended_jobs``, which
+    the orchestrator passes to a lane it resubmits: that lane's earlier jobs, each found no
+    longer queued or running before the lane was submitted again): ``ended`` — Slurm kills a
+    job's processes when the job ends;
+  - recorded on another host by this very job (``SLURM_JOB_ID``): ``ended`` — a one-node job
+    found on another node was requeued, and Slurm ended its first start;
+  - anything else on another host (no Slurm job recorded, or a job not known to have ended):
+    ``unknown``, refused like a live one, with what to check and what to delete.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from lem.campaign.manifest import Manifest, RunEntry
 from lem.campaign.verdict import read_result_bytes
-from lem.runtime.process import ProcessId, is_alive, recorded_attempt
+from lem.runtime.process import ATTEMPT_FILE, Attempt, ProcessId, is_alive, recorded_attempt
 from lem_harness.contract import RESULT_FILE
 
 
@@ -28,12 +40,19 @@ class BrokenResult:
     detail: str
 
 
-def broken_results(manifest: Manifest) -> list[BrokenResult]:
-    """The ``done`` runs whose ``result.json`` is missing or no longer what was judged."""
+def broken_results(manifest: Manifest, campaign_dir: Path) -> list[BrokenResult]:
+    """The ``done`` runs whose ``result.json`` is missing or no longer what was judged.
+
+    ``campaign_dir`` holds the run directories (a Slurm lane's manifest lives in ``slurm/``)."""
+    return broken_entries(campaign_dir, manifest.entries())
+
+
+def broken_entries(campaign_dir: Path, entries: Iterable[RunEntry]) -> list[BrokenResult]:
+    """``broken_results`` for some entries (a Slurm lane's, read from its own manifest)."""
     broken = []
-    for entry in manifest.entries():
+    for entry in entries:
         if entry.status == "done":
-            problem = _check(manifest.campaign_dir, entry)
+            problem = _check(campaign_dir, entry)
             if problem is not None:
                 broken.append(problem)
     return broken
@@ -60,13 +79,58 @@ def _check(campaign_dir: Path, entry: RunEntry) -> BrokenResult | None:
     return None
 
 
-def live_attempts(manifest: Manifest, this_host: str) -> list[tuple[str, ProcessId]]:
-    """``(run id, process)`` for every unfinished run whose earlier harness process still runs."""
-    live = []
+Verdict = Literal["alive", "ended", "unknown"]
+
+
+@dataclass(frozen=True)
+class Here:
+    """Who asks: this host, the Slurm job this process runs in, and the jobs known to have ended."""
+
+    host: str
+    slurm_job: str | None = None
+    ended_jobs: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class AttemptCheck:
+    run_id: str
+    attempt: Attempt
+    verdict: Verdict
+    why: str  # one clause: how the verdict was reached
+
+    @property
+    def attempt_file(self) -> str:
+        return f"{self.run_id}/{ATTEMPT_FILE}"
+
+
+def judge_attempt(
+    attempt: Attempt, here: Here, alive: Callable[[ProcessId, str], bool] = is_alive
+) -> tuple[Verdict, str]:
+    """Whether an earlier attempt's harness may still run (rules in the module docstring)."""
+    p, job = attempt.process, attempt.slurm_job
+    if p.host == here.host:
+        return ("alive", "still running") if alive(p, here.host) else ("ended", "it has ended")
+    if job is not None and job in here.ended_jobs:
+        return "ended", f"its Slurm job {job} has ended"
+    if job is not None and job == here.slurm_job:
+        return "ended", f"its Slurm job {job} was requeued and now runs on this node"
+    if job is not None:
+        return "unknown", f"recorded by Slurm job {job} on another node, not known to have ended"
+    return "unknown", "recorded on another host, where this process cannot look"
+
+
+def check_attempts(
+    manifest: Manifest,
+    campaign_dir: Path,
+    here: Here,
+    alive: Callable[[ProcessId, str], bool] = is_alive,
+) -> list[AttemptCheck]:
+    """Every unfinished run's recorded earlier attempt (in ``campaign_dir/<run id>``), judged."""
+    checks = []
     for entry in manifest.entries():
         if entry.status == "done":
             continue
-        process = recorded_attempt(manifest.campaign_dir / entry.run_id)
-        if process is not None and is_alive(process, this_host):
-            live.append((entry.run_id, process))
-    return live
+        attempt = recorded_attempt(campaign_dir / entry.run_id)
+        if attempt is not None:
+            checks.append(AttemptCheck(entry.run_id, attempt, *judge_attempt(attempt, here, alive)))
+    return checks

@@ -9,16 +9,21 @@
 - A new manifest is created exclusively (it cannot replace one that appeared meanwhile).
 - With ``resume`` the manifest must have been written for the same campaign definition; a run
   still shown ``running`` belonged to a lem process that ended without saying so: it becomes
-  ``interrupted`` and runs again — unless its harness process is still alive, which is refused.
+  ``interrupted`` and runs again — unless its harness process is still alive, or may be (recorded
+  on another host by a Slurm job not known to have ended: ``lem.campaign.resume_check``), which is
+  refused, saying what to check and what to delete.
   Every ``done`` run's ``result.json`` is verified against its checksum
   (``lem.campaign.resume_check``): a missing or changed one runs again, or with ``no_rerun`` is
   marked ``failed`` and listed, and left for a later resume.
-- Temporary files a killed process left (``.<name>.<random>.tmp``) are removed.
+- Temporary files a killed process left (``.<name>.<random>.tmp``) are removed, after the check
+  that no earlier harness still writes them. A Slurm lane shares the campaign directory with the
+  other lanes: it sweeps only its own runs' directories and its own manifest's temporary files.
 - A Slurm campaign's merged manifest (``lanes_own_runs``) is only a mirror: its runs belong to
   the lanes, whose jobs may still be running them. Opening it touches no run directory — no
   temporary file removed, no live harness refused, no ``running`` run marked ``interrupted``, no
   result re-checked: each lane does that for its own runs, on its node, when its job opens the
-  lane's manifest; the orchestrator learns the outcome by merging the lanes' manifests.
+  lane's manifest; the orchestrator learns the outcome by merging the lanes' manifests (and
+  re-checks the results of a lane it would collect: ``lem.campaign.cluster``).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from lem.campaign.manifest import (
 )
 from lem.campaign.manifest_store import SnapshotWriter
 from lem.campaign.plan import PlannedRun
-from lem.campaign.resume_check import broken_results, live_attempts
+from lem.campaign.resume_check import AttemptCheck, Here, broken_results, check_attempts
 from lem.config.campaign import CampaignConfig
 from lem.runtime.process import host_id
 from lem_harness.fileio import atomic_write_text, is_temp_name
@@ -63,6 +68,8 @@ class OpenOptions:
     fresh: bool = False
     no_rerun: bool = False
     lanes_own_runs: bool = False  # the merged manifest of a Slurm campaign: leave run directories alone
+    slurm_job: str | None = None  # the Slurm job this process runs in (a lane's job)
+    ended_jobs: frozenset[str] = frozenset()  # Slurm jobs known to have ended (a lane's earlier jobs)
 
 
 @dataclass(frozen=True)
@@ -102,17 +109,18 @@ def open_campaign(
     lane = manifest_path is not None  # a Slurm lane: other lanes write in the same directory
     shared = lane or opts.lanes_own_runs  # other processes (lane jobs) may be writing run directories
     archived = archive_campaign_dir(campaign_dir, now) if opts.fresh and not shared else None
-    removed = () if shared else tuple(remove_temp_files(campaign_dir))
     path = manifest_path or campaign_dir / MANIFEST_FILE
     existed = os.path.lexists(path)
     skip: frozenset[str] = frozenset()
     notes: list[str] = []
-    if existed:
-        manifest = _existing(path, plan_hash, opts.resume, writer)
-        if not opts.lanes_own_runs:  # the lanes check their own runs when their jobs open them
-            _refuse_live_attempts(manifest)
+    manifest = _existing(path, plan_hash, opts.resume, writer) if existed else None
+    if manifest is not None and not opts.lanes_own_runs:  # the lanes check their own runs
+        _check_attempts(manifest, campaign_dir, Here(host_id(), opts.slurm_job, opts.ended_jobs), notes)
+    removed = _sweep(campaign_dir, runs, path, lane=lane, shared=shared)
+    if manifest is not None:
+        if not opts.lanes_own_runs:
             _mark_dead_runs(manifest)
-            skip = _recheck_results(manifest, opts.no_rerun, notes)
+            skip = _recheck_results(manifest, campaign_dir, opts.no_rerun, notes)
         manifest.save(now)  # a fresh snapshot with the journal folded in
     else:
         if not lane:
@@ -137,7 +145,7 @@ def open_campaign(
         runs=tuple(runs),
         campaign_dir=campaign_dir,
     )
-    return OpenedCampaign(plan, manifest, existed, skip, tuple(notes), archived, removed)
+    return OpenedCampaign(plan, manifest, existed, skip, tuple(notes), archived, tuple(removed))
 
 
 def _create(
@@ -192,15 +200,41 @@ def _refuse_unmanaged_runs(campaign_dir: Path) -> None:
         )
 
 
-def _refuse_live_attempts(manifest: Manifest) -> None:
-    live = live_attempts(manifest, host_id())
+def _check_attempts(manifest: Manifest, campaign_dir: Path, here: Here, notes: list[str]) -> None:
+    """Refuse while an earlier harness lives or may live; note the ones found ended on another node."""
+    checks = check_attempts(manifest, campaign_dir, here)
+    live = [c for c in checks if c.verdict == "alive"]
+    unknown = [c for c in checks if c.verdict == "unknown"]
+    if live or unknown:
+        raise AttemptStillRunning(_in_the_way(campaign_dir, live, unknown))
+    for c in checks:
+        if c.attempt.process.host != here.host:
+            p = c.attempt.process
+            notes.append(f"{c.run_id}: its earlier harness (pid {p.pid} on host {p.host}) is gone: {c.why}")
+
+
+def _in_the_way(campaign_dir: Path, live: list[AttemptCheck], unknown: list[AttemptCheck]) -> str:
+    parts = []
     if live:
-        runs = ", ".join(f"{run_id} (pid {p.pid})" for run_id, p in live)
-        raise AttemptStillRunning(
-            f"{len(live)} run(s) of {manifest.campaign_dir} still have a harness process from an earlier "
+        runs = ", ".join(f"{c.run_id} (pid {c.attempt.process.pid})" for c in live)
+        parts.append(
+            f"{len(live)} run(s) of {campaign_dir} still have a harness process from an earlier "
             f"attempt: {runs}. Two processes would measure at once; stop it (kill <pid>) or wait for "
             "it to end, then resume"
         )
+    for c in unknown:
+        p, job = c.attempt.process, c.attempt.slurm_job
+        check = (
+            f"check that Slurm job {job} has ended (`squeue -j {job}`, `sacct -j {job}`)"
+            if job
+            else f"check on host {p.host} that pid {p.pid} has ended (`ps -p {p.pid}`)"
+        )
+        parts.append(
+            f"run {c.run_id} of {campaign_dir} has a harness process from an earlier attempt that "
+            f"this process cannot see (pid {p.pid} on host {p.host}, {c.why}). Two processes would "
+            f"measure at once: {check}, then delete {campaign_dir / c.attempt_file} and resume"
+        )
+    return "; ".join(parts)
 
 
 def _mark_dead_runs(manifest: Manifest) -> None:
@@ -209,10 +243,12 @@ def _mark_dead_runs(manifest: Manifest) -> None:
             manifest.update(entry.run_id, status="interrupted", message=_DIED_WHILE_RUNNING)
 
 
-def _recheck_results(manifest: Manifest, no_rerun: bool, notes: list[str]) -> frozenset[str]:
+def _recheck_results(
+    manifest: Manifest, campaign_dir: Path, no_rerun: bool, notes: list[str]
+) -> frozenset[str]:
     """Re-run (or, ``no_rerun``, mark failed and skip) every done run whose result is not intact."""
     skip = set()
-    for broken in broken_results(manifest):
+    for broken in broken_results(manifest, campaign_dir):
         if no_rerun:
             message = f"{broken.detail}; not re-run (--no-rerun): a later --resume runs it again"
             skip.add(broken.run_id)
@@ -246,14 +282,38 @@ def archive_campaign_dir(campaign_dir: Path, now: float) -> Path | None:
 
 def remove_temp_files(campaign_dir: Path) -> list[str]:
     """Remove the temporary files killed processes left in the campaign and run directories."""
-    removed: list[str] = []
     if not campaign_dir.is_dir() or campaign_dir.is_symlink():
-        return removed
+        return []
+    removed: list[str] = []
     for directory in (campaign_dir, *_subdirs(campaign_dir)):
-        for entry in os.scandir(directory):
-            if is_temp_name(entry.name) and not entry.is_dir(follow_symlinks=False):
-                os.unlink(entry.path)
-                removed.append(entry.path)
+        removed.extend(_remove_temp_in(directory))
+    return removed
+
+
+def _sweep(
+    campaign_dir: Path, runs: Sequence[PlannedRun], manifest_path: Path, *, lane: bool, shared: bool
+) -> list[str]:
+    """Temporary files removed: the whole campaign directory's, a Slurm lane's own (its runs'
+    directories, its manifest's), or none (the merged manifest of a Slurm campaign)."""
+    if not lane:
+        return [] if shared else remove_temp_files(campaign_dir)
+    removed: list[str] = []
+    for run in runs:
+        removed.extend(_remove_temp_in(campaign_dir / run.run_id))
+    removed.extend(_remove_temp_in(manifest_path.parent, prefix=f".{manifest_path.name}."))
+    return removed
+
+
+def _remove_temp_in(directory: Path, prefix: str = "") -> list[str]:
+    """Remove ``directory``'s temporary files (those whose name starts with ``prefix``), not below."""
+    if not directory.is_dir() or directory.is_symlink():
+        return []
+    removed = []
+    for entry in os.scandir(directory):
+        ours = entry.name.startswith(prefix) and is_temp_name(entry.name)
+        if ours and not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed.append(entry.path)
     return removed
 
 

@@ -45,6 +45,7 @@ from lem.config.campaign import CampaignConfig
 from lem.config.slurm import SLURM_KEYS, SlurmConfig
 from lem.runtime.apptainer import ApptainerRuntime
 from lem.runtime.errors import LemRuntimeError
+from lem.runtime.process import slurm_job_id
 from lem.runtime.slurm import SlurmClient
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def lane(ctx: click.Context, lane_file: Path) -> None:
         ) from None
     loaded = load_and_expand(Path(plan.campaign_file))
     try:
-        request = lane_request(plan, loaded.campaign, loaded.expansion)
+        request = lane_request(plan, loaded.campaign, loaded.expansion, slurm_job_id())
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     deps = ctx.find_object(RunDeps) or RunDeps()

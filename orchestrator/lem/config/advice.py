@@ -12,7 +12,11 @@ from collections.abc import Callable, Iterator
 
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigWarning, Severity
-from lem_harness.engines.tensorrt_args import required_compute_capability, unsupported_settings
+from lem_harness.engines.tensorrt_args import (
+    required_compute_capability,
+    tensorrt_section,
+    unsupported_settings,
+)
 from lem_harness.experiment import ExperimentConfig, TensorRTConfig, VLLMConfig
 
 LONG_OUTPUT_TOKENS = 4_096
@@ -266,9 +270,10 @@ def _vllm_scheduler(v: VLLMConfig) -> Iterator[ConfigWarning]:
 
 
 def _tensorrt(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
-    t = cfg.tensorrt
-    if t is None:
+    if cfg.backend != "tensorrt":
         return
+    # the section's defaults when the file omits it (a top-level adapter is checked too)
+    t = tensorrt_section(cfg)
     for what, (major, minor) in required_compute_capability(cfg):
         yield _w(
             what.split()[0],
@@ -278,7 +283,7 @@ def _tensorrt(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
             "GPU before building and fails with a clear error on an older one",
         )
     for problem in unsupported_settings(cfg):  # what the pinned TensorRT-LLM release refuses
-        key = re.match(r"tensorrt\.\w+", problem)
+        key = re.match(r"tensorrt\.\w+|adapter\b", problem)
         yield _w(key.group(0) if key else "tensorrt", "error", "TRT_UNSUPPORTED", problem)
     yield from _tensorrt_limits(cfg, t)
 

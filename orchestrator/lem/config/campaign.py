@@ -38,6 +38,7 @@ class ThermalGapConfig(StrictModel):
     power_tolerance_w: StrictFloat = Field(15.0, gt=0.0, le=1_000.0)
     min_gap_seconds: StrictFloat = Field(10.0, ge=0.0, le=86_400.0)
     poll_interval_seconds: StrictFloat = Field(2.0, ge=0.1, le=600.0)
+    end_when_settled: bool = True  # also end once cooling has flattened out (lem.campaign.settling)
 
 
 class ExecutionConfig(StrictModel):

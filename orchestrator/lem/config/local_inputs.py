@@ -3,7 +3,8 @@
 One check for ``lem config validate`` and for ``lem campaign run`` (which builds every run's
 container before the first starts): a local model (a directory or a single file such as a
 GGUF), a local LoRA ``adapter`` or draft model (``pytorch.assisted_generation.model``) and a
-prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file.
+prompts file (``prompts: {type: file}``) must exist; a prompts file must be a file; a prebuilt
+TensorRT-LLM engine (``tensorrt.engine_path``) must be a directory.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def local_inputs(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     prompts = cfg.prompt_source  # a dataset, when given, wins over prompts: the file is then not read
     if isinstance(prompts, FilePrompts):  # always a file, never a hub id
         inputs.append(("prompts.path", prompts.path))
+    if cfg.tensorrt is not None and cfg.tensorrt.engine_path is not None:  # a prebuilt engine directory
+        inputs.append(("tensorrt.engine_path", cfg.tensorrt.engine_path))
     return inputs
 
 
@@ -35,6 +38,8 @@ def input_problem(key: str, path: Path) -> str | None:
         return f"{path} does not exist"
     if key == "prompts.path" and path.is_dir():  # a file, or a pipe/device that yields one
         return f"{path} is a directory (prompts.path names a .jsonl file of prompts)"
+    if key == "tensorrt.engine_path" and not path.is_dir():
+        return f"{path} is not a directory (tensorrt.engine_path names a TensorRT-LLM engine directory)"
     return None
 
 

@@ -98,16 +98,37 @@ RUN_COLUMNS: tuple[Column, ...] = (
 def run_rows(summary: CampaignSummary) -> TableRows:
     """Every run: valid and failed results, skipped files, and manifest runs without a result."""
     groups = tuple(Column(f"config.{f}", "str") for f in summary.group_by)
+    groups += tuple(Column(f"{META_PREFIX}{key}", "str") for key in metadata_keys(summary.records))
     rows: list[Row] = []
     for record in sorted(summary.records, key=lambda r: (r.campaign, r.cycle, r.run_id)):
         row: Row = {name: get(record) for name, _, get in _RUN_FIELDS}
         row.update({m: _finite(v) for m, v in zip(METRIC_NAMES, record.values, strict=True)})
         for field in summary.group_by:
             row[f"config.{field}"] = _text(record_value(record, field, summary.zone))
+        row.update(metadata_cells(record))
         rows.append(row)
     rows += [_problem_row(p) for p in summary.problems]
     rows += _missing_rows(summary)
     return TableRows((*RUN_COLUMNS, *groups), tuple(_complete(rows, (*RUN_COLUMNS, *groups))))
+
+
+META_PREFIX = "meta."  # extra_metadata keys as run columns: meta.<key>
+
+
+def metadata_keys(records: Sequence[RunRecord]) -> list[str]:
+    """Every ``extra_metadata`` key of the runs' configurations, sorted."""
+    return sorted({key for r in records if r.config is not None for key in r.config.extra_metadata})
+
+
+def metadata_cells(record: RunRecord) -> Row:
+    """The run's ``extra_metadata`` as text cells (``true``/``false`` for booleans)."""
+    if record.config is None:
+        return {}
+    return {f"{META_PREFIX}{k}": metadata_text(v) for k, v in record.config.extra_metadata.items()}
+
+
+def metadata_text(value: str | int | float | bool) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def _problem_row(p: LoadProblem) -> Row:

@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lem.results.export import stats_json
+from lem.results.export import metadata_text, stats_json
 from lem.results.load import LoadedResults, RunRecord, load_results, read_run_result
 from lem.results.metrics import METRICS
 from lem.results.summary import CampaignSummary, ConfigSummary
@@ -84,6 +84,11 @@ def run_detail(path: Path) -> tuple[RenderableType, Any]:
             ("started", result.started_at),
             ("finished", result.finished_at),
             ("energy source", result.energy.energy_source if result.energy else "—"),
+            ("outputs", result.outputs_file or "—"),
+            *(
+                (f"metadata {key}", metadata_text(value))
+                for key, value in (result.config.extra_metadata.items() if result.config else ())
+            ),
         ],
     )
     values = _kv_table(

@@ -11,10 +11,10 @@ exit signal the whole group) and with a parent-death signal (``prctl(PR_SET_PDEA
 set in the child before ``exec``): when lem ends in any way, SIGKILL included, the kernel kills
 the harness (the signal follows the *thread* that started the child: lem starts runs from its main
 thread, which lives as long as lem does). Its pid and start time are written to the run directory
-(``lem.runtime.process.ATTEMPT_FILE``) while it runs, so that a resume can refuse to start the run
-again while an earlier attempt still lives. The private spec copy is a temporary file in the run
-directory (``.spec.json.<random>.tmp``): removed when the run ends, and by the next resume's sweep
-if lem was killed.
+(``lem.runtime.process.ATTEMPT_FILE``; inside a Slurm job, the job's id too) while it runs, so that
+a resume can refuse to start the run again while an earlier attempt still lives. The private spec
+copy is a temporary file in the run directory (``.spec.json.<random>.tmp``): removed when the run
+ends, and by the next resume's sweep if lem was killed.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from lem.runtime.logsink import LogSink
 from lem.runtime.orphans import OrphanPolicy
 from lem.runtime.outcome import ExitInfo, StoppedBy, check_result, classify
 from lem.runtime.process import ProcessId as _ProcessId
-from lem.runtime.process import clear_attempt, host_id, record_attempt, start_ticks
+from lem.runtime.process import clear_attempt, host_id, record_attempt, slurm_job_id, start_ticks
 from lem.runtime.spec import HF_CACHE_TARGET, SPEC_TARGET, ContainerSpec, Mount, RunOutcome
 from lem_harness.fileio import read_bytes_nofollow
 
@@ -223,7 +223,9 @@ class LocalRuntime:
         self._active = proc
         if run_dir is not None:
             record_attempt(
-                Path(run_dir), _ProcessId(host_id(), proc.pid, start_ticks(proc.pid) or 0, os.getuid())
+                Path(run_dir),
+                _ProcessId(host_id(), proc.pid, start_ticks(proc.pid) or 0, os.getuid()),
+                slurm_job_id(),  # a Slurm lane's job: a later job on another node asks whether it ended
             )
         assert proc.stdout is not None
         reader = threading.Thread(target=_pump, args=(proc.stdout, sink), daemon=True)

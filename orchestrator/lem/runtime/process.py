@@ -6,19 +6,22 @@ host. ``/proc/<pid>/stat`` is readable by every user, so any user can tell wheth
 user's lem (or harness) is still alive. A zombie counts as dead: it runs nothing.
 
 ``ATTEMPT_FILE`` in a run directory records the local runtime's harness process of the run's
-current attempt; resume refuses to start the run again while that process lives.
+current attempt — and, inside a Slurm job, that job's id (``SLURM_JOB_ID``) — so that a resume
+can refuse to start the run again while that process lives (``lem.campaign.resume_check``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lem_harness.fileio import atomic_write_text, read_bytes_nofollow
 
 ATTEMPT_FILE = ".attempt-process"
+_SLURM_JOB_LINE = "slurm-job "
 _MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 
 
@@ -86,18 +89,41 @@ def is_alive(process: ProcessId, this_host: str | None = None) -> bool:
     return start_ticks(process.pid) == process.start_ticks
 
 
-def record_attempt(run_dir: Path, process: ProcessId) -> None:
-    atomic_write_text(run_dir / ATTEMPT_FILE, process.label() + "\n", durable=False)
+@dataclass(frozen=True)
+class Attempt:
+    """A run's recorded harness process, and the Slurm job it ran in (None outside Slurm)."""
+
+    process: ProcessId
+    slurm_job: str | None = None
+
+
+def slurm_job_id(env: Mapping[str, str] | None = None) -> str | None:
+    """This process's Slurm job (``SLURM_JOB_ID``), None outside a job or when it is not a job id."""
+    value = (env if env is not None else os.environ).get("SLURM_JOB_ID", "").strip()
+    return value if value.isdigit() else None
+
+
+def record_attempt(run_dir: Path, process: ProcessId, slurm_job: str | None = None) -> None:
+    """``<host>:<pid>:<start ticks>`` on the first line; ``slurm-job <id>`` on the second inside a job."""
+    job = f"{_SLURM_JOB_LINE}{slurm_job}\n" if slurm_job else ""
+    atomic_write_text(run_dir / ATTEMPT_FILE, process.label() + "\n" + job, durable=False)
 
 
 def clear_attempt(run_dir: Path) -> None:
     (run_dir / ATTEMPT_FILE).unlink(missing_ok=True)
 
 
-def recorded_attempt(run_dir: Path) -> ProcessId | None:
-    """The harness process recorded for ``run_dir``'s last attempt, if any."""
+def recorded_attempt(run_dir: Path) -> Attempt | None:
+    """The harness process (and Slurm job) recorded for ``run_dir``'s last attempt, if any."""
     try:
         text = read_bytes_nofollow(run_dir / ATTEMPT_FILE).decode("ascii", errors="replace")
     except OSError:
         return None
-    return ProcessId.parse(text)
+    lines = text.splitlines()
+    process = ProcessId.parse(lines[0]) if lines else None
+    if process is None:
+        return None
+    jobs = [
+        line.removeprefix(_SLURM_JOB_LINE).strip() for line in lines[1:] if line.startswith(_SLURM_JOB_LINE)
+    ]
+    return Attempt(process, jobs[0] if jobs and jobs[0].isdigit() else None)

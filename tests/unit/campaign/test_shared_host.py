@@ -95,14 +95,18 @@ def test_resume_refuses_a_run_whose_earlier_harness_still_lives(bench: Bench) ->
         ticks = start_ticks(sleeper.pid)
         assert ticks is not None
         record_attempt(bench.campaign_dir / RUN_IDS[1], ProcessId(host_id(), sleeper.pid, ticks, os.getuid()))
+        in_flight = bench.campaign_dir / RUN_IDS[1] / ".result.json.ab12cd34.tmp"
+        in_flight.write_text("{")  # what the live harness is writing
         with pytest.raises(ManifestError, match=rf"{RUN_IDS[1]} \(pid {sleeper.pid}\).*kill <pid>"):
             bench.launch(resume=True)
+        assert in_flight.exists()  # refused before the sweep: a live harness's file is left alone
     finally:
         sleeper.kill()
         sleeper.wait()
     bench.runtime.during_run = None
     bench.launch(resume=True)  # the process is gone: the run runs again
     assert bench.statuses() == ["done"] * 4
+    assert not in_flight.exists()  # swept once nothing writes it
 
 
 def test_temp_files_of_killed_processes_are_swept_and_nothing_else(tmp_path: Path) -> None:

@@ -152,11 +152,12 @@ def test_every_problem_of_a_file_is_reported_in_line_order() -> None:
         ("model_name: m\nprompts:\n  type: synthetic\n  input_len_min: 50\n  input_len_max: 10\n",
          "x.yaml:4: prompts.input_len_min: must be <= prompts.input_len_max"),
         ("model_name: m\nprompts: {sample_size: 3}\n", "x.yaml:2: prompts: needs a 'type' key: one of "
-         "'file', 'synthetic'"),
+         "'file', 'synthetic', 'huggingface'"),
         ("model_name: m\nprompts: {type: hub}\n", "x.yaml:2: prompts.type: unknown value 'hub'; choose one of "  # noqa: E501
-         "'file', 'synthetic'"),
+         "'file', 'synthetic', 'huggingface'"),
         ("model_name: m\ndataset: hub\n", "x.yaml:2: dataset: 'hub' is neither a built-in "
-         "dataset (ai-energy-score, ai_energy_score) nor a hub id like 'org/dataset'; for a local file use "
+         "dataset (ai-energy-score, ai_energy_score, alpaca, gsm8k, mmlu, sharegpt) nor a hub id like "
+         "'org/dataset'; for a local file use "
          "prompts: {type: file, path: ...}"),
         ("model_name: m\ngpus: 0\n", "x.yaml:2: gpus: must be a list such as [0, 1], not a number 0"),
         ("model_name: m\ndecoder: greedy\n", "x.yaml:2: decoder: must be a mapping of keys (keys such as preset, "  # noqa: E501

@@ -103,7 +103,7 @@ def test_bad_values_are_reported_at_their_line(text: str, expected: str) -> None
 
 def test_an_adapter_on_another_backend_is_refused_not_ignored() -> None:
     assert problems("backend: vllm\nadapter: org/lora\n") == [
-        "f.yaml:3: adapter: is applied by the pytorch backend only here, not vllm"
+        "f.yaml:3: adapter: is applied by the pytorch and tensorrt backends only here, not vllm"
     ]
 
 

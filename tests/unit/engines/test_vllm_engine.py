@@ -34,6 +34,7 @@ def test_offline_generation_counts_engine_token_ids() -> None:
     )
     gen = offline_generation(output)
     assert (gen.input_tokens, gen.output_tokens) == (5, 3)
+    assert gen.output_ids == (9, 9, 2)
     assert gen.latency_s == pytest.approx(0.7)
     assert gen.ttft_s is None and gen.itl_s == ()
 

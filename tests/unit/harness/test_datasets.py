@@ -191,5 +191,5 @@ def test_hub_dataset_is_read_from_a_cached_snapshot_offline(tmp_path: Path) -> N
     pq.write_table(pa.table({"text": ["held out"]}), data / "test-00000-of-00001.parquet")
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     assert load_hub_texts(DatasetConfig(), env) == ["one two", "three"]
-    with pytest.raises(DatasetError, match="no column 'prompt'"):
+    with pytest.raises(DatasetError, match=r"row 1 has no 'prompt' \(columns: text\); set dataset\.column"):
         load_hub_texts(DatasetConfig(column="prompt"), env)

@@ -166,3 +166,17 @@ def test_the_model_never_loads_beside_the_gpus_being_measured(monkeypatch: pytes
         engine._check_visible_gpus(torch)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     engine._check_visible_gpus(torch)
+
+
+def test_generated_ids_are_returned_and_decode_to_text(tiny_model_dir: Path) -> None:
+    engine = _engine(tiny_model_dir, max_output_tokens=4, min_output_tokens=4, save_outputs=True)
+    tokenizer = engine.load_tokenizer()
+    engine.load()
+    prompts = [[5, 6, 7], [8, 9]]
+    alone = [engine.generate([p]).generations[0].output_ids for p in prompts]
+    together = engine.generate(prompts).generations
+    assert [g.output_ids for g in together] == alone  # left padding changes nothing
+    assert all(len(ids) == 4 and all(isinstance(i, int) for i in ids) for ids in alone)
+    texts = [tokenizer.decode(ids) for ids in alone]
+    assert all(isinstance(t, str) for t in texts)
+    assert tokenizer.decode(tokenizer.encode(["energy"])[0]).strip() == "energy"

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from lem_harness.contract import EnergyMetrics, config_hash
-from lem_harness.engines.arrivals import BatchPolicy, serve_in_batches, serve_open_loop
+from lem_harness.engines.arrivals import BatchPolicy, serve_in_batches, serve_open_loop, served_plan
 from lem_harness.engines.base import BatchResult, Generation
 from lem_harness.experiment import ExperimentConfig, TrafficSimulationConfig
 from lem_harness.traffic import arrival_offsets, queue_delays, traffic_metrics, traffic_seed
@@ -243,3 +243,8 @@ def test_the_config_id_changes_only_when_traffic_simulation_is_set() -> None:
     )
     assert config_hash(_config()) != config_hash(plain)
     assert config_hash(_config(target_qps=2.0)) != config_hash(_config())
+
+
+def test_served_batches_map_back_to_consecutive_prompts() -> None:
+    batches = [BatchResult([Generation(1, 1)] * n, 0.1) for n in (2, 3, 1)]
+    assert served_plan(batches) == [[0, 1], [2, 3, 4], [5]]

@@ -173,3 +173,30 @@ def test_summary_json_document(beta: CampaignSummary) -> None:
     flags = doc["flags"]
     assert isinstance(flags, list)
     assert [f["code"] for f in flags][:3] == ["BASELINE_DRIFT", "MIXED_HARDWARE", "MIXED_HARDWARE"]
+
+
+def _with_metadata(root: Path, config: str, metadata: dict[str, object]) -> None:
+    """Every cycle of ``config`` labelled with ``metadata`` (one config id, one configuration)."""
+    for path in sorted((root / "alpha").glob(f"{config}-c0*/result.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:  # the golden tree's deliberately broken result
+            continue
+        data["config"]["extra_metadata"] = metadata
+        path.write_text(json.dumps(data))
+
+
+def test_extra_metadata_becomes_meta_columns_of_the_runs_export(golden_copy: Path) -> None:
+    from lem.results.summary import summarize_campaign
+
+    _with_metadata(golden_copy, "vllm-float16", {"team": "green", "rack": 7, "ok": True})
+    _with_metadata(golden_copy, "pytorch-bs1-float16", {"team": "blue", "ratio": 0.5})
+    table = run_rows(summarize_campaign(golden_copy / "alpha"))
+    names = [c.name for c in table.columns]
+    assert names[-4:] == ["meta.ok", "meta.rack", "meta.ratio", "meta.team"]
+    assert all(c.kind == "str" for c in table.columns[-4:])
+    by_run = {row["run_id"]: row for row in table.rows}
+    meta = {run: tuple(by_run[run][n] for n in names[-4:]) for run in by_run}
+    assert meta["vllm-float16-c01"] == ("true", "7", None, "green")
+    assert meta["pytorch-bs1-float16-c02"] == (None, None, "0.5", "blue")
+    assert meta["pytorch-bs4-float16-c02"] == (None, None, None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from lem.campaign.cluster import ClusterRequest, ClusterResult, ClusterServices,
 from lem.campaign.expand import expand_campaign
 from lem.campaign.manifest import MANIFEST_FILE, Manifest
 from lem.campaign.plan import plan_campaign
+from lem.campaign.session import AttemptStillRunning
 from lem.runtime.process import ProcessId, host_id, record_attempt, start_ticks
 from tests.support.fake_slurm import FakeSlurm
 from tests.unit.campaign.helpers import campaign_config
@@ -277,3 +279,138 @@ def test_a_lane_gets_the_campaign_files_project_as_its_root_wherever_lem_was_sta
     for lane in ("lane-00", "lane-01"):
         plan = json.loads((c.campaign_dir / "slurm" / f"{lane}.json").read_text())
         assert plan["project_root"] == str(project)  # as LaunchRequest decides it on one host
+
+
+# ---------------------------------------------------------------------------- resubmission on resume
+
+
+def _temp_files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob(".*.tmp"))
+
+
+def _died_on_node_a(c: Cluster, job: str, attempt_job: str | None) -> None:
+    """lane-01's job dies hard on node-a during its second run: the lane manifest still says
+    ``running`` and the run's attempt file names a harness on node-a (recorded by ``attempt_job``)."""
+
+    def world(s: FakeSlurm) -> None:
+        s.start("100")
+        s.start(job, end_as="NODE_FAIL", stop_at_run=2)
+        s.mark_running(job, LANE1[1])
+        record_attempt(c.campaign_dir / LANE1[1], ProcessId("node-a", 4242, 777, 1000), attempt_job)
+
+    c.slurm.world = [world]
+    first = c.run()
+    assert c.merged()[LANE1[0]][0] == "done" and c.merged()[LANE1[1]][0] == "interrupted"
+    assert first.report.exit_code == 1
+
+
+def test_a_lane_resubmitted_to_another_node_reruns_a_run_whose_job_ended_there(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    _died_on_node_a(c, "101", attempt_job="101")
+    c.slurm.world = [lambda s: None, lambda s: s.start("102")]  # the new job runs here, not on node-a
+    calls = len(c.slurm.runtime.calls)
+    result = c.run(resume=True)
+    assert (result.collected, result.adopted, result.submitted) == (("lane-00",), (), ("102",))
+    lane = json.loads((c.campaign_dir / "slurm" / "lane-01.json").read_text())
+    assert lane["ended_jobs"] == ["101"]  # the orchestrator tells the lane its earlier job ended
+    assert (
+        "resume: pytorch-bs2-c02: its earlier harness (pid 4242 on host node-a) is gone: "
+        + ("its Slurm job 101 has ended")
+        in c.slurm.lines
+    )
+    # the interrupted run ran again; the done one kept its result (checked in the campaign directory)
+    assert [s.run_id for s in c.slurm.runtime.calls[calls:]] == [LANE1[1]]
+    assert set(c.merged().values()) == {("done", None)} and result.report.exit_code == 0
+
+
+def test_a_harness_on_another_node_of_a_job_not_known_to_have_ended_is_refused(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    _died_on_node_a(c, "101", attempt_job="77")  # a job this campaign never submitted for the lane
+    seen: dict[str, str] = {}
+
+    def start_102(s: FakeSlurm) -> None:
+        with pytest.raises(AttemptStillRunning) as refused:
+            s.start("102")
+        seen["error"] = str(refused.value)
+        s.state["102"] = "FAILED"
+
+    c.slurm.world = [lambda s: None, start_102]
+    calls = len(c.slurm.runtime.calls)
+    result = c.run(resume=True)
+    attempt_file = c.campaign_dir / LANE1[1] / ".attempt-process"
+    assert seen["error"] == (
+        f"run {LANE1[1]} of {c.campaign_dir} has a harness process from an earlier attempt that this "
+        "process cannot see (pid 4242 on host node-a, recorded by Slurm job 77 on another node, not known "
+        "to have ended). Two processes would measure at once: check that Slurm job 77 has ended "
+        f"(`squeue -j 77`, `sacct -j 77`), then delete {attempt_file} and resume"
+    )
+    assert len(c.slurm.runtime.calls) == calls  # nothing measured next to it
+    assert c.merged()[LANE1[1]] == ("interrupted", "Slurm job 102 ended FAILED: stopped by request")
+    assert result.report.exit_code == 1
+
+
+def test_a_collected_lane_whose_results_are_broken_is_resubmitted_and_runs_them_again(
+    tmp_path: Path,
+) -> None:
+    c = Cluster(tmp_path)
+    c.slurm.world = [lambda s: (s.start("100"), s.start("101"))]
+    assert c.run().report.exit_code == 0
+    missing = c.campaign_dir / LANE0[0] / "result.json"
+    changed = c.campaign_dir / LANE0[1] / "result.json"
+    missing.unlink()
+    judged = Manifest.load(c.campaign_dir / "slurm" / "lane-00.manifest.json").entry(LANE0[1]).result_sha256
+    assert judged is not None
+    changed.write_text('{"edited": true}\n')
+    now = hashlib.sha256(changed.read_bytes()).hexdigest()
+    c.slurm.world = [lambda s: None, lambda s: s.start("102")]
+    calls = len(c.slurm.runtime.calls)
+    c.notes.clear()
+    result = c.run(resume=True)
+    assert (result.collected, result.submitted) == (("lane-01",), ("102",))
+    assert c.notes[:4] == [
+        f"lane-00: {LANE0[0]} is not intact ({missing} is missing): the lane runs again",
+        f"lane-00: {LANE0[1]} is not intact ({changed} changed since it was judged "
+        f"(SHA-256 {now[:12]}…, manifest {judged[:12]}…)): the lane runs again",
+        "submitted lane-00 (2 runs) as Slurm job 102",
+        "lane-01: every run done already",
+    ]
+    assert [s.run_id for s in c.slurm.runtime.calls[calls:]] == LANE0  # the lane's own resume re-ran both
+    assert missing.is_file() and json.loads(changed.read_text())["run_id"] == LANE0[1]
+    assert set(c.merged().values()) == {("done", None)} and result.report.exit_code == 0
+
+
+def test_a_lane_sweeps_the_temporary_files_of_its_own_runs_only(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    slurm = c.campaign_dir / "slurm"
+    leftovers = [
+        f"{LANE0[0]}/.status.json.aaaa1111.tmp",  # lane-00's: its job is still running
+        f"{LANE1[0]}/.result.json.bbbb2222.tmp",  # lane-01's, left when its job was cancelled
+        f"{LANE1[1]}/.spec.json.cccc3333.tmp",
+        "slurm/.lane-01.manifest.json.dddd4444.tmp",
+        "slurm/.lane-00.manifest.json.eeee5555.tmp",
+        ".manifest.json.ffff6666.tmp",  # the orchestrator's own
+    ]
+
+    def first(s: FakeSlurm) -> None:
+        s.state["100"] = "RUNNING"
+        s.start("101", end_as="CANCELLED", stop_at_run=1)
+        for name in leftovers:
+            (c.campaign_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (c.campaign_dir / name).write_text("{}")
+        c.stop.set()
+
+    seen: dict[str, list[str]] = {}
+
+    def lanes_end(s: FakeSlurm) -> None:
+        s.start("102")  # lane-01 again, next to lane-00's job
+        seen["after lane-01"] = _temp_files(c.campaign_dir)
+        s.start("100")
+
+    c.slurm.world = [first]
+    c.run()
+    c.slurm.world = [lambda s: None, lanes_end]
+    result = c.run(resume=True)
+    assert (result.adopted, result.submitted) == (("100",), ("102",))
+    assert seen["after lane-01"] == sorted([leftovers[0], leftovers[4], leftovers[5]])
+    assert _temp_files(c.campaign_dir) == [leftovers[5]]  # lane-00 swept its own; nobody the orchestrator's
+    assert slurm.is_dir() and result.report.exit_code == 0

@@ -19,7 +19,7 @@ from lem_harness.datasets.synthetic import synthetic_prompts
 from lem_harness.engines.base import Tokenizer
 from lem_harness.experiment import DatasetConfig, ExperimentConfig, FilePrompts, SyntheticPrompts
 
-__all__ = ["DatasetError", "PromptSet", "load_prompts", "sample_indices", "truncate"]
+__all__ = ["DatasetError", "PromptSet", "load_prompts", "sample_indices", "select_indices", "truncate"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,17 @@ def sample_indices(available: int, sample_size: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(available), sample_size))
 
 
+def select_indices(available: int, count: int, shuffle: bool | None, seed: int) -> list[int]:
+    """Which rows become prompts: ``shuffle`` None: a seeded sample in dataset order;
+    false: the first ``count``; true: ``count`` rows in a seeded shuffled order."""
+    if shuffle is None:
+        return sample_indices(available, count, seed)
+    order = list(range(available))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    return order[:count]
+
+
 def truncate(prompts: Sequence[Sequence[int]], max_tokens: int) -> tuple[list[list[int]], int]:
     """Each prompt cut to its first ``max_tokens`` ids, and how many were cut."""
     cut = sum(1 for p in prompts if len(p) > max_tokens)
@@ -50,6 +61,14 @@ def _texts(config: ExperimentConfig, env: Mapping[str, str]) -> list[str]:
     if isinstance(source, FilePrompts):
         return load_jsonl_texts(source)
     raise TypeError(f"not a text source: {source!r}")
+
+
+def _indices(config: ExperimentConfig, available: int, count: int) -> list[int]:
+    source = config.prompt_source
+    if isinstance(source, DatasetConfig):
+        seed = source.seed if source.seed is not None else config.random_seed
+        return select_indices(available, count, source.shuffle, seed)
+    return sample_indices(available, count, config.random_seed)
 
 
 def source_label(config: ExperimentConfig) -> str:
@@ -75,7 +94,7 @@ def load_prompts(
             raise DatasetError(f"prompt source '{source_label(config)}' holds no prompts")
         if len(texts) < count:
             notes.append(f"{count} prompts requested but the source holds {len(texts)}: using all")
-        chosen = [texts[i] for i in sample_indices(len(texts), count, config.random_seed)]
+        chosen = [texts[i] for i in _indices(config, len(texts), count)]
         ids = tokenizer.encode(chosen)
     prompts, cut = truncate(ids, config.max_input_tokens)
     if cut:

@@ -130,3 +130,13 @@ def submit_on_schedule(
 ) -> list[float]:
     """Hand each request over at its arrival (the engine works in the background); submit times."""
     return serve_open_loop(offsets, submit, lambda: None, lambda: False, clock, sleep)
+
+
+def served_plan(batches: Sequence[BatchResult]) -> list[list[int]]:
+    """The prompt indices of each served batch: every loop here serves in prompt (arrival) order."""
+    plan: list[list[int]] = []
+    start = 0
+    for batch in batches:
+        plan.append(list(range(start, start + len(batch.generations))))
+        start += len(batch.generations)
+    return plan

@@ -34,6 +34,7 @@ class Generation:
     latency_s: float | None = None  # request end-to-end, where the engine reports it
     ttft_s: float | None = None  # streaming only
     itl_s: tuple[float, ...] = ()  # streaming only: gap before each token after the first
+    output_ids: tuple[int, ...] = ()  # the generated token ids (saved with save_outputs)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class Tokenizer(ABC):
     @property
     @abstractmethod
     def special_ids(self) -> frozenset[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of generated token ids, special tokens left out (``decode_token_to_text``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot decode token ids to text")
 
 
 class Engine(ABC):

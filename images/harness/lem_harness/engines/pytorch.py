@@ -15,6 +15,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,9 @@ class HFTokenizer(Tokenizer):
     @property
     def special_ids(self) -> frozenset[int]:
         return frozenset(int(i) for i in self.hf.all_special_ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.hf.decode(list(ids), skip_special_tokens=True))
 
 
 @functools.cache
@@ -397,6 +401,7 @@ class PyTorchEngine(Engine):
             ]
         else:
             gens = [Generation(len(p), n, latency_s=latency) for p, n in zip(prompts, counts, strict=True)]
+        gens = [replace(g, output_ids=tuple(row[:n])) for g, row, n in zip(gens, rows, counts, strict=True)]
         return BatchResult(generations=gens, latency_s=latency)
 
     def serve(

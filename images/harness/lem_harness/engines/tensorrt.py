@@ -4,7 +4,8 @@ The only module of the harness that imports tensorrt_llm, and only inside method
 ``lem_harness`` imports where TensorRT-LLM is absent. Pinned against TensorRT-LLM 1.0.0
 (``tensorrt_args``); never run on the development machines (no NVIDIA GPU there).
 
-- ``build`` checks the GPU's compute capability against the requested quantisation and
+- ``build`` with ``tensorrt.engine_path`` uses that prebuilt engine directory as it is (no
+  build, no cache). Otherwise it checks the GPU's compute capability against the requested quantisation and
   precision, then reuses the cached engine of this (model, build parameters, TensorRT-LLM
   version, compute capability) or builds and publishes one (``trt_cache``). The runner
   measures it as the ``build`` phase, apart from loading and inference.
@@ -16,12 +17,15 @@ The only module of the harness that imports tensorrt_llm, and only inside method
   ``max_batch_size`` of them together. Token counts come from the output token ids;
   per-request latency from ``request_perf_metrics``; ``streaming: true`` uses
   ``generate_async(streaming=True)`` and timestamps every token as it arrives.
+- A LoRA ``adapter`` (a local PEFT directory) builds the engine with the LoRA plugin and its
+  modules, and every request carries ``LoRARequest("adapter", 1, path)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import time
@@ -43,8 +47,10 @@ from lem_harness.engines.batching import eos_ids
 from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.tensorrt_args import (
     TRT_LLM_VERSION,
+    adapter_rank,
     build_llm_kwargs,
     build_params,
+    lora_request_args,
     prefill_kwargs,
     required_compute_capability,
     runtime_llm_kwargs,
@@ -105,6 +111,7 @@ def perf_generation(output: Any) -> Generation:
         input_tokens=len(output.prompt_token_ids),
         output_tokens=len(completion.token_ids),
         latency_s=latency,
+        output_ids=tuple(completion.token_ids),
     )
 
 
@@ -134,6 +141,7 @@ class TensorRTEngine(Engine):
         self._llm: Any = None
         self._params: Any = None
         self._prefill_params: Any = None
+        self._lora_request: Any = None  # LoRARequest of the config's adapter, given with every request
         self._children_before: set[int] = set()
 
     # ---- tokenizer
@@ -152,11 +160,17 @@ class TensorRTEngine(Engine):
     # ---- build
 
     def build(self) -> SetupInfo:
+        if self.section.engine_path is not None:  # prebuilt: loaded as it is, never built or cached
+            self._engine_dir = Path(self.section.engine_path)
+            logger.info("tensorrt engine prebuilt: %s", self._engine_dir)
+            return SetupInfo(
+                built=False, engine_cache_hit=None, notes=[f"prebuilt engine {self._engine_dir}"]
+            )
         trt = import_tensorrt_llm()
         capability, gpu_name = _gpu_capability()
         check_compute_capability(capability, required_compute_capability(self.config), gpu_name)
         sm = f"{capability[0]}.{capability[1]}"
-        params = build_params(self.config)
+        params = build_params(self.config, self._lora_rank())
         key = cache_key(model_fingerprint(self.config.model_name), params, str(trt.__version__), sm)
         details = {
             "model": self.config.model_name,
@@ -173,7 +187,7 @@ class TensorRTEngine(Engine):
         return SetupInfo(built=not cached.hit, engine_cache_hit=cached.hit, notes=[])
 
     def _build_into(self, out_dir: Path) -> None:
-        llm = _llm_class()(**_api_objects(build_llm_kwargs(self.config)))
+        llm = _llm_class()(**_api_objects(build_llm_kwargs(self.config, self._lora_rank())))
         try:
             llm.save(str(out_dir))
         finally:
@@ -191,7 +205,7 @@ class TensorRTEngine(Engine):
         from tensorrt_llm import SamplingParams
 
         self._children_before = descendant_pids()
-        kwargs = runtime_llm_kwargs(self.config, str(self._engine_dir))
+        kwargs = runtime_llm_kwargs(self.config, str(self._engine_dir), self._lora_rank())
         try:
             self._llm = _llm_class()(**_api_objects(kwargs))
         except BaseException:
@@ -200,6 +214,14 @@ class TensorRTEngine(Engine):
         kwargs = sampling_kwargs(self.config, self._eos_ids())
         self._params = SamplingParams(**kwargs)
         self._prefill_params = SamplingParams(**prefill_kwargs(kwargs))
+        self._lora_request = _lora_request(self.config)
+
+    def _lora_rank(self) -> int | None:
+        """The adapter's LoRA rank, from its adapter_config.json (None without an adapter)."""
+        if self.config.adapter is None:
+            return None
+        path = Path(self.config.adapter).expanduser() / "adapter_config.json"
+        return adapter_rank(json.loads(path.read_text(encoding="utf-8")))
 
     def _eos_ids(self) -> frozenset[int]:
         """Every EOS id of the model's generation config (the LLM API alone stops on one)."""
@@ -229,7 +251,12 @@ class TensorRTEngine(Engine):
         if self.config.streaming:
             return asyncio.run(self._generate_streaming(prompts))
         start = time.perf_counter()
-        outputs = self._llm.generate([list(p) for p in prompts], sampling_params=self._params, use_tqdm=False)
+        outputs = self._llm.generate(
+            [list(p) for p in prompts],
+            sampling_params=self._params,
+            use_tqdm=False,
+            lora_request=self._lora_request,
+        )
         latency = time.perf_counter() - start
         return BatchResult(generations=[perf_generation(o) for o in outputs], latency_s=latency)
 
@@ -238,7 +265,10 @@ class TensorRTEngine(Engine):
             raise RuntimeError("generate_prefill called before load")
         start = time.perf_counter()
         outputs = self._llm.generate(
-            [list(p) for p in prompts], sampling_params=self._prefill_params, use_tqdm=False
+            [list(p) for p in prompts],
+            sampling_params=self._prefill_params,
+            use_tqdm=False,
+            lora_request=self._lora_request,
         )
         latency = time.perf_counter() - start
         return BatchResult(generations=[perf_generation(o) for o in outputs], latency_s=latency)
@@ -254,9 +284,13 @@ class TensorRTEngine(Engine):
 
     async def _stream_one(self, prompt: list[int], clock: TokenClock) -> None:
         seen = 0
-        async for output in self._llm.generate_async(prompt, sampling_params=self._params, streaming=True):
-            total = len(output.outputs[0].token_ids)
-            clock.record(total - seen, time.perf_counter())
+        stream = self._llm.generate_async(
+            prompt, sampling_params=self._params, lora_request=self._lora_request, streaming=True
+        )
+        async for output in stream:
+            ids = output.outputs[0].token_ids
+            total = len(ids)
+            clock.record(total - seen, time.perf_counter(), ids[seen:total])
             seen = total
 
     def serve(
@@ -318,14 +352,29 @@ def _llm_class() -> Any:
     return LLM
 
 
+def _lora_request(config: ExperimentConfig) -> Any:
+    """TensorRT-LLM's ``LoRARequest`` of the config's adapter (tensorrt_llm/executor/request.py), or None."""
+    args = lora_request_args(config)
+    if args is None:
+        return None
+    from tensorrt_llm.executor.request import LoRARequest
+
+    return LoRARequest(*args)
+
+
 def _api_objects(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The LLM API arguments with the nested dicts of ``tensorrt_args`` turned into its config objects."""
-    from tensorrt_llm.llmapi import BuildConfig, KvCacheConfig, QuantAlgo, QuantConfig
+    from tensorrt_llm.llmapi import BuildConfig, CalibConfig, KvCacheConfig, QuantAlgo, QuantConfig
+    from tensorrt_llm.lora_manager import LoraConfig  # 1.0.0's home of LoraConfig (later: lora_helper)
 
     out = dict(kwargs)
+    if "lora_config" in out:
+        out["lora_config"] = LoraConfig(**out["lora_config"])
     if "build_config" in out:
         fields = dict(out["build_config"])
         plugins = fields.pop("plugin_config", {})
+        if "lora_config" in fields:
+            fields["lora_config"] = LoraConfig(**fields["lora_config"])
         build_config = BuildConfig(**fields)
         for name, value in plugins.items():
             setattr(build_config.plugin_config, name, value)
@@ -334,6 +383,8 @@ def _api_objects(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         out["kv_cache_config"] = KvCacheConfig(**out["kv_cache_config"])
     if "quant_config" in out:
         out["quant_config"] = QuantConfig(quant_algo=QuantAlgo[out["quant_config"]["quant_algo"]])
+    if "calib_config" in out:
+        out["calib_config"] = CalibConfig(**out["calib_config"])
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lem_harness.engines.base import Generation
@@ -18,9 +19,11 @@ class TokenClock:
 
     input_tokens: int = 0
     times: list[float] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
 
-    def record(self, new_tokens: int, at: float) -> None:
+    def record(self, new_tokens: int, at: float, ids: Sequence[int] = ()) -> None:
         self.times.extend([at] * new_tokens)
+        self.ids.extend(ids)
 
     def generation(self, start: float) -> Generation:
         """TTFT, end-to-end latency and the gap before every later token, from ``start``."""
@@ -32,4 +35,5 @@ class TokenClock:
             latency_s=self.times[-1] - start,
             ttft_s=self.times[0] - start,
             itl_s=tuple(b - a for a, b in itertools.pairwise(self.times)),
+            output_ids=tuple(self.ids),
         )

@@ -98,6 +98,7 @@ def offline_generation(output: Any) -> Generation:
         input_tokens=len(output.prompt_token_ids),
         output_tokens=len(completion.token_ids),
         latency_s=request_latency_s(output.metrics),
+        output_ids=tuple(completion.token_ids),
     )
 
 
@@ -205,7 +206,8 @@ class VLLMEngine(Engine):
                 outputs = engine.step()
                 now = time.perf_counter()
                 for output in outputs:
-                    clocks[output.request_id].record(len(output.outputs[0].token_ids), now)
+                    delta = output.outputs[0].token_ids
+                    clocks[output.request_id].record(len(delta), now, delta)
         except BaseException:
             engine.abort_request(ids)  # leave no half-run request behind for the next batch
             raise
