@@ -42,11 +42,22 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Sections added to the schema after configurations were first hashed: left out of the canonical
+# form while at their defaults, so a configuration that does not use them keeps its id (and an
+# existing campaign still resumes).
+HASH_WHEN_SET = ("traffic_simulation",)
+
+
 def config_hash(config: ExperimentConfig) -> str:
     """Stable 12-hex id of a configuration's canonical form (name and schema version excluded)."""
-    canonical = config.model_dump(mode="json", exclude={"config_name", "schema_version"})
+    defaults = {key for key in HASH_WHEN_SET if getattr(config, key) == _default(key)}
+    canonical = config.model_dump(mode="json", exclude={"config_name", "schema_version", *defaults})
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _default(key: str) -> object:
+    return ExperimentConfig.model_fields[key].get_default(call_default_factory=True)
 
 
 # --------------------------------------------------------------------------- spec
@@ -200,6 +211,26 @@ class PhaseSplitMetrics(ContractModel):
     prefill_flags: list[Flag] = Field(default_factory=list)
 
 
+class TrafficMetrics(ContractModel):
+    """``traffic_simulation``: the schedule the requests arrived on and how the engine kept up
+    (``lem_harness.traffic``). Queueing delay: start of a request's processing − its arrival."""
+
+    mode: Literal["poisson", "constant"]
+    seed: int
+    requests: int
+    target_qps: float
+    offered_qps: float | None = None  # the schedule's own rate: (requests - 1) / schedule_span_s
+    achieved_qps: float | None = None  # requests / measured window duration
+    schedule_span_s: float  # the last arrival's offset from the window's start
+    queue_delay_mean_s: float
+    queue_delay_p50_s: float
+    queue_delay_p90_s: float
+    queue_delay_p99_s: float
+    queue_delay_max_s: float
+    energy_per_request_j: float | None = None  # gross energy of the window / requests
+    adjusted_energy_per_request_j: float | None = None  # idle-adjusted energy / requests
+
+
 class SetupMetrics(ContractModel):
     load_duration_s: float | None = None
     load_energy_j: float | None = None
@@ -301,6 +332,7 @@ class RunResult(ContractModel):
     baseline: BaselineMetrics | None = None
     phases: list[Phase] = Field(default_factory=list)
     phase_split: PhaseSplitMetrics | None = None
+    traffic: TrafficMetrics | None = None  # traffic_simulation runs only
     flags: list[Flag] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     timeline_file: str | None = None

@@ -306,6 +306,17 @@ class MeasurementConfig(StrictModel):
     phase_split: bool = False
 
 
+class TrafficSimulationConfig(StrictModel):
+    """Requests arrive on a schedule instead of all at once (``lem_harness.traffic``): ``poisson``
+    (exponential gaps, seeded) or ``constant`` (one every ``1 / target_qps`` s). ``seed`` defaults
+    to ``random_seed``."""
+
+    enabled: bool = False
+    mode: Literal["poisson", "constant"] = "poisson"
+    target_qps: StrictFloat = Field(1.0, gt=0.0, le=100_000.0)
+    seed: StrictInt | None = Field(None, ge=0, le=2**32 - 1)
+
+
 class DockerConfig(StrictModel):
     """The only container settings a config may pass (validated, no raw arguments)."""
 
@@ -625,6 +636,7 @@ class ExperimentConfig(StrictModel):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
+    traffic_simulation: TrafficSimulationConfig = Field(default_factory=TrafficSimulationConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
@@ -702,6 +714,7 @@ class ExperimentConfig(StrictModel):
             raise ValueError(f"gpus lists a GPU twice: {list(self.gpus)}; list each id once")
         self._check_parallelism()
         self._check_compile()
+        self._check_traffic()
         self._check_pytorch_decoding()
         if self.backend == "tensorrt" and self.fp_precision == "float32":
             raise ValueError("fp_precision float32 is not supported by TensorRT-LLM: use float16 or bfloat16")
@@ -734,6 +747,35 @@ class ExperimentConfig(StrictModel):
                 f"{tp_key} x {pp_key} = {tp} x {pp} = {tp * pp} GPU(s), but gpus lists {n} "
                 f"({list(self.gpus)}): the engine would use {tp * pp} and every listed GPU is measured, "
                 f"so list exactly {tp * pp} GPU(s) in gpus or change {tp_key} / {pp_key}"
+            )
+
+    def _check_traffic(self) -> None:
+        """Refuse what traffic simulation cannot mean (docs/configuration.md, traffic_simulation)."""
+        if not self.traffic_simulation.enabled:
+            return
+        refusals = (
+            (
+                self.measurement.phase_split,
+                "measurement.phase_split",
+                "the prefill pass runs every prompt at once after a paced window, so decode = full - "
+                "prefill would count the pacing's idle time as decode: set measurement.phase_split: false",
+            ),
+            (
+                self.streaming,
+                "streaming",
+                "per-token timing under paced arrivals is not implemented: set streaming: false",
+            ),
+        )
+        for refused, what, reason in refusals:
+            if refused:
+                raise ValueError(
+                    f"traffic_simulation with {what}: {reason}, or set traffic_simulation.enabled: false"
+                )
+        strategy = self.pytorch.batching_strategy if self.pytorch is not None else "static"
+        if strategy not in ("static", "dynamic"):
+            raise ValueError(
+                f"traffic_simulation with pytorch.batching_strategy {strategy!r}: batches form from the "
+                "requests that have arrived, which cannot be sorted ahead of time: use static or dynamic"
             )
 
     def _check_compile(self) -> None:

@@ -11,6 +11,9 @@ labels), so that load, warmup and the baselines never leak into the measured win
   afterwards the engine's prefix cache is reset where it has one.
 - Deep idle (before load, no CUDA context) and ready idle (after warmup, model resident)
   are both recorded; adjusted energy uses the ready idle where it was measured.
+- ``traffic_simulation``: the measured window's prompts arrive on a seeded schedule
+  (``lem_harness.traffic``) and the engine serves them as they arrive (``Engine.serve``); the
+  result gains a ``traffic`` block (rates, queueing delays, energy per request).
 - ``measurement.phase_split``: after the measured window (and another cache reset) the
   same prompts run once more with one output token each: the prefill window.
 
@@ -48,6 +51,7 @@ from lem_harness.contract import (
     RunResult,
     RunSpec,
     SetupMetrics,
+    TrafficMetrics,
     WarmupMetrics,
 )
 from lem_harness.datasets import DatasetError, load_prompts
@@ -55,6 +59,7 @@ from lem_harness.devices import DeviceError, GpuDevices, open_devices
 from lem_harness.devices.rapl import RaplReader
 from lem_harness.devices.visible import pinned_cuda_env
 from lem_harness.engines import create_engine
+from lem_harness.engines.arrivals import served_plan
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
 from lem_harness.fileio import atomic_write_json, atomic_write_text
@@ -74,6 +79,7 @@ from lem_harness.outputs import in_prompt_order, output_records, write_outputs
 from lem_harness.phase_split import PhaseSplit, phase_split
 from lem_harness.provenance import build_provenance
 from lem_harness.status import StatusFile
+from lem_harness.traffic import arrival_offsets, traffic_metrics, traffic_seed
 from lem_harness.warmup import disjoint_prompts, run_warmup
 
 logger = logging.getLogger("lem_harness")
@@ -160,6 +166,9 @@ class _Run:
         self.provenance: Provenance | None = None
         self.prefill_window: WindowEnergy | None = None
         self.phase_split: PhaseSplit | None = None
+        self.traffic: TrafficMetrics | None = None
+        self.arrivals_s: Sequence[float] = ()  # traffic_simulation: each request's arrival, s into the window
+        self.request_starts_s: list[float] = []  # ... and the start of its processing
         self.tokenizer: Tokenizer | None = None
         self.generations: list[Generation] | None = None  # save_outputs: measured, in prompt order
         self.outputs_file: str | None = None
@@ -375,16 +384,16 @@ class _Run:
         engine.synchronize()
         self._begin("measure")
         self.status.phase("measuring", batches_done=0, batches_total=len(plan), output_tokens=0)
-        batches: list[BatchResult] = []
-        tokens = 0
-        for batch in plan:
-            batches.append(engine.generate([prompts[i] for i in batch]))
-            tokens += sum(g.output_tokens for g in batches[-1].generations)
-            self.status.update(batches_done=len(batches), output_tokens=tokens)
+        if self.cfg.traffic_simulation.enabled:
+            batches = self._serve(engine, prompts)
+        else:
+            batches = self._run_plan(engine, prompts, plan)
         engine.synchronize()
         window = self.window = self._end("measure")
         if self.cfg.save_outputs:
-            self.generations = in_prompt_order(plan, batches)
+            # served traffic runs its batches first come, first served: consecutive prompts
+            order = served_plan(batches) if self.cfg.traffic_simulation.enabled else plan
+            self.generations = in_prompt_order(order, batches)
         self.warnings.extend(window.warnings)
         self.metrics = inference_metrics(batches, window.duration_s, engine.peak_memory_bytes())
         kind = self.devices.kind if self.devices is not None else None
@@ -400,6 +409,31 @@ class _Run:
             m.output_tokens_per_s,
             e.gross_energy_j,
         )
+        if self.cfg.traffic_simulation.enabled:
+            self.traffic = traffic_metrics(
+                self.cfg, self.arrivals_s, self.request_starts_s, window.duration_s, e
+            )
+
+    def _run_plan(
+        self, engine: Engine, prompts: Sequence[Sequence[int]], plan: Sequence[Sequence[int]]
+    ) -> list[BatchResult]:
+        """Every prompt at once, batch after batch of the engine's plan."""
+        batches: list[BatchResult] = []
+        tokens = 0
+        for batch in plan:
+            batches.append(engine.generate([prompts[i] for i in batch]))
+            tokens += sum(g.output_tokens for g in batches[-1].generations)
+            self.status.update(batches_done=len(batches), output_tokens=tokens)
+        return batches
+
+    def _serve(self, engine: Engine, prompts: Sequence[Sequence[int]]) -> list[BatchResult]:
+        """``traffic_simulation``: the prompts arrive on the seeded schedule and the engine serves them."""
+        offsets = arrival_offsets(len(prompts), self.cfg.traffic_simulation, traffic_seed(self.cfg))
+        served = engine.serve(prompts, offsets, self.clock, self.sleep)
+        self.arrivals_s, self.request_starts_s = offsets, served.starts_s
+        tokens = sum(g.output_tokens for b in served.batches for g in b.generations)
+        self.status.update(batches_done=len(served.batches), output_tokens=tokens)
+        return served.batches
 
     def _idle_power(self) -> tuple[float, str] | None:
         """(watts, "ready" | "deep"): ready idle where measured, else deep idle, else None."""
@@ -512,6 +546,7 @@ class _Run:
             baseline=self.baseline,
             phases=self.phases,
             phase_split=self.phase_split.metrics if self.phase_split is not None else None,
+            traffic=self.traffic,
             flags=self.flags,
             warnings=self.warnings,
             timeline_file=TIMELINE_FILE,

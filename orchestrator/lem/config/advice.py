@@ -20,6 +20,7 @@ from lem_harness.engines.tensorrt_args import (
 from lem_harness.experiment import ExperimentConfig, TensorRTConfig, VLLMConfig
 
 LONG_OUTPUT_TOKENS = 4_096
+HIGH_QPS = 100.0
 MIN_BASELINE_S = 30.0
 SHORT_GAP_S = 10.0
 
@@ -87,6 +88,18 @@ def _long_output(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
             "LONG_OUTPUT",
             f"{cfg.max_output_tokens} output tokens per prompt makes each run long and KV-cache heavy; "
             "make sure the model's context fits max_input_tokens + max_output_tokens",
+        )
+
+
+def _traffic(cfg: ExperimentConfig) -> Iterator[ConfigWarning]:
+    traffic = cfg.traffic_simulation
+    if traffic.enabled and traffic.target_qps > HIGH_QPS:
+        yield _w(
+            "traffic_simulation.target_qps",
+            "warning",
+            "HIGH_QPS",
+            f"{traffic.target_qps:g} requests per second arrive faster than most engines serve them: "
+            "the window is then close to all prompts at once, with queueing delay growing through it",
         )
 
 
@@ -299,6 +312,7 @@ _EXPERIMENT_CHECKS: tuple[_Check, ...] = (
     _sampling,
     _prompt_source,
     _long_output,
+    _traffic,
     _baseline,
     _warmup,
     _instruments,

@@ -12,9 +12,11 @@ from typing import Literal
 
 from lem_harness.contract import RunResult
 
-Section = Literal["energy", "metrics"]
+Section = Literal["energy", "metrics", "traffic"]
 # Left out of statistics for a run flagged ADJUSTED_NEGATIVE (the flag says so).
-ADJUSTED_METRICS = frozenset({"adjusted_energy_j", "adjusted_energy_per_output_token_j"})
+ADJUSTED_METRICS = frozenset(
+    {"adjusted_energy_j", "adjusted_energy_per_output_token_j", "adjusted_energy_per_request_j"}
+)
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,14 @@ class Metric:
     label: str  # short human heading
     unit: str  # unit shown in tables
     higher_is_better: bool
-    section: Section  # RunResult.energy or RunResult.metrics
+    section: Section  # RunResult.energy, RunResult.metrics or RunResult.traffic (traffic_simulation runs)
     field: str  # the field read in that section
     non_negative: bool = True  # intervals are drawn no lower than 0 (all but idle-adjusted energy)
 
     def extract(self, result: RunResult) -> float | None:
         if self.name in ADJUSTED_METRICS and any(f.code == "ADJUSTED_NEGATIVE" for f in result.flags):
             return None  # the idle baseline does not describe this window: never averaged in silently
-        section = result.energy if self.section == "energy" else result.metrics
+        section = _section(result, self.section)
         value = getattr(section, self.field) if section is not None else None
         return float(value) if value is not None and math.isfinite(value) else None
 
@@ -43,6 +45,18 @@ def _energy_metric(
 
 def _inference_metric(name: str, label: str, unit: str, higher: bool = False) -> Metric:
     return Metric(name, label, unit, higher, "metrics", name)
+
+
+def _traffic_metric(
+    name: str, label: str, unit: str, higher: bool = False, non_negative: bool = True
+) -> Metric:
+    return Metric(name, label, unit, higher, "traffic", name, non_negative)
+
+
+def _section(result: RunResult, section: Section) -> object | None:
+    if section == "energy":
+        return result.energy
+    return result.metrics if section == "metrics" else result.traffic
 
 
 METRICS: tuple[Metric, ...] = (
@@ -65,6 +79,12 @@ METRICS: tuple[Metric, ...] = (
     _inference_metric("itl_mean_s", "ITL mean", "s"),
     _inference_metric("itl_p50_s", "ITL p50", "s"),
     _inference_metric("itl_p99_s", "ITL p99", "s"),
+    _traffic_metric("achieved_qps", "Achieved rate", "req/s", higher=True),
+    _traffic_metric("queue_delay_mean_s", "Queue delay mean", "s"),
+    _traffic_metric("queue_delay_p50_s", "Queue delay p50", "s"),
+    _traffic_metric("queue_delay_p99_s", "Queue delay p99", "s"),
+    _traffic_metric("energy_per_request_j", "Energy/request", "J/req"),
+    _traffic_metric("adjusted_energy_per_request_j", "Energy/request idle-adj.", "J/req", non_negative=False),
     _energy_metric("avg_power_w", "Avg power", "W"),
     _energy_metric("idle_power_w", "Idle power", "W"),
     _energy_metric("window_duration_s", "Window", "s"),
@@ -105,10 +125,10 @@ def resolve_metrics(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...
 
 def extract_all(result: RunResult) -> tuple[float | None, ...]:
     """Every metric of one run, in ``METRICS`` order (the hot path of reading 10,000 results)."""
-    energy, metrics = result.energy, result.metrics
+    sources = {"energy": result.energy, "metrics": result.metrics, "traffic": result.traffic}
     out: list[float | None] = []
     for section, field in _FIELDS:
-        source = energy if section == "energy" else metrics
+        source = sources[section]
         value = getattr(source, field) if source is not None else None
         out.append(float(value) if value is not None and math.isfinite(value) else None)
     return tuple(out)

@@ -49,6 +49,8 @@ def test_prompt_source_conflicts_say_which_wins() -> None:
         ({"decoder": {"preset": "deterministic", "temperature": 0.7, "top_k": 5}},
          ("SAMPLING_KEYS_IGNORED", "warning", "decoder.temperature")),
         ({"max_output_tokens": 8192}, ("LONG_OUTPUT", "warning", "max_output_tokens")),
+        ({"traffic_simulation": {"enabled": True, "target_qps": 100.5}},
+         ("HIGH_QPS", "warning", "traffic_simulation.target_qps")),
         ({"pytorch": {"attn_implementation": "flash_attention_2"}},
          ("FLASH_ATTENTION_2", "warning", "pytorch.attn_implementation")),
         ({"baseline": {"duration_seconds": 10}}, ("SHORT_BASELINE", "warning", "baseline.duration_seconds")),

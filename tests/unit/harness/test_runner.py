@@ -15,6 +15,7 @@ from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_ha
 from lem_harness.cpus import usable_cpus
 from lem_harness.devices import DeviceUnavailableError
 from lem_harness.devices.simulated import SimulatedDevices
+from lem_harness.engines.arrivals import BatchPolicy, Served, serve_in_batches
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
 from lem_harness.measure.activity import CpuTimes, Snapshot
@@ -472,3 +473,51 @@ def test_negative_adjusted_energy_is_flagged(tmp_path: Path, monkeypatch: pytest
     assert e.adjusted_energy_j == pytest.approx(e.gross_energy_j - ready_w * e.window_duration_s, rel=1e-12)
     assert e.adjusted_energy_j < 0
     assert "ADJUSTED_NEGATIVE" in [f.code for f in result.flags]
+
+
+class TrafficEngine(FakeEngine):
+    """Serves arrivals in static batches of 2 (as PyTorch does), each batch on the fake clock."""
+
+    def serve(
+        self, prompts: Sequence[Sequence[int]], offsets: Sequence[float], clock: Any, sleep: Any
+    ) -> Served:
+        policy = BatchPolicy("static", 2)
+        lengths = [len(p) for p in prompts]
+        return serve_in_batches(
+            offsets, lengths, policy, lambda b: self.generate([prompts[i] for i in b]), clock, sleep
+        )
+
+
+def test_traffic_simulation_paces_the_window_and_reports_delays_and_energy_per_request(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(T0)
+    traffic = {"enabled": True, "mode": "constant", "target_qps": 1.0}
+    result, engine = _run(tmp_path, _spec(tmp_path, traffic_simulation=traffic), clock, TrafficEngine)
+    assert result.status == "ok", result.error
+    t, e, m = result.traffic, result.energy, result.metrics
+    assert t is not None and e is not None and m is not None
+    # arrivals at 0..5 s; each batch of two starts when its second request arrives and ends
+    # within 1 s (at most 4 tokens x 0.25 s), so the third batch starts at 5 s
+    last_batch = STEP_S * max(engine.generated[-2:])
+    assert e.window_duration_s == pytest.approx(5.0 + last_batch, abs=1e-9)
+    assert (t.requests, t.offered_qps, t.schedule_span_s) == (6, 1.0, 5.0)
+    assert t.achieved_qps == pytest.approx(6 / (5.0 + last_batch), rel=1e-9)
+    assert (t.queue_delay_mean_s, t.queue_delay_p50_s, t.queue_delay_max_s) == pytest.approx((0.5, 0.5, 1.0))
+    assert e.gross_energy_j is not None and e.adjusted_energy_j is not None
+    assert t.energy_per_request_j == pytest.approx(e.gross_energy_j / 6, rel=1e-12)
+    assert t.adjusted_energy_per_request_j == pytest.approx(e.adjusted_energy_j / 6, rel=1e-12)
+    assert (m.num_prompts, m.num_batches) == (6, 3)
+
+
+def test_without_traffic_simulation_the_result_has_no_traffic_block(tmp_path: Path) -> None:
+    result, _ = _run(tmp_path, _spec(tmp_path), FakeClock(T0))
+    assert result.status == "ok" and result.traffic is None
+
+
+def test_an_engine_without_traffic_support_fails_the_run_with_the_reason(tmp_path: Path) -> None:
+    traffic = {"enabled": True, "target_qps": 2.0}
+    result, _ = _run(tmp_path, _spec(tmp_path, traffic_simulation=traffic), FakeClock(T0))
+    assert result.status == "failed" and result.error is not None
+    assert result.error.type == "EngineUnavailableError"
+    assert "fake engine has no traffic simulation" in result.error.message

@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lem_harness.experiment import ExperimentConfig
+
+if TYPE_CHECKING:
+    from lem_harness.engines.arrivals import Served
 
 EngineArg = str | int | float | bool | None
 
@@ -125,6 +129,19 @@ class Engine(ABC):
         raise EngineUnavailableError(
             f"the {self.name or type(self).__name__} engine has no prefill-only pass: "
             "set measurement.phase_split: false"
+        )
+
+    def serve(
+        self,
+        prompts: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> Served:
+        """Serve ``prompts`` as they arrive, request ``i`` at ``offsets[i]`` s (``traffic_simulation``)."""
+        raise EngineUnavailableError(
+            f"the {self.name or type(self).__name__} engine has no traffic simulation: "
+            "set traffic_simulation.enabled: false"
         )
 
     @abstractmethod

@@ -14,12 +14,13 @@ import importlib.util
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lem_harness.cpus import usable_cpus
+from lem_harness.engines.arrivals import BatchPolicy, Served, serve_in_batches
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
 from lem_harness.engines.batching import (
     dynamic_batches,
@@ -402,6 +403,25 @@ class PyTorchEngine(Engine):
             gens = [Generation(len(p), n, latency_s=latency) for p, n in zip(prompts, counts, strict=True)]
         gens = [replace(g, output_ids=tuple(row[:n])) for g, row, n in zip(gens, rows, counts, strict=True)]
         return BatchResult(generations=gens, latency_s=latency)
+
+    def serve(
+        self,
+        prompts: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> Served:
+        """Batches formed from the requests that have arrived, per ``batching_strategy`` (``arrivals``);
+        with N processes a batch holds N processes' worth, as in ``plan_batches``."""
+        section, n = self.section, self.section.num_processes
+        budget = section.max_tokens_per_batch
+        policy = BatchPolicy(
+            section.batching_strategy, section.batch_size * n, budget * n if budget is not None else None
+        )
+        lengths = [len(p) for p in prompts]
+        return serve_in_batches(
+            offsets, lengths, policy, lambda batch: self.generate([prompts[i] for i in batch]), clock, sleep
+        )
 
     # ---- device
 

@@ -29,10 +29,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lem_harness.engines.arrivals import Served, submit_on_schedule
 from lem_harness.engines.base import (
     BatchResult,
     Engine,
@@ -112,6 +113,16 @@ def perf_generation(output: Any) -> Generation:
         latency_s=latency,
         output_ids=tuple(completion.token_ids),
     )
+
+
+def scheduler_queue_s(output: Any) -> float:
+    """Time a request waited in the executor's queue: first scheduled − arrival
+    (``request_perf_metrics.timing_metrics``); 0 where the executor recorded no schedule time."""
+    metrics = getattr(output.outputs[0], "request_perf_metrics", None)
+    timing = getattr(metrics, "timing_metrics", None)
+    if timing is None or timing.first_scheduled_time.total_seconds() <= 0:
+        return 0.0
+    return max(0.0, float((timing.first_scheduled_time - timing.arrival_time).total_seconds()))
 
 
 class TensorRTEngine(Engine):
@@ -281,6 +292,31 @@ class TensorRTEngine(Engine):
             total = len(ids)
             clock.record(total - seen, time.perf_counter(), ids[seen:total])
             seen = total
+
+    def serve(
+        self,
+        prompts: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> Served:
+        """Each request handed to ``generate_async`` at its arrival; the in-flight batcher schedules
+        it; processing starts when the executor first schedules it."""
+        if self._llm is None:
+            raise RuntimeError("serve called before load")
+        llm, params = self._llm, self._params
+        futures: list[Any] = []
+        start = time.perf_counter()
+        submitted = submit_on_schedule(
+            offsets,
+            lambda i: futures.append(llm.generate_async(list(prompts[i]), sampling_params=params)),
+            clock,
+            sleep,
+        )
+        outputs = [future.result() for future in futures]
+        batch = BatchResult([perf_generation(o) for o in outputs], time.perf_counter() - start)
+        starts = [at + scheduler_queue_s(o) for at, o in zip(submitted, outputs, strict=True)]
+        return Served(batches=[batch], starts_s=starts)
 
     def synchronize(self) -> None:
         """``generate`` returns with every token delivered; also drain this process's CUDA queue, if any."""

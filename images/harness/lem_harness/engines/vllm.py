@@ -27,10 +27,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lem_harness.engines.arrivals import Served, serve_open_loop
 from lem_harness.engines.base import (
     BatchResult,
     Engine,
@@ -126,6 +127,14 @@ def resolve_adapter(adapter: str) -> Path:
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(adapter))
+
+
+def engine_queue_s(stats: Any) -> float:
+    """Time a request waited in the engine's own queue: first scheduled − queued (engine-core clock);
+    0 where the engine recorded neither."""
+    if stats is None or not getattr(stats, "queued_ts", 0.0) or not getattr(stats, "scheduled_ts", 0.0):
+        return 0.0
+    return max(0.0, float(stats.scheduled_ts) - float(stats.queued_ts))
 
 
 # --------------------------------------------------------------------------- engine
@@ -268,6 +277,57 @@ class VLLMEngine(Engine):
             latency_s=latency,
             speculative=self._spec_delta(before),
         )
+
+    def serve(
+        self,
+        prompts: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> Served:
+        """Each request added to the engine at its arrival (``add_request``), the engine stepped
+        between arrivals; processing starts when the engine first schedules the request."""
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+        from vllm.sampling_params import RequestOutputKind
+
+        if self._llm is None:
+            raise RuntimeError("serve called before load")
+        llm, engine = self._llm, self._llm.llm_engine
+        params = self._params.clone()
+        params.output_kind = RequestOutputKind.FINAL_ONLY
+        ids = [f"lem-traffic-{i}" for i in range(len(prompts))]
+        parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
+        rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
+        finished: dict[str, Any] = {}
+
+        def step() -> None:
+            finished.update((o.request_id, o) for o in engine.step() if o.finished)
+
+        before = self._spec_counts()
+        start = time.perf_counter()
+        try:
+            submitted = serve_open_loop(
+                offsets,
+                # arrival_time: when the request was handed over (rendering stamped them all at once)
+                lambda i: engine.add_request(
+                    ids[i], rendered[i], params, arrival_time=time.time(), lora_request=self._lora
+                ),
+                step,
+                engine.has_unfinished_requests,
+                clock,
+                sleep,
+            )
+        except BaseException:
+            engine.abort_request(ids)
+            raise
+        outputs = [finished[rid] for rid in ids]
+        batch = BatchResult(
+            [offline_generation(o) for o in outputs],
+            time.perf_counter() - start,
+            speculative=self._spec_delta(before),
+        )
+        starts = [at + engine_queue_s(o.metrics) for at, o in zip(submitted, outputs, strict=True)]
+        return Served(batches=[batch], starts_s=starts)
 
     def synchronize(self) -> None:
         """Nothing to wait for: ``generate`` returns only after the engine core has emitted every token."""
