@@ -65,8 +65,11 @@ class FakeLLMEngine:
         self.added: list[tuple[float, str, Any, Any]] = []
         self.running: list[tuple[str, Any]] = []
 
-    def add_request(self, request_id: str, engine_input: Any, params: Any, arrival_time: float) -> None:
+    def add_request(
+        self, request_id: str, engine_input: Any, params: Any, arrival_time: float, lora_request: Any = None
+    ) -> None:
         assert isinstance(arrival_time, float)  # its own, not the render time (request latency starts there)
+        assert lora_request is None  # the config names no adapter
         self.added.append((self.clock.now - ORIGIN, request_id, engine_input, params))
         self.running.append((request_id, engine_input))
 
