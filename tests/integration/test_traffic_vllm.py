@@ -7,52 +7,28 @@ LEM_REQUIRE_VLLM=1 (CI): then it fails. One engine start (35-80 s on 2 cores), s
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lem_harness.contract import RunResult, RunSpec, config_hash
-from lem_harness.experiment import ExperimentConfig
+from lem_harness.contract import RunResult
 from tests.support.vllm_cpu import (
-    RUN_TIMEOUT_S,
     assert_energy_relations,
     require_vllm_python,
+    run_vllm_harness,
     tiny_vllm_config,
 )
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 PROMPTS, OUTPUT = 8, 16
 CLOCK_SLACK_S = 0.005  # vLLM's request clocks vs the host's window clock
 
 
 def _run(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResult:
-    """The harness of this checkout (PYTHONPATH), whatever .venv-vllm has installed."""
-    cfg = ExperimentConfig.model_validate(config)
-    spec = RunSpec(run_id="traffic-c01", config_id=config_hash(cfg), config_name="traffic", config=cfg)
-    spec_path, out = tmp_path / "spec.json", tmp_path / "out"
-    spec_path.write_text(spec.model_dump_json(indent=2))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HF_HUB_OFFLINE": "1",
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO / "images" / "harness"),
-    }
-    done = subprocess.run(
-        [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    log_tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-    assert done.returncode == 0, f"harness exited {done.returncode}:\n{log_tail}"
-    return RunResult.model_validate_json((out / "result.json").read_text())
+    result: RunResult = run_vllm_harness(python, tmp_path, config, "traffic")
+    return result
 
 
 def test_constant_arrivals_are_submitted_as_they_arrive(tiny_model_dir: Path, tmp_path: Path) -> None:

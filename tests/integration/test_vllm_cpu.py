@@ -8,20 +8,17 @@ each one checks several things.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lem_harness.contract import RunResult, RunSpec, config_hash
-from lem_harness.experiment import ExperimentConfig
+from lem_harness.contract import RunResult
 from tests.support.vllm_cpu import (
-    RUN_TIMEOUT_S,
     assert_energy_relations,
     build_eos_model,
-    harness_env,
     require_vllm_python,
+    run_vllm_harness,
     tiny_vllm_config,
 )
 
@@ -45,22 +42,8 @@ def eos_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def run_harness(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResult:
-    cfg = ExperimentConfig.model_validate(config)
-    spec = RunSpec(run_id="vllm-cpu-c01", config_id=config_hash(cfg), config_name="vllm-cpu", config=cfg)
-    spec_path, out = tmp_path / "spec.json", tmp_path / "out"
-    spec_path.write_text(spec.model_dump_json(indent=2))
-    done = subprocess.run(
-        [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
-        cwd=tmp_path,
-        env=harness_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    log_tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-    assert done.returncode == 0, f"harness exited {done.returncode}:\n{log_tail}"
-    return RunResult.model_validate_json((out / "result.json").read_text())
+    result: RunResult = run_vllm_harness(python, tmp_path, config, "vllm-cpu")
+    return result
 
 
 def test_fixed_length_streaming_run(vllm_python: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -14,15 +14,13 @@ Each run starts a real vLLM engine (about 1-2 min on 2 cores).
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lem_harness.contract import RunResult, RunSpec, config_hash
-from lem_harness.experiment import ExperimentConfig
-from tests.support.vllm_cpu import RUN_TIMEOUT_S, harness_env, require_vllm_python, tiny_vllm_config
+from lem_harness.contract import RunResult
+from tests.support.vllm_cpu import require_vllm_python, run_vllm_harness, tiny_vllm_config
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -35,25 +33,8 @@ def vllm_python() -> Path:
 
 
 def run_harness(python: Path, tmp_path: Path, config: dict[str, Any]) -> RunResult:
-    cfg = ExperimentConfig.model_validate(config)
-    spec = RunSpec(
-        run_id="vllm-features-c01", config_id=config_hash(cfg), config_name="vllm-features", config=cfg
-    )
-    spec_path, out = tmp_path / "spec.json", tmp_path / "out"
-    spec_path.write_text(spec.model_dump_json(indent=2))
-    env = harness_env(tmp_path)
-    done = subprocess.run(
-        [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    log_tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-    assert done.returncode == 0, f"harness exited {done.returncode}:\n{log_tail}"
-    return RunResult.model_validate_json((out / "result.json").read_text())
+    result: RunResult = run_vllm_harness(python, tmp_path, config, "vllm-features")
+    return result
 
 
 def write_lora_adapter(directory: Path, rank: int) -> Path:

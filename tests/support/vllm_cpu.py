@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,30 @@ def harness_env(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "PYTHONPATH": str(REPO_ROOT / "images" / "harness"),
     }
+
+
+def run_vllm_harness(python: Path, tmp_path: Path, config: dict[str, Any], name: str) -> Any:
+    """One harness run (``python -m lem_harness run``) of ``config`` as run ``<name>-c01`` in
+    ``.venv-vllm`` with this checkout's harness; its ``RunResult`` (the exit code asserted 0)."""
+    from lem_harness.contract import RunResult, RunSpec, config_hash
+    from lem_harness.experiment import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate(config)
+    spec = RunSpec(run_id=f"{name}-c01", config_id=config_hash(cfg), config_name=name, config=cfg)
+    spec_path, out = tmp_path / "spec.json", tmp_path / "out"
+    spec_path.write_text(spec.model_dump_json(indent=2))
+    done = subprocess.run(
+        [str(python), "-m", "lem_harness", "run", "--spec", str(spec_path), "--out", str(out)],
+        cwd=tmp_path,
+        env=harness_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    log_tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+    assert done.returncode == 0, f"harness exited {done.returncode}:\n{log_tail}"
+    return RunResult.model_validate_json((out / "result.json").read_text())
 
 
 def require_vllm_python() -> Path:
