@@ -115,13 +115,13 @@ GPU_PLAN = Plan(
     precision="bfloat16",
     probe_s=15.0,
 )
-CPU_SMOKE_PLAN = Plan(  # windows of a few seconds on a laptop core: long enough for 10 Hz coverage
+CPU_SMOKE_PLAN = Plan(  # the tiny model's windows: ~0.5 s at batch 8 on a fast core, several 20 Hz samples
     (2, 8),
-    prompts=16,
+    prompts=48,
     input_tokens=16,
-    output_tokens=32,
+    output_tokens=64,
     baseline_s=2.0,
-    rate_hz=10.0,
+    rate_hz=20.0,
     device="simulated",
     precision="float32",
     probe_s=1.5,

@@ -138,13 +138,16 @@ def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_pa
     assert e.gross_energy_j is not None and e.integrated_energy_j is not None and e.idle_power_w is not None
     assert e.window_duration_s == m.duration_s
     assert e.gross_energy_j == pytest.approx(sum(g.counter_energy_j or 0.0 for g in e.per_gpu), rel=1e-12)
-    assert e.integrated_energy_j == pytest.approx(e.gross_energy_j, rel=0.01)  # trapezoid of a smooth curve
+    # the sampled power follows the harness's CPU load, linear between readings: the samples'
+    # trapezoid matches the counter but for the window's edge readings (which are no samples)
+    assert e.integrated_energy_j == pytest.approx(e.gross_energy_j, rel=0.02)
     assert e.adjusted_energy_j == pytest.approx(
         e.gross_energy_j - e.idle_power_w * e.window_duration_s, rel=1e-9
     )
     assert e.avg_power_w == pytest.approx(e.gross_energy_j / e.window_duration_s, rel=1e-12)
     assert e.energy_per_output_token_j == pytest.approx(e.gross_energy_j / m.output_tokens, rel=1e-12)
-    assert 60.0 <= e.idle_power_w <= 100.0  # the simulated curve's range
+    assert 60.0 <= e.idle_power_w <= 100.0  # 60 W + 240 W × the CPU share, which idles near 0
+    assert e.avg_power_w > e.idle_power_w  # the window works: more CPU, more simulated power
 
     # warmup and phases
     assert result.warmup is not None
@@ -162,7 +165,7 @@ def test_tokens_energy_timeline_and_warmup_of_a_real_run(eos_model: Path, tmp_pa
     baseline_rows = [r for r in rows if r["phase"] == "baseline"]
     assert BASELINE_S * RATE_HZ - 4 <= len(baseline_rows) <= BASELINE_S * RATE_HZ + 1
     assert {r["gpu_uuid"] for r in rows} == {"GPU-SIMULATED-0"}
-    assert all(60.0 <= float(r["power_w"]) <= 100.0 for r in rows)
+    assert all(60.0 <= float(r["power_w"]) <= 300.0 for r in rows)  # 60 W + 240 W × u, u in [0, 1]
     assert result.baseline is not None and result.baseline.samples == len(baseline_rows)
 
 

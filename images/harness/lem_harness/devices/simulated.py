@@ -205,16 +205,21 @@ class SimulatedDevices(GpuDevices):
 class LoadFollowingDevices(SimulatedDevices):
     """Simulated GPUs whose power follows this process's CPU load: the device of the CPU demo.
 
-    Between two readings (a sample or a counter read) GPU ``i`` draws::
+    GPU ``i`` draws ``P_i(t) = idle_power_w + i·gpu_step_w + amplitude_w·L(t)``, where the
+    activity ``L`` follows the process's CPU load with the time constant ``response_s`` (a
+    first-order response, as a card's power follows its load): over the interval between two
+    readings (a sample or a counter read) of length ``Δt``, the load is
+    ``u = Δcpu / (Δt · cpus)`` clamped to [0, 1] (``cpu_clock``, by default
+    ``time.process_time``: every thread of the harness, engine included; ``cpus``: the CPUs it may
+    run on), and ``L`` moves from ``L₀`` towards ``u``::
 
-        P_i = idle_power_w + i·gpu_step_w + amplitude_w·u,   u = Δcpu / (Δt · cpus), clamped to [0, 1]
+        L(t₀ + s) = u + (L₀ − u)·e^(−s/τ),   ∫ L = u·Δt + (L₀ − u)·τ·(1 − e^(−Δt/τ))
 
-    where ``Δcpu`` is the CPU time the process used over that interval (``cpu_clock``, by
-    default ``time.process_time``: every thread of the harness, engine included) and ``cpus``
-    the CPUs it may run on. The energy counter is the exact integral of that piecewise-constant
-    power. So an idle baseline reads ``idle_power_w``, inference reads more, and the demo's
-    idle-adjusted energy is the energy of the CPU work the run did, in simulated watts —
-    unlike the periodic curve, whose phase at the baseline could exceed the window's average.
+    The energy counter is the exact integral of ``P``. The power is continuous, so a timeline's
+    trapezoid agrees with the counter even over short windows. An idle baseline reads
+    ``idle_power_w``, inference reads more, and the demo's idle-adjusted energy is that of the CPU
+    work the run did, in simulated watts (unlike the periodic curve, whose phase at the baseline
+    could exceed the window's average).
     """
 
     def __init__(
@@ -227,21 +232,24 @@ class LoadFollowingDevices(SimulatedDevices):
         idle_power_w: float = 60.0,
         amplitude_w: float = 240.0,
         gpu_step_w: float = 10.0,
+        response_s: float = 0.2,
     ) -> None:
         if cpus < 1:
             raise ValueError(f"cpus must be >= 1, got {cpus}")
+        if response_s <= 0:
+            raise ValueError(f"response_s must be > 0, got {response_s}")
         super().__init__(
             n_gpus, clock, idle_power_w=idle_power_w, amplitude_w=amplitude_w, gpu_step_w=gpu_step_w
         )
-        self._cpu_clock, self._cpus = cpu_clock, cpus
+        self._cpu_clock, self._cpus, self._response_s = cpu_clock, cpus, response_s
         self._lock = threading.Lock()
         self._last_t, self._last_cpu = self.origin_s, cpu_clock()
-        self._load = 0.0
+        self._activity = 0.0  # L at the last reading
         self._energy_j = [0.0] * n_gpus
 
     def power_now(self, gpu: int = 0) -> float:
-        """GPU ``gpu``'s power (W) over the last interval read."""
-        return self.curve.idle_power_w + gpu * self.curve.gpu_step_w + self.curve.amplitude_w * self._load
+        """GPU ``gpu``'s power (W) at the last reading."""
+        return self.curve.idle_power_w + gpu * self.curve.gpu_step_w + self.curve.amplitude_w * self._activity
 
     def energy_counter_j(self) -> dict[str, float]:
         with self._lock:
@@ -254,12 +262,16 @@ class LoadFollowingDevices(SimulatedDevices):
             return [self._sample_at(i, tau, self.power_now(i)) for i in range(self.n_gpus)]
 
     def _advance(self) -> float:
-        """Integrate up to now at the load of the interval just ended; return τ."""
+        """A reading now: integrate the interval since the previous one; returns τ."""
         now, cpu = self._clock(), self._cpu_clock()
         dt = now - self._last_t
         if dt > 0:
-            self._load = min(1.0, max(0.0, (cpu - self._last_cpu) / (dt * self._cpus)))
+            load = min(1.0, max(0.0, (cpu - self._last_cpu) / (dt * self._cpus)))
+            decay = math.exp(-dt / self._response_s)
+            area = load * dt + (self._activity - load) * self._response_s * (1.0 - decay)
             for i in range(self.n_gpus):
-                self._energy_j[i] += self.power_now(i) * dt
+                base = self.curve.idle_power_w + i * self.curve.gpu_step_w
+                self._energy_j[i] += base * dt + self.curve.amplitude_w * area
+            self._activity = load + (self._activity - load) * decay
             self._last_t, self._last_cpu = now, cpu
         return now - self.origin_s

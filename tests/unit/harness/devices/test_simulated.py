@@ -128,35 +128,57 @@ class _Clocks:
         self.cpu += cpu_seconds
 
 
-def test_load_following_power_is_idle_plus_amplitude_times_the_cpu_share() -> None:
+def test_load_following_power_follows_the_cpu_share_with_a_first_order_response() -> None:
     c = _Clocks()
-    dev = LoadFollowingDevices(2, lambda: c.wall, cpu_clock=lambda: c.cpu, cpus=2)
+    dev = LoadFollowingDevices(2, lambda: c.wall, cpu_clock=lambda: c.cpu, cpus=2, response_s=0.5)
     c.step(4.0, 0.0)  # idle: 4 s, no CPU
     assert [s.power_w for s in dev.sample()] == [60.0, 70.0]
-    c.step(2.0, 3.0)  # 3 CPU-seconds over 2 s on 2 CPUs: u = 0.75
+    c.step(2.0, 3.0)  # 3 CPU-seconds over 2 s on 2 CPUs: u = 0.75; L = 0.75·(1 − e^−4)
+    activity = 0.75 * (1 - math.exp(-4.0))
     samples = dev.sample()
-    assert [s.power_w for s in samples] == [240.0, 250.0]
-    assert [s.utilization_pct for s in samples] == [75.0, 75.0]
+    assert [s.power_w for s in samples] == pytest.approx(
+        [60 + 240 * activity, 70 + 240 * activity], rel=1e-12
+    )
+    assert samples[0].utilization_pct == pytest.approx(100 * activity, rel=1e-12)
     c.step(1.0, 5.0)  # more CPU than the CPUs allow (clock granularity): u clamps to 1
-    assert dev.energy_counter_j() == {
-        "GPU-SIMULATED-0": 60.0 * 4 + 240.0 * 2 + 300.0 * 1,
-        "GPU-SIMULATED-1": 70.0 * 4 + 250.0 * 2 + 310.0 * 1,
-    }
+    area = 0.75 * 2 - 0.75 * 0.5 * (1 - math.exp(-4.0)) + 1.0 + (activity - 1.0) * 0.5 * (1 - math.exp(-2.0))
+    counter = dev.energy_counter_j()
+    assert counter["GPU-SIMULATED-0"] == pytest.approx(60.0 * 7 + 240.0 * area, rel=1e-12)
+    assert counter["GPU-SIMULATED-1"] == pytest.approx(70.0 * 7 + 240.0 * area, rel=1e-12)
+
+
+def test_load_following_counter_is_the_integral_whatever_the_reading_times() -> None:
+    """Readings split an interval of constant load anywhere: the counter does not change."""
+    coarse, fine = _Clocks(), _Clocks()
+    one = LoadFollowingDevices(1, lambda: coarse.wall, cpu_clock=lambda: coarse.cpu, cpus=1, response_s=0.5)
+    many = LoadFollowingDevices(1, lambda: fine.wall, cpu_clock=lambda: fine.cpu, cpus=1, response_s=0.5)
+    coarse.step(3.0, 1.8)  # u = 0.6 throughout
+    for _ in range(30):
+        fine.step(0.1, 0.06)
+        many.sample()
+    assert many.energy_counter_j()["GPU-SIMULATED-0"] == pytest.approx(
+        one.energy_counter_j()["GPU-SIMULATED-0"], rel=1e-9
+    )
+    assert one.energy_counter_j()["GPU-SIMULATED-0"] == pytest.approx(
+        60 * 3 + 240 * (0.6 * 3 - 0.6 * 0.5 * (1 - math.exp(-6.0))), rel=1e-12
+    )
 
 
 def test_load_following_window_energy_exceeds_its_idle_share_when_the_process_works() -> None:
     c = _Clocks()
-    dev = LoadFollowingDevices(1, lambda: c.wall, cpu_clock=lambda: c.cpu, cpus=1)
-    c.step(5.0, 0.05)  # a baseline: the sampler thread's crumbs
+    dev = LoadFollowingDevices(1, lambda: c.wall, cpu_clock=lambda: c.cpu, cpus=1, response_s=0.5)
+    c.step(5.0, 0.0)  # a baseline
     idle_w = dev.energy_counter_j()["GPU-SIMULATED-0"] / 5.0
     start = dev.energy_counter_j()["GPU-SIMULATED-0"]  # no time passed: nothing added
-    c.step(10.0, 6.0)
+    c.step(10.0, 10.0)  # busy throughout
     gross = dev.energy_counter_j()["GPU-SIMULATED-0"] - start
-    assert idle_w == pytest.approx(62.4)
-    assert gross == pytest.approx(600.0 + 240.0 * 6.0)
-    assert gross - idle_w * 10.0 == pytest.approx(1416.0)
+    assert idle_w == 60.0
+    assert gross == pytest.approx(600.0 + 240.0 * (10.0 - 0.5 * (1 - math.exp(-20.0))), rel=1e-12)
+    assert gross - idle_w * 10.0 > 2_000.0
 
 
 def test_load_following_rejects_no_cpus() -> None:
     with pytest.raises(ValueError, match="cpus must be >= 1"):
         LoadFollowingDevices(cpus=0)
+    with pytest.raises(ValueError, match="response_s must be > 0"):
+        LoadFollowingDevices(response_s=0.0)
