@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from lem_harness.cpus import usable_cpus
 from lem_harness.devices.base import (
     CounterResetError,
     DeviceError,
@@ -61,8 +62,7 @@ def open_devices(
             return SimulatedDevices(n_gpus=n_gpus, clock=clock), [
                 "simulated GPU: energy and power figures come from a synthetic curve (tests and demos only)"
             ]
-        cpus = len(os.sched_getaffinity(0))
-        return LoadFollowingDevices(n_gpus, clock, cpu_clock=cpu_clock, cpus=cpus), [
+        return LoadFollowingDevices(n_gpus, clock, cpu_clock=cpu_clock, cpus=usable_cpus()), [
             "simulated GPU: energy and power figures are synthetic, following this process's CPU load "
             "(tests and demos only)"
         ]
