@@ -5,7 +5,10 @@ uses every ``thermal.poll_interval_seconds`` and ends as soon as each is within
 ``temperature_tolerance_c`` of its idle temperature and ``power_tolerance_w`` of its idle
 power (``thermal``), or, with ``end_when_settled``, as soon as each is either that or settled:
 cooling seen during this gap, its predicted further drop (``lem.campaign.settling``) within
-the temperature tolerance, and its power near idle (``settled``); the configured gap is the
+the temperature tolerance, and its power near idle (``settled``); with ``end_at_warmest_start``,
+also as soon as each is that or no warmer than at the start of an earlier run of this campaign,
+power near idle (``warmest_start``: the spread of start temperatures cannot grow, so a gap
+longer than the one that set it need not cool further). The configured gap is the
 maximum. The idle reference is the first reading of the campaign, lowered by each run's
 measured idle baseline. Without NVML on the host, thermal mode says so once and falls back
 to fixed gaps.
@@ -28,7 +31,7 @@ from lem_harness.contract import BaselineMetrics
 from lem_harness.devices.base import DeviceError
 
 SENSOR_RESOLUTION_C = 1.0  # NVML reports whole degrees Celsius
-GapEnd = Literal["none", "fixed", "thermal", "settled", "cap", "stopped"]
+GapEnd = Literal["none", "fixed", "thermal", "settled", "warmest_start", "cap", "stopped"]
 Warn = Callable[[str], None]
 
 
@@ -153,29 +156,38 @@ class GapWaiter:
         if self.mode == "thermal" and probe is None:
             self.mode = "fixed"
         self.idle = IdleReference()
+        self.warmest_start_c: dict[str, float] = {}  # per GPU UUID, the warmest start of a run so far
         self.latest: list[GpuReading] = []  # the last readings taken (the live view shows them)
         self._calibrate()
 
     def wait(self, seconds: float) -> GapRecord:
         """Wait before a run whose configured gap is ``seconds`` (the maximum in thermal mode)."""
         if seconds <= 0:
-            return GapRecord(0.0, "none", _temperatures(self._read()) or None)
-        if self.mode == "thermal":
-            return self._wait_thermal(seconds)
-        waited = sleep_unless_stopped(self._clock, seconds, self._stop)
-        ended: GapEnd = "stopped" if self._stop.is_set() else "fixed"
-        return GapRecord(waited, ended, _temperatures(self._read()) or None)
+            record = GapRecord(0.0, "none", _temperatures(self._read()) or None)
+        elif self.mode == "thermal":
+            record = self._wait_thermal(seconds)
+        else:
+            waited = sleep_unless_stopped(self._clock, seconds, self._stop)
+            ended: GapEnd = "stopped" if self._stop.is_set() else "fixed"
+            record = GapRecord(waited, ended, _temperatures(self._read()) or None)
+        if record.ended_by != "stopped":  # the next run starts at these temperatures
+            self._note_start(record.start_temperature_c or {})
+        return record
 
     def status_line(self) -> str | None:
         """Thermal mode: each GPU's last temperature against the one that ends the gap."""
         if self.mode != "thermal" or not self.latest:
             return None
-        tolerance = self._execution.thermal.temperature_tolerance_c
+        thermal = self._execution.thermal
         parts = []
         for reading in self.latest:
             idle = self.idle.temperature_c.get(reading.uuid)
             now = f"{reading.temperature_c:.0f} °C" if reading.temperature_c is not None else "? °C"
-            target = f" → ≤ {idle + tolerance:.0f} °C" if idle is not None else ""
+            ends = None if idle is None else idle + thermal.temperature_tolerance_c
+            warmest = self.warmest_start_c.get(reading.uuid)
+            if thermal.end_at_warmest_start and ends is not None and warmest is not None:
+                ends = max(ends, warmest)
+            target = f" → ≤ {ends:.0f} °C" if ends is not None else ""
             parts.append(f"{reading.uuid[:12]} {now}{target}")
         return "; ".join(parts)
 
@@ -222,19 +234,41 @@ class GapWaiter:
         waited = self._clock.monotonic() - start
         return GapRecord(waited, ended, _temperatures(readings) or None)
 
+    def _note_start(self, temperatures: dict[str, float]) -> None:
+        for uuid, value in temperatures.items():
+            self.warmest_start_c[uuid] = max(value, self.warmest_start_c.get(uuid, value))
+
     def _thermal_end(self, readings: Sequence[GpuReading], history: CoolingHistory) -> GapEnd | None:
-        """``thermal`` when every GPU is near idle; ``settled`` when each is near idle or settled."""
+        """The first test every GPU passes, in this order: ``thermal`` (near idle), ``settled``
+        (near idle or settled), ``warmest_start`` (any of those, or no warmer than an earlier
+        run's start); ``None`` while some GPU passes none of the enabled tests."""
         thermal = self._execution.thermal
         if self.idle.is_near(readings, thermal):
             return "thermal"
-        if not thermal.end_when_settled or not readings:
+        if not readings:
             return None
-        for reading in readings:
-            near = self.idle.is_near([reading], thermal)
-            settled = history.settled(reading.uuid, thermal.temperature_tolerance_c)
-            if not (near or (settled and self.idle.power_near(reading, thermal))):
-                return None
-        return "settled"
+        tests: list[tuple[GapEnd, Callable[[GpuReading], bool]]] = []
+        if thermal.end_when_settled:
+            tests.append(("settled", lambda r: history.settled(r.uuid, thermal.temperature_tolerance_c)))
+        if thermal.end_at_warmest_start:
+            tests.append(("warmest_start", self._no_warmer_than_a_start))
+        passed: list[Callable[[GpuReading], bool]] = []
+        for name, test in tests:
+            passed.append(test)
+            if all(self._ends_for(r, passed) for r in readings):
+                return name
+        return None
+
+    def _ends_for(self, reading: GpuReading, tests: Sequence[Callable[[GpuReading], bool]]) -> bool:
+        """Near idle, or passing one of ``tests`` with its power near idle."""
+        thermal = self._execution.thermal
+        if self.idle.is_near([reading], thermal):
+            return True
+        return self.idle.power_near(reading, thermal) and any(test(reading) for test in tests)
+
+    def _no_warmer_than_a_start(self, reading: GpuReading) -> bool:
+        warmest = self.warmest_start_c.get(reading.uuid)
+        return reading.temperature_c is not None and warmest is not None and reading.temperature_c <= warmest
 
     def _read(self) -> list[GpuReading]:
         if self._probe is None:

@@ -67,7 +67,7 @@ class RunEntry(_Model):
     finished_at: str | None = None
     duration_s: float | None = None
     gap_waited_s: float | None = None
-    gap_ended_by: str | None = None  # none | fixed | thermal | settled | cap | stopped
+    gap_ended_by: str | None = None  # none | fixed | thermal | settled | warmest_start | cap | stopped
     start_temperature_c: dict[str, float] | None = None  # GPU UUID -> °C when the run started
     page_cache_dropped: bool | None = None
     result_path: str | None = None  # relative to the campaign directory

@@ -39,6 +39,9 @@ class ThermalGapConfig(StrictModel):
     min_gap_seconds: StrictFloat = Field(10.0, ge=0.0, le=86_400.0)
     poll_interval_seconds: StrictFloat = Field(2.0, ge=0.1, le=600.0)
     end_when_settled: bool = True  # also end once cooling has flattened out (lem.campaign.settling)
+    # also end once no GPU is warmer than it was at the start of an earlier run of this campaign
+    # (the start-temperature spread cannot grow; gaps longer than the one that set it shorten)
+    end_at_warmest_start: bool = False
 
 
 class ExecutionConfig(StrictModel):

@@ -177,6 +177,88 @@ def test_a_measured_idle_baseline_lowers_the_reference() -> None:
     assert (record.waited_s, record.ended_by) == (20.0, "cap")
 
 
+# --------------------------------------------------------------------------- warmest start
+
+
+def warmest(enabled: bool = True, settled: bool = False) -> ExecutionConfig:
+    rule = ThermalGapConfig(
+        min_gap_seconds=10.0,
+        poll_interval_seconds=2.0,
+        end_when_settled=settled,
+        end_at_warmest_start=enabled,
+    )
+    return ExecutionConfig(gap_mode="thermal", config_gap_seconds=60, cycle_gap_seconds=300, thermal=rule)
+
+
+# Idle 40 °C (band: ≤ 43 °C). Run 1 starts at 40 °C (no gap); the 20 s gap before run 2 stays at
+# 50 °C and ends at its cap, so run 2 starts at 50 °C; the gap before run 3 reads 60, 55, 51, 50 …
+CAPPED_THEN_COOLING = temps(40.0, 40.0, *[50.0] * 6, 60.0, 55.0, 51.0, 50.0, 49.0)
+
+
+Starts = list[tuple[float, str, float]]
+
+
+def three_starts(execution: ExecutionConfig) -> tuple[GapWaiter, ScriptedProbe, Starts]:
+    clock = FakeClock()
+    probe = ScriptedProbe(clock, CAPPED_THEN_COOLING)
+    gaps = waiter(execution, probe, clock)
+    records = [gaps.wait(s) for s in (0.0, 20.0, 60.0)]
+    return gaps, probe, [(r.waited_s, r.ended_by, (r.start_temperature_c or {})[UUID]) for r in records]
+
+
+def test_a_gap_ends_once_no_warmer_than_an_earlier_runs_start() -> None:
+    gaps, probe, records = three_starts(warmest())
+    # run 3 may start at 50 °C: run 2 did, so the spread of start temperatures does not grow
+    assert records == [(0.0, "none", 40.0), (20.0, "cap", 50.0), (16.0, "warmest_start", 50.0)]
+    assert gaps.warmest_start_c == {UUID: 50.0}
+    assert probe.read_at[-4:] == [30.0, 32.0, 34.0, 36.0]  # the gap began at 20 s (runs take no fake time)
+
+
+def test_without_the_rule_the_same_gap_waits_for_idle_or_its_cap() -> None:
+    _, _, records = three_starts(warmest(enabled=False))
+    assert records[2] == (60.0, "cap", 49.0)
+
+
+def test_the_band_and_the_settled_rule_are_tried_first() -> None:
+    # 55, 51, 50: the drops 4 then 1 predict 1·¼/(1 − ¼) ≈ 0.33 °C to come: settled first
+    _, _, records = three_starts(warmest(settled=True))
+    assert records[2] == (16.0, "settled", 50.0)
+
+
+def test_the_warmest_start_rule_needs_idle_power_too() -> None:
+    clock = FakeClock()
+    hot = [[GpuReading(UUID, t, 200.0)] for t in (48.0, 47.0)]
+    probe = ScriptedProbe(clock, [*temps(40.0, 40.0, *[50.0] * 6), *hot])
+    gaps = waiter(warmest(), probe, clock)
+    records = [gaps.wait(s) for s in (0.0, 20.0, 30.0)]
+    assert (records[2].waited_s, records[2].ended_by) == (30.0, "cap")  # 47 °C but 200 W: not idle
+
+
+def test_a_stopped_gap_is_no_start() -> None:
+    clock = FakeClock()
+    stop = threading.Event()
+    clock.schedule(1_013.0, stop.set)
+    probe = ScriptedProbe(clock, temps(40.0, 70.0))
+    gaps = waiter(warmest(), probe, clock, stop=stop)
+    assert gaps.wait(60.0).ended_by == "stopped"
+    assert gaps.warmest_start_c == {}
+
+
+def test_each_gpu_is_held_to_its_own_warmest_start() -> None:
+    clock = FakeClock()
+
+    def both(a: float, b: float) -> list[GpuReading]:
+        return [GpuReading(UUID, a, 60.0), GpuReading(UUID2, b, 60.0)]
+
+    # run 2 starts with GPU a at 50 °C and GPU b at 45 °C; in the next gap a reaches 50 at 12 s,
+    # but b is at 46 until 14 s
+    script = [both(40.0, 40.0), *[both(50.0, 45.0)] * 6, both(52.0, 47.0), both(50.0, 46.0), both(50.0, 45.0)]
+    gaps = waiter(warmest(), ScriptedProbe(clock, script), clock)
+    records = [gaps.wait(s) for s in (20.0, 60.0)]
+    assert (records[1].waited_s, records[1].ended_by) == (14.0, "warmest_start")
+    assert gaps.status_line() == "GPU-aaaa 50 °C → ≤ 50 °C; GPU-bbbb 45 °C → ≤ 45 °C"
+
+
 # --------------------------------------------------------------------------- fallbacks
 
 
