@@ -29,7 +29,8 @@ sys.path[:0] = [str(REPO), str(REPO / "images" / "harness")]
 from lem_harness.contract import RunSpec, config_hash  # noqa: E402
 from lem_harness.datasets.synthetic import synthetic_prompts  # noqa: E402
 from lem_harness.engines.batching import static_batches  # noqa: E402
-from lem_harness.experiment import ExperimentConfig, SyntheticPrompts  # noqa: E402
+from lem_harness.experiment import ExperimentConfig  # noqa: E402
+from lem_harness.prompt_sources import SyntheticPrompts  # noqa: E402
 from lem_harness.runner import run  # noqa: E402
 
 

@@ -18,7 +18,8 @@ import pytest
 from lem_harness.contract import TIMELINE_COLUMNS, RunResult, RunSpec, config_hash
 from lem_harness.cpus import usable_cpus
 from lem_harness.datasets.synthetic import synthetic_prompts
-from lem_harness.experiment import ExperimentConfig, SyntheticPrompts
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.prompt_sources import SyntheticPrompts
 from tests.support.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from lem_harness import vllm_pinned as pinned
-from lem_harness.experiment import VLLMAttentionConfig, VLLMConfig, VLLMSpeculativeConfig
+from lem_harness.backend_sections import VLLMAttentionConfig, VLLMConfig, VLLMSpeculativeConfig
 from tests.support.vllm_cpu import require_vllm_python
 
 pytestmark = [pytest.mark.vllm]

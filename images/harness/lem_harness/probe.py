@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from lem_harness.datasets.hub import hub_cache_dir
 from lem_harness.engines.base import module_available
-from lem_harness.experiment import Backend, DatasetConfig, PromptSource, is_local_path
+from lem_harness.prompt_sources import DatasetConfig, PromptSource
+from lem_harness.schema_base import Backend, is_local_path
 
 _TRUE = {"1", "true", "yes", "on"}
 PACKAGE_PREFIX = "package:"

@@ -34,7 +34,8 @@ from lem.config.errors import ConfigError, ConfigProblem, ConfigWarning
 from lem.config.loader import detect_kind, read_document, to_problems
 from lem.config.yaml_source import KeyPath, YamlDocument, format_path
 from lem_harness.contract import config_hash
-from lem_harness.experiment import BACKENDS, ExperimentConfig, with_absolute_paths
+from lem_harness.experiment import ExperimentConfig, with_absolute_paths
+from lem_harness.schema_base import BACKENDS
 
 MAX_CONFIGS = 100_000
 _LABELS_SHOWN = 3

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lem.config.campaign import CampaignConfig, ExecutionConfig
-from lem_harness.experiment import BACKENDS, WarmupConfig
+from lem_harness.experiment import WarmupConfig
+from lem_harness.schema_base import BACKENDS
 
 Raw = dict[str, Any]
 

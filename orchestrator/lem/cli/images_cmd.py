@@ -27,7 +27,7 @@ from lem.runtime.images import (
 )
 from lem.runtime.wheelhouse import script_wheelhouse
 from lem_harness.contract import CONTRACT_VERSION
-from lem_harness.experiment import BACKENDS
+from lem_harness.schema_base import BACKENDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigWarning, Severity
+from lem_harness.backend_sections import TensorRTConfig, VLLMConfig
 from lem_harness.engines.tensorrt_args import (
     required_compute_capability,
     tensorrt_section,
     unsupported_settings,
 )
-from lem_harness.experiment import ExperimentConfig, TensorRTConfig, VLLMConfig
+from lem_harness.experiment import ExperimentConfig
 
 LONG_OUTPUT_TOKENS = 4_096
 HIGH_QPS = 100.0

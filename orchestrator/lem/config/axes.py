@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lem.config.fields import experiment_paths, experiment_sections, field_names, suggest
-from lem_harness.experiment import BACKENDS
+from lem_harness.schema_base import BACKENDS
 
 BATCH_ALIAS: dict[str, tuple[str, str]] = {
     "pytorch": ("pytorch", "batch_size"),

@@ -15,7 +15,8 @@ from pydantic import Field, PrivateAttr, StrictFloat, StrictInt, field_validator
 
 from lem.config.slurm import SlurmConfig
 from lem.config.yaml_source import YamlDocument
-from lem_harness.experiment import Backend, DatasetConfig, PromptsConfig, StrictModel
+from lem_harness.prompt_sources import DatasetConfig, PromptsConfig
+from lem_harness.schema_base import Backend, StrictModel
 
 _DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}

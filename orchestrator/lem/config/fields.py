@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lem_harness.experiment import BACKENDS, ExperimentConfig
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.schema_base import BACKENDS
 
 
 def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lem_harness.experiment import ExperimentConfig, FilePrompts, is_local_path
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.prompt_sources import FilePrompts
+from lem_harness.schema_base import is_local_path
 
 MISSING_FIX = "fix the path (relative paths are read from the directory of the file that gives them)"
 

@@ -18,7 +18,7 @@ from lem.config.axes import AxisError, resolve_axis
 from lem.config.campaign import CampaignConfig
 from lem.config.errors import ConfigWarning
 from lem.config.yaml_source import YamlDocument, dig
-from lem_harness.experiment import BACKENDS
+from lem_harness.schema_base import BACKENDS
 
 CODE = "OVERRIDDEN"
 Path = tuple[str, ...]

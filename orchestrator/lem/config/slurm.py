@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lem_harness.experiment import StrictModel
+from lem_harness.schema_base import StrictModel
 
 _SLURM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
 _OPTION = re.compile(r"^--([a-z][a-z0-9-]*)(=[^\n\r\x00]{1,500})?$")

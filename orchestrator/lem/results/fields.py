@@ -22,7 +22,9 @@ from pydantic import BaseModel
 from lem.config.campaign import RUN_GROUP_FIELDS
 from lem.config.grouping import UnknownGroupKey, check_keys, field_path, leaf_fields
 from lem.results.load import RunRecord
-from lem_harness.experiment import BACKEND_SECTIONS, DatasetConfig, ExperimentConfig
+from lem_harness.backend_sections import BACKEND_SECTIONS
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.prompt_sources import DatasetConfig
 
 UnknownFieldError = UnknownGroupKey  # the results commands' name for it
 

@@ -19,7 +19,7 @@ from typing import IO, Literal, Protocol
 from lem.runtime.errors import LemRuntimeError, build_command
 from lem.runtime.spec import LABEL_CONTRACT
 from lem_harness.contract import CONTRACT_VERSION, contract_major
-from lem_harness.experiment import BACKENDS
+from lem_harness.schema_base import BACKENDS
 
 IMAGE_REPOSITORY = "llenergymeasure"
 REPOSITORY_ENV = "LEM_IMAGE_REPOSITORY"  # another name for this checkout's images on a shared engine

@@ -19,7 +19,7 @@ from lem.config import (
 from lem.config.campaign import duration_seconds
 from lem.config.loader import campaign_from_document
 from lem.config.yaml_source import parse_yaml
-from lem_harness.experiment import DatasetConfig
+from lem_harness.prompt_sources import DatasetConfig
 
 
 def campaign_problems(text: str) -> list[str]:

@@ -7,7 +7,8 @@ import pytest
 from lem.config import ConfigError
 from lem.config.loader import experiment_from_document
 from lem.config.yaml_source import parse_yaml
-from lem_harness.experiment import DatasetConfig, ExperimentConfig, HubPrompts
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.prompt_sources import DatasetConfig, HubPrompts
 
 
 def load(text: str) -> ExperimentConfig:

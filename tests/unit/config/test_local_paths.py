@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lem.config import load_experiment
-from lem_harness.experiment import ExperimentConfig, is_local_path, with_absolute_paths
+from lem_harness.experiment import ExperimentConfig, with_absolute_paths
+from lem_harness.schema_base import is_local_path
 
 
 def test_hub_ids_are_not_paths() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from lem_harness.backend_sections import VLLMSpeculativeConfig
 from lem_harness.engines.base import BatchResult, Generation, SpeculativeCounts
 from lem_harness.engines.vllm import VLLMEngine, resolve_adapter
 from lem_harness.engines.vllm_args import (
@@ -21,7 +22,7 @@ from lem_harness.engines.vllm_args import (
     spec_counts,
     speculative_config,
 )
-from lem_harness.experiment import ExperimentConfig, VLLMSpeculativeConfig, with_absolute_paths
+from lem_harness.experiment import ExperimentConfig, with_absolute_paths
 from lem_harness.metrics import inference_metrics, speculative_metrics
 
 BASE_KWARGS = {

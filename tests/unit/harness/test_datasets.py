@@ -13,7 +13,8 @@ from lem_harness.datasets.hub import load_hub_texts
 from lem_harness.datasets.jsonl import load_jsonl_texts
 from lem_harness.datasets.synthetic import synthetic_prompts
 from lem_harness.engines.base import Tokenizer
-from lem_harness.experiment import DatasetConfig, ExperimentConfig, FilePrompts, SyntheticPrompts
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.prompt_sources import DatasetConfig, FilePrompts, SyntheticPrompts
 
 
 class WordTokenizer(Tokenizer):

@@ -15,7 +15,8 @@ from lem_harness.datasets import DatasetError, load_prompts, select_indices
 from lem_harness.datasets.extract import alpaca_prompt, mmlu_prompt, sharegpt_prompt
 from lem_harness.datasets.hub import download_patterns, fetch_command, load_hub_texts
 from lem_harness.engines.base import Tokenizer
-from lem_harness.experiment import DatasetConfig, ExperimentConfig, HubPrompts
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.prompt_sources import DatasetConfig, HubPrompts
 
 pq = pytest.importorskip("pyarrow.parquet")
 pa = pytest.importorskip("pyarrow")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lem_harness.backend_sections import PyTorchConfig
 from lem_harness.engines.pytorch_args import (
     assistant_kwargs,
     generation_kwargs,
@@ -14,7 +15,7 @@ from lem_harness.engines.pytorch_args import (
     quantization_kwargs,
     quantization_problem,
 )
-from lem_harness.experiment import ExperimentConfig, PyTorchConfig
+from lem_harness.experiment import ExperimentConfig
 
 
 def _config(**changes: Any) -> ExperimentConfig:

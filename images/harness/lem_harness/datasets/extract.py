@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lem_harness.datasets.errors import DatasetError
-from lem_harness.experiment import AUTO_COLUMNS, DatasetConfig
+from lem_harness.prompt_sources import AUTO_COLUMNS, DatasetConfig
 
 Row = Mapping[str, Any]
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lem_harness.datasets.errors import DatasetError
 from lem_harness.datasets.extract import Row, extract_texts
-from lem_harness.experiment import DatasetConfig
+from lem_harness.prompt_sources import DatasetConfig
 
 DATA_PATTERNS = ["*.parquet", "*.jsonl"]
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from lem_harness.datasets.errors import DatasetError
-from lem_harness.experiment import FilePrompts
+from lem_harness.prompt_sources import FilePrompts
 
 
 def _prompt(line: str, where: str, key: str) -> str:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Set
 
 from lem_harness.datasets.errors import DatasetError
-from lem_harness.experiment import SyntheticPrompts
+from lem_harness.prompt_sources import SyntheticPrompts
 
 
 def prompt_lengths(cfg: SyntheticPrompts, count: int, rng: random.Random) -> list[int]:

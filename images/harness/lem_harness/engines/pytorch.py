@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from lem_harness.backend_sections import COMPILE_MODES, PyTorchConfig
 from lem_harness.cpus import usable_cpus
 from lem_harness.engines.arrivals import BatchPolicy, Served, serve_in_batches
 from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
@@ -36,7 +37,7 @@ from lem_harness.engines.pytorch_args import (
     quantization_problem,
 )
 from lem_harness.engines.pytorch_workers import WorkerPool
-from lem_harness.experiment import COMPILE_MODES, ExperimentConfig, PyTorchConfig
+from lem_harness.experiment import ExperimentConfig
 
 VERSION_PACKAGES = (
     "torch",

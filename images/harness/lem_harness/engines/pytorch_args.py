@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lem_harness.experiment import ExperimentConfig, PyTorchConfig
+from lem_harness.backend_sections import PyTorchConfig
+from lem_harness.experiment import ExperimentConfig
 
 
 def pytorch_section(config: ExperimentConfig) -> PyTorchConfig:

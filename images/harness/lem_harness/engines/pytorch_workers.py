@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lem_harness.backend_sections import PyTorchConfig
 from lem_harness.engines.base import BatchResult, EngineUnavailableError
 from lem_harness.engines.pytorch_shards import (
     gpu_groups,
@@ -24,7 +25,7 @@ from lem_harness.engines.pytorch_shards import (
     worker_cpus,
     worker_visible_devices,
 )
-from lem_harness.experiment import ExperimentConfig, PyTorchConfig
+from lem_harness.experiment import ExperimentConfig
 
 JOIN_WAIT_S = 30.0
 

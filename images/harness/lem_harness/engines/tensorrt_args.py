@@ -21,6 +21,7 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from lem_harness.backend_sections import TensorRTCalibration, TensorRTConfig
 from lem_harness.engines.tensorrt_names import (
     BUILD_CONFIG_FIELDS,
     CALIB_FIELDS,
@@ -31,7 +32,8 @@ from lem_harness.engines.tensorrt_names import (
     REFUSED_QUANTISATIONS,
     RUNTIME_PASSTHROUGH,
 )
-from lem_harness.experiment import ExperimentConfig, TensorRTCalibration, TensorRTConfig, is_local_path
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.schema_base import is_local_path
 
 TRT_LLM_VERSION = "1.0.0"
 TENSORRT_DEFAULT_OPT_LEVEL = 3

@@ -56,7 +56,8 @@ from lem_harness.engines.vllm_args import (
     token_prompts,
     vllm_section,
 )
-from lem_harness.experiment import ExperimentConfig, is_local_path
+from lem_harness.experiment import ExperimentConfig
+from lem_harness.schema_base import is_local_path
 
 logger = logging.getLogger("lem_harness")
 

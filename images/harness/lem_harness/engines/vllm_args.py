@@ -15,8 +15,9 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from lem_harness.backend_sections import VLLMConfig, VLLMSpeculativeConfig
 from lem_harness.engines.base import SpeculativeCounts
-from lem_harness.experiment import ExperimentConfig, VLLMConfig, VLLMSpeculativeConfig
+from lem_harness.experiment import ExperimentConfig
 from lem_harness.vllm_pinned import VLLM_LORA_RANKS
 
 VLLM_VERSION = "0.32.0"
