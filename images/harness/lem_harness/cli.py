@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from lem_harness import __version__
 from lem_harness.contract import CONTRACT_VERSION, RunSpec, contract_major
-from lem_harness.runner import InterruptGate, run
+from lem_harness.interrupts import InterruptGate
+from lem_harness.runner import run
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
@@ -54,16 +53,17 @@ from lem_harness.contract import (
     TrafficMetrics,
     WarmupMetrics,
 )
-from lem_harness.datasets import DatasetError, load_prompts
+from lem_harness.datasets import load_prompts
 from lem_harness.devices import DeviceError, GpuDevices, open_devices
 from lem_harness.devices.rapl import RaplReader
-from lem_harness.devices.visible import pinned_cuda_env
+from lem_harness.devices.visible import cuda_initialised, pinned_cuda_env
 from lem_harness.engines import create_engine
 from lem_harness.engines.arrivals import served_plan
-from lem_harness.engines.base import BatchResult, Engine, EngineUnavailableError, Generation, Tokenizer
+from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
 from lem_harness.fileio import atomic_write_json, atomic_write_text
 from lem_harness.flags import FlagInputs, validity_flags
+from lem_harness.interrupts import InterruptGate, run_armed
 from lem_harness.measure import (
     BaselineCache,
     BaselineReading,
@@ -91,36 +91,6 @@ ActivityFactory = Callable[[GpuDevices | None], ActivitySource | None]
 def default_activity(devices: GpuDevices | None) -> ActivitySource:
     """/proc for the host; NVML's compute processes for the GPUs, where the devices list them."""
     return ActivityProbe(gpu_processes=devices.compute_processes if devices is not None else None)
-
-
-# Failures a person can act on from the message alone: logged without a traceback.
-EXPECTED_ERRORS = (DatasetError, EngineUnavailableError, DeviceError, FileNotFoundError)
-
-
-class RunInterrupted(BaseException):
-    """SIGTERM arrived: unwind (closing windows and devices) and write a failed result."""
-
-
-class InterruptGate:
-    """Where a SIGTERM lands: raised as ``RunInterrupted`` while armed, recorded otherwise."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.received: str | None = None
-
-    def signal(self, name: str) -> None:
-        """Called by the signal handler."""
-        if self.received is None:
-            self.received = name
-        if self.armed:
-            self.armed = False
-            raise RunInterrupted(f"received {name}: the run was stopped")
-
-    def error(self) -> ErrorInfo | None:
-        """The error to report for a signal that arrived while the run was closing."""
-        if self.received is None:
-            return None
-        return ErrorInfo(type="RunInterrupted", message=f"received {self.received}: the run was stopped")
 
 
 def _iso(unix_s: float) -> str:
@@ -218,7 +188,7 @@ class _Run:
         changes = pinned_cuda_env([gpu.index for gpu in devices.info()], self.env)
         if not changes:
             return
-        if not isinstance(self.env, MutableMapping) or _cuda_initialised():
+        if not isinstance(self.env, MutableMapping) or cuda_initialised():
             raise DeviceError(
                 "the engine would not run on the measured GPUs: set "
                 f"{' '.join(f'{k}={v}' for k, v in changes.items())} "
@@ -567,40 +537,6 @@ def _write_outputs(state: _Run, path: Path) -> None:
         state.warnings.append(f"outputs not written ({OUTPUTS_FILE}): {type(e).__name__}: {e}")
 
 
-def _cuda_initialised() -> bool:
-    """Whether this process already holds a CUDA context (then CUDA_VISIBLE_DEVICES is fixed)."""
-    torch = sys.modules.get("torch")
-    cuda = getattr(torch, "cuda", None)
-    try:
-        return bool(cuda is not None and cuda.is_initialized())
-    except Exception:
-        return False
-
-
-def _error_info(error: BaseException) -> ErrorInfo:
-    if isinstance(error, (*EXPECTED_ERRORS, RunInterrupted, KeyboardInterrupt)):
-        logger.error("run failed: %s: %s", type(error).__name__, error)
-    else:
-        logger.exception("run failed")
-    message = str(error) or repr(error)
-    if isinstance(error, KeyboardInterrupt):
-        message = "interrupted (SIGINT)"
-    return ErrorInfo(type=type(error).__name__, message=message)
-
-
-def _execute(state: _Run, engine_factory: EngineFactory, gate: InterruptGate) -> ErrorInfo | None:
-    """The run's steps with SIGTERM armed; the error they ended with, if any."""
-    try:
-        try:
-            gate.armed = True
-            state.execute(engine_factory)
-        finally:
-            gate.armed = False
-    except (Exception, KeyboardInterrupt, RunInterrupted) as e:
-        return _error_info(e)
-    return None
-
-
 def run(
     spec: RunSpec,
     out_dir: Path,
@@ -625,7 +561,7 @@ def run(
     state = _Run(spec, clock, wall, sleep, env, activity, status=status, cpu_clock=cpu_clock)
     gate = gate or InterruptGate()
     try:
-        error = _execute(state, engine_factory, gate)
+        error = run_armed(lambda: state.execute(engine_factory), gate)
     finally:
         state.close()
     error = error or gate.error()

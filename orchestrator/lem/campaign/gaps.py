@@ -239,32 +239,30 @@ class GapWaiter:
             self.warmest_start_c[uuid] = max(value, self.warmest_start_c.get(uuid, value))
 
     def _thermal_end(self, readings: Sequence[GpuReading], history: CoolingHistory) -> GapEnd | None:
-        """The first test every GPU passes, in this order: ``thermal`` (near idle), ``settled``
-        (near idle or settled), ``warmest_start`` (any of those, or no warmer than an earlier
-        run's start); ``None`` while some GPU passes none of the enabled tests."""
+        """``thermal`` when every GPU is near idle; else ``settled`` when each is near idle or settled;
+        else ``warmest_start`` when each is near idle, settled or no warmer than an earlier run's
+        start; a GPU that is not near idle needs its power near idle too. ``None`` otherwise."""
         thermal = self._execution.thermal
         if self.idle.is_near(readings, thermal):
             return "thermal"
-        if not readings:
-            return None
-        tests: list[tuple[GapEnd, Callable[[GpuReading], bool]]] = []
-        if thermal.end_when_settled:
-            tests.append(("settled", lambda r: history.settled(r.uuid, thermal.temperature_tolerance_c)))
-        if thermal.end_at_warmest_start:
-            tests.append(("warmest_start", self._no_warmer_than_a_start))
-        passed: list[Callable[[GpuReading], bool]] = []
-        for name, test in tests:
-            passed.append(test)
-            if all(self._ends_for(r, passed) for r in readings):
-                return name
-        return None
+        near = {r.uuid for r in readings if self.idle.is_near([r], thermal)}
+        idle_power = {r.uuid for r in readings if self.idle.power_near(r, thermal)}
 
-    def _ends_for(self, reading: GpuReading, tests: Sequence[Callable[[GpuReading], bool]]) -> bool:
-        """Near idle, or passing one of ``tests`` with its power near idle."""
-        thermal = self._execution.thermal
-        if self.idle.is_near([reading], thermal):
-            return True
-        return self.idle.power_near(reading, thermal) and any(test(reading) for test in tests)
+        def each(passes: set[str]) -> bool:
+            return bool(readings) and all(
+                r.uuid in near or (r.uuid in passes and r.uuid in idle_power) for r in readings
+            )
+
+        settled: set[str] = set()
+        if thermal.end_when_settled:
+            settled = {r.uuid for r in readings if history.settled(r.uuid, thermal.temperature_tolerance_c)}
+            if each(settled):
+                return "settled"
+        if thermal.end_at_warmest_start:
+            no_warmer = {r.uuid for r in readings if self._no_warmer_than_a_start(r)}
+            if each(settled | no_warmer):
+                return "warmest_start"
+        return None
 
     def _no_warmer_than_a_start(self, reading: GpuReading) -> bool:
         warmest = self.warmest_start_c.get(reading.uuid)

@@ -40,7 +40,7 @@ def temps(*values: float, power_w: float | None = 60.0) -> list[list[GpuReading]
     return [[GpuReading(UUID, t, power_w)] for t in values]
 
 
-def thermal(**overrides: float) -> ExecutionConfig:
+def thermal(**overrides: float | bool) -> ExecutionConfig:
     settings = {"min_gap_seconds": 10.0, "poll_interval_seconds": 2.0, **overrides}
     return ExecutionConfig(
         gap_mode="thermal", config_gap_seconds=60, cycle_gap_seconds=300, thermal=ThermalGapConfig(**settings)
@@ -181,13 +181,7 @@ def test_a_measured_idle_baseline_lowers_the_reference() -> None:
 
 
 def warmest(enabled: bool = True, settled: bool = False) -> ExecutionConfig:
-    rule = ThermalGapConfig(
-        min_gap_seconds=10.0,
-        poll_interval_seconds=2.0,
-        end_when_settled=settled,
-        end_at_warmest_start=enabled,
-    )
-    return ExecutionConfig(gap_mode="thermal", config_gap_seconds=60, cycle_gap_seconds=300, thermal=rule)
+    return thermal(end_when_settled=settled, end_at_warmest_start=enabled)
 
 
 # Idle 40 °C (band: ≤ 43 °C). Run 1 starts at 40 °C (no gap); the 20 s gap before run 2 stays at

@@ -18,8 +18,9 @@ from lem_harness.devices.simulated import SimulatedDevices
 from lem_harness.engines.arrivals import BatchPolicy, Served, serve_in_batches
 from lem_harness.engines.base import BatchResult, Engine, Generation, Tokenizer
 from lem_harness.experiment import ExperimentConfig
+from lem_harness.interrupts import InterruptGate
 from lem_harness.measure.activity import CpuTimes, Snapshot
-from lem_harness.runner import InterruptGate, run
+from lem_harness.runner import run
 
 T0 = 1000.0
 LOAD_S = 2.0

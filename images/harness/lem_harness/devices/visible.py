@@ -19,6 +19,7 @@ so the energy must be read from the NVML devices behind those ordinals.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -136,3 +137,13 @@ def pinned_cuda_env(nvml_indices: Sequence[int], env: Mapping[str, str]) -> dict
         "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in nvml_indices),
     }
     return {key: value for key, value in wanted.items() if env.get(key) != value}
+
+
+def cuda_initialised() -> bool:
+    """Whether this process already holds a CUDA context (then CUDA_VISIBLE_DEVICES is fixed)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda is not None and cuda.is_initialized())
+    except Exception:
+        return False
