@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from lem_harness.engines.adapters import adapter_rank
 from lem_harness.engines.tensorrt_args import (
-    adapter_rank,
     build_llm_kwargs,
     build_params,
     lora_request_args,

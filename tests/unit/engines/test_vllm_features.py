@@ -12,10 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from lem_harness.backend_sections import VLLMSpeculativeConfig
+from lem_harness.engines.adapters import adapter_rank
 from lem_harness.engines.base import BatchResult, Generation, SpeculativeCounts
 from lem_harness.engines.vllm import VLLMEngine, resolve_adapter
 from lem_harness.engines.vllm_args import (
-    adapter_rank,
     llm_kwargs,
     lora_rank_arg,
     sampling_kwargs,

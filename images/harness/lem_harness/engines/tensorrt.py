@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import time
@@ -33,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lem_harness.engines.adapters import read_adapter_rank
 from lem_harness.engines.arrivals import Served, submit_on_schedule
 from lem_harness.engines.base import (
     BatchResult,
@@ -47,7 +47,6 @@ from lem_harness.engines.batching import eos_ids
 from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.tensorrt_args import (
     TRT_LLM_VERSION,
-    adapter_rank,
     build_llm_kwargs,
     build_params,
     lora_request_args,
@@ -220,8 +219,7 @@ class TensorRTEngine(Engine):
         """The adapter's LoRA rank, from its adapter_config.json (None without an adapter)."""
         if self.config.adapter is None:
             return None
-        path = Path(self.config.adapter).expanduser() / "adapter_config.json"
-        return adapter_rank(json.loads(path.read_text(encoding="utf-8")))
+        return read_adapter_rank(Path(self.config.adapter).expanduser(), f"adapter {self.config.adapter}")
 
     def _eos_ids(self) -> frozenset[int]:
         """Every EOS id of the model's generation config (the LLM API alone stops on one)."""

@@ -267,16 +267,6 @@ def calib_kwargs(config: ExperimentConfig) -> dict[str, Any] | None:
     return kwargs
 
 
-def adapter_rank(adapter_config: Mapping[str, Any]) -> int:
-    """The LoRA rank ``r`` of a PEFT ``adapter_config.json`` (the engine's ``max_lora_rank``)."""
-    rank = adapter_config.get("r")
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(
-            f"adapter_config.json has no positive integer LoRA rank 'r' (got {rank!r}): is it a LoRA adapter?"
-        )
-    return rank
-
-
 def lora_kwargs(config: ExperimentConfig, lora_rank: int | None) -> dict[str, Any] | None:
     """``LoraConfig`` fields (tensorrt_llm.lora_manager) of the config's adapter, or None without one.
 

@@ -23,7 +23,6 @@ The only module of the harness that imports vllm, and only inside methods, so th
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lem_harness.engines.adapters import ADAPTER_CONFIG, read_adapter_rank
 from lem_harness.engines.arrivals import Served, serve_open_loop
 from lem_harness.engines.base import (
     BatchResult,
@@ -46,7 +46,6 @@ from lem_harness.engines.process_tree import descendant_pids, end_processes
 from lem_harness.engines.token_timing import TokenClock
 from lem_harness.engines.vllm_args import (
     VLLM_VERSION,
-    adapter_rank,
     effective_args,
     llm_kwargs,
     lora_rank_arg,
@@ -120,9 +119,9 @@ def resolve_adapter(adapter: str) -> Path:
     (from the local Hugging Face cache when offline)."""
     path = Path(adapter).expanduser()
     if is_local_path(adapter) or path.is_dir():
-        if not (path / "adapter_config.json").is_file():
+        if not (path / ADAPTER_CONFIG).is_file():
             raise FileNotFoundError(
-                f"adapter {adapter}: no adapter_config.json there (a PEFT LoRA adapter directory)"
+                f"adapter {adapter}: no {ADAPTER_CONFIG} there (a PEFT LoRA adapter directory)"
             )
         return path
     from huggingface_hub import snapshot_download
@@ -136,6 +135,14 @@ def engine_queue_s(stats: Any) -> float:
     if stats is None or not getattr(stats, "queued_ts", 0.0) or not getattr(stats, "scheduled_ts", 0.0):
         return 0.0
     return max(0.0, float(stats.scheduled_ts) - float(stats.queued_ts))
+
+
+def render_requests(llm: Any, prompts: Sequence[Sequence[int]]) -> list[Any]:
+    """Token-id prompts rendered into the engine inputs ``LLMEngine.add_request`` takes."""
+    from vllm.renderers.inputs.preprocess import parse_model_prompt
+
+    parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
+    return list(llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params))
 
 
 # --------------------------------------------------------------------------- engine
@@ -175,7 +182,7 @@ class VLLMEngine(Engine):
             from vllm.lora.request import LoRARequest
 
             path = resolve_adapter(self.config.adapter)
-            rank = adapter_rank(json.loads((path / "adapter_config.json").read_text()), self.config.adapter)
+            rank = read_adapter_rank(path, f"adapter {self.config.adapter}")
             kwargs["max_lora_rank"] = lora_rank_arg(rank)
             self._lora = LoRARequest("lem-adapter", 1, str(path))
         self._children_before = descendant_pids()
@@ -247,7 +254,6 @@ class VLLMEngine(Engine):
         return BatchResult(generations=[offline_generation(o) for o in outputs], latency_s=latency)
 
     def _generate_streaming(self, prompts: Sequence[Sequence[int]]) -> BatchResult:
-        from vllm.renderers.inputs.preprocess import parse_model_prompt
         from vllm.sampling_params import RequestOutputKind
 
         llm, engine = self._llm, self._llm.llm_engine
@@ -258,8 +264,7 @@ class VLLMEngine(Engine):
         clocks = {rid: TokenClock(input_tokens=len(p)) for rid, p in zip(ids, prompts, strict=True)}
         before = self._spec_counts()
         start = time.perf_counter()
-        parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
-        rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
+        rendered = render_requests(llm, prompts)
         try:
             for rid, engine_input in zip(ids, rendered, strict=True):
                 engine.add_request(rid, engine_input, params, lora_request=self._lora)
@@ -288,7 +293,6 @@ class VLLMEngine(Engine):
     ) -> Served:
         """Each request added to the engine at its arrival (``add_request``), the engine stepped
         between arrivals; processing starts when the engine first schedules the request."""
-        from vllm.renderers.inputs.preprocess import parse_model_prompt
         from vllm.sampling_params import RequestOutputKind
 
         if self._llm is None:
@@ -297,8 +301,7 @@ class VLLMEngine(Engine):
         params = self._params.clone()
         params.output_kind = RequestOutputKind.FINAL_ONLY
         ids = [f"lem-traffic-{i}" for i in range(len(prompts))]
-        parsed = [parse_model_prompt(llm.model_config, p) for p in token_prompts(prompts)]
-        rendered = llm.renderer.render_cmpl(parsed, llm.renderer.default_cmpl_tok_params)
+        rendered = render_requests(llm, prompts)
         finished: dict[str, Any] = {}
 
         def step() -> None:

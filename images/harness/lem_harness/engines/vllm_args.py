@@ -12,7 +12,7 @@ the result's ``provenance.engine_args``. docs/backends.md holds the full table.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lem_harness.backend_sections import VLLMConfig, VLLMSpeculativeConfig
@@ -97,19 +97,6 @@ def lora_rank_arg(rank: int) -> int:
     raise ValueError(
         f"LoRA adapter rank {rank} exceeds vLLM 0.32's largest max_lora_rank ({VLLM_LORA_RANKS[-1]})"
     )
-
-
-def adapter_rank(adapter_config: Mapping[str, Any], source: str) -> int:
-    """The rank ``r`` of a PEFT LoRA adapter from its ``adapter_config.json``."""
-    kind = adapter_config.get("peft_type", "LORA")
-    rank = adapter_config.get("r")
-    if kind != "LORA" or not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(
-            f"adapter {source}: adapter_config.json must describe a LoRA adapter "
-            "(peft_type LORA, integer r >= 1); "
-            f"found peft_type={kind!r}, r={rank!r}"
-        )
-    return rank
 
 
 def fixed_length(config: ExperimentConfig) -> bool:
